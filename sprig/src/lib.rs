@@ -1,0 +1,3 @@
+//! sprig
+#![allow(dead_code)]
+mod arch;
