@@ -1,3 +1,17 @@
-//! sprig
-#![allow(dead_code)]
+#![doc = include_str!("../../README.md")]
+#![warn(missing_docs, missing_debug_implementations)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod arch;
+mod builder;
+pub mod coroutine;
+pub mod generator;
+mod raw;
+pub mod stack;
+mod unwind;
+
+pub use builder::Builder;
+pub use coroutine::{Coroutine, CoroutineResult, ForcedUnwind, Yielder};
+pub use generator::{CloseError, Co, Generator, GeneratorExit, GeneratorState, ResumeError};
+pub use stack::StackError;
+pub use unwind::is_forced_unwind;

@@ -24,8 +24,8 @@
 //!   would hand one context the platform state of another.
 //! - FPCR is shared by the thread (see the parent module).
 //!
-//! Arguments: x0 carries the transferred word both ways, x1 carries the arch
-//! top into the coroutine and the coroutine's stack pointer (0 once finished)
+//! Arguments: x0 carries the transferred word both ways, x3 carries the
+//! control word into the coroutine, x1 carries the arch top into the coroutine and the coroutine's stack pointer (0 once finished)
 //! back out, x2 carries the target stack pointer (or, when suspending, the
 //! arch top). sp is kept 16-byte aligned at every instruction, as Linux
 //! checks.
@@ -73,7 +73,7 @@
 
 use core::arch::{asm, naked_asm};
 
-use super::{EntryFn, StackPointer};
+use super::{EntryFn, StackPointer, Word};
 
 /// The top of a coroutine stack must be aligned to this.
 pub(crate) const STACK_ALIGNMENT: usize = 16;
@@ -161,24 +161,26 @@ unsafe extern "C" fn trampoline() {
 /// `top`, not resumed since.
 #[inline(always)]
 pub(crate) unsafe fn switch_and_link(
-    arg: usize,
+    arg: Word,
+    ctrl: usize,
     sp: StackPointer,
     top: StackPointer,
-) -> (usize, Option<StackPointer>) {
-    let ret_arg: usize;
+) -> (Word, Option<StackPointer>) {
+    let ret_arg: Word;
     let ret_sp: usize;
     // SAFETY: the caller guarantees `sp` is a suspended context on the stack
     // below `top`; x19 and x29 are saved here and every other register the
     // compiler may rely on is declared clobbered.
     unsafe {
         asm!(
-            "ldr x3, [x2]",
+            "ldr x4, [x2]",
             "stp x19, x29, [sp, #-16]!",
-            "blr x3",
+            "blr x4",
             "ldp x19, x29, [sp], #16",
             inout("x0") arg => ret_arg,
             inout("x1") top.get() => ret_sp,
             inout("x2") sp.get() => _,
+            inout("x3") ctrl => _,
             lateout("x20") _, lateout("x21") _, lateout("x22") _,
             lateout("x23") _, lateout("x24") _, lateout("x25") _,
             lateout("x26") _, lateout("x27") _, lateout("x28") _,
@@ -196,16 +198,17 @@ pub(crate) unsafe fn switch_and_link(
 /// Must run on the stack of the coroutine whose arch top is `top`, while its
 /// parent is suspended in [`switch_and_link`].
 #[inline(always)]
-pub(crate) unsafe fn switch_yield(arg: usize, top: StackPointer) -> usize {
-    let ret_arg: usize;
+pub(crate) unsafe fn switch_yield(arg: Word, top: StackPointer) -> (Word, usize) {
+    let ret_arg: Word;
+    let ctrl: usize;
     // SAFETY: the caller guarantees that the parent link below `top` holds
     // the stack pointer of a parent suspended in `switch_and_link`, with its
     // return address stored there.
     unsafe {
         asm!(
-            "adr x3, 2f",
+            "adr x4, 2f",
             "stp x19, x29, [sp, #-16]!",
-            "stp x3, xzr, [sp, #-16]!",
+            "stp x4, xzr, [sp, #-16]!",
             // Our context, for the parent.
             "mov x1, sp",
             "ldr x4, [x2, #-16]",
@@ -213,7 +216,8 @@ pub(crate) unsafe fn switch_yield(arg: usize, top: StackPointer) -> usize {
             "mov sp, x4",
             "ret",
             // Resumed by `switch_and_link`, still on the parent's stack:
-            // x1 = arch top, x2 = our stack pointer, x0 = the word.
+            // x1 = arch top, x2 = our stack pointer, x0 = the word,
+            // x3 = the control word.
             "2:",
             "str x30, [sp, #-16]!",
             "mov x4, sp",
@@ -222,13 +226,14 @@ pub(crate) unsafe fn switch_yield(arg: usize, top: StackPointer) -> usize {
             "ldp x19, x29, [sp], #16",
             inout("x0") arg => ret_arg,
             inout("x2") top.get() => _,
+            out("x3") ctrl,
             lateout("x20") _, lateout("x21") _, lateout("x22") _,
             lateout("x23") _, lateout("x24") _, lateout("x25") _,
             lateout("x26") _, lateout("x27") _, lateout("x28") _,
             clobber_abi("C"),
         );
     }
-    ret_arg
+    (ret_arg, ctrl)
 }
 
 /// Switches to the parent for the last time, passing it `arg`.
@@ -238,7 +243,7 @@ pub(crate) unsafe fn switch_yield(arg: usize, top: StackPointer) -> usize {
 /// As for [`switch_yield`]; in addition nothing left on this stack may need
 /// to run again (destructors included).
 #[inline(always)]
-pub(crate) unsafe fn switch_and_reset(arg: usize, top: StackPointer) -> ! {
+pub(crate) unsafe fn switch_and_reset(arg: Word, top: StackPointer) -> ! {
     // SAFETY: as for `switch_yield`; the parent sees x1 = 0 and knows the
     // coroutine has finished.
     unsafe {

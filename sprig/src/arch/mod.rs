@@ -35,10 +35,13 @@
 //! stays in step. The first entry into a coroutine jumps (it does not call)
 //! into its entry function for the same reason.
 //!
-//! Values cross a switch as one machine word. The layers above pass a pointer
-//! to the value in the sender's suspended frame; the receiver reads it before
-//! the sender can run again. Nothing on the switch path allocates, reads
-//! thread-local storage or enters the kernel.
+//! Values cross a switch as one machine word (a [`Word`], which may hold
+//! uninitialised bytes) plus, towards the coroutine, a control word the layers
+//! above use to say "resume", "throw" or "unwind". Values that fit in a word
+//! travel in it; larger ones travel as a pointer into the sender's suspended
+//! frame, which the receiver reads before the sender can run again. Nothing
+//! on the switch path allocates, reads thread-local storage or enters the
+//! kernel.
 //!
 //! # Floating-point control state
 //!
@@ -66,10 +69,15 @@
 //! old thread's thread-locals. The layers above therefore make every handle
 //! to a context `!Send`; nothing here checks it.
 
+use core::mem::MaybeUninit;
 use core::num::NonZeroUsize;
 
 /// The stack pointer of a suspended context.
 pub(crate) type StackPointer = NonZeroUsize;
+
+/// The word a switch carries. `MaybeUninit` because a value smaller than a
+/// word, or with padding, leaves some of its bytes uninitialised.
+pub(crate) type Word = MaybeUninit<usize>;
 
 /// The function a fresh stack starts in.
 ///
@@ -77,7 +85,7 @@ pub(crate) type StackPointer = NonZeroUsize;
 /// `obj` pointer given to [`init_stack`], and the arch top of the stack. It
 /// must never return: it ends with [`switch_and_reset`]. It must not unwind
 /// either (it is `extern "C"`, so an escaping panic aborts).
-pub(crate) type EntryFn = unsafe extern "C" fn(arg: usize, obj: *mut u8, top: StackPointer) -> !;
+pub(crate) type EntryFn = unsafe extern "C" fn(arg: Word, obj: *mut u8, top: StackPointer) -> !;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod x86_64;
@@ -116,20 +124,27 @@ mod tests {
         }
     }
 
-    unsafe extern "C" fn add_one_forever(arg: usize, obj: *mut u8, top: StackPointer) -> ! {
+    fn word(value: usize) -> Word {
+        Word::new(value)
+    }
+
+    unsafe extern "C" fn add_one_forever(arg: Word, obj: *mut u8, top: StackPointer) -> ! {
         // SAFETY: `obj` is the counter the test passed to `init_stack`, and
         // the test is suspended in `switch_and_link` while we run.
         let calls = unsafe { &mut *(obj as *mut usize) };
-        let mut value = arg;
+        // SAFETY: the test always passes initialised words.
+        let mut value = unsafe { arg.assume_init() };
         loop {
             *calls += 1;
             if value == usize::MAX {
                 // SAFETY: `top` is our arch top, and the parent is suspended
                 // in `switch_and_link`.
-                unsafe { switch_and_reset(7, top) }
+                unsafe { switch_and_reset(word(7), top) }
             }
             // SAFETY: as above.
-            value = unsafe { switch_yield(value + 1, top) };
+            let (next, ctrl) = unsafe { switch_yield(word(value + 1), top) };
+            // SAFETY: as above.
+            value = unsafe { next.assume_init() } + ctrl;
         }
     }
 
@@ -143,12 +158,16 @@ mod tests {
         unsafe {
             let mut sp = init_stack(top, add_one_forever, ptr::addr_of_mut!(calls).cast());
             for i in 0..1000 {
-                let (value, next) = switch_and_link(i, sp, top);
-                assert_eq!(value, i + 1);
+                // The control word arrives alongside the word (the entry
+                // function, reached by the first resume, does not see it).
+                let ctrl = usize::from(i % 10 == 0);
+                let (value, next) = switch_and_link(word(i), ctrl, sp, top);
+                let expected = i + 1 + if i == 0 { 0 } else { ctrl };
+                assert_eq!(value.assume_init(), expected);
                 sp = next.expect("coroutine finished early");
             }
-            let (value, next) = switch_and_link(usize::MAX, sp, top);
-            assert_eq!(value, 7);
+            let (value, next) = switch_and_link(word(usize::MAX), 0, sp, top);
+            assert_eq!(value.assume_init(), 7);
             assert!(next.is_none());
         }
         assert_eq!(calls, 1001);

@@ -16,9 +16,10 @@
 //! - **rsp** is the context itself.
 //!
 //! Arguments travel in the registers the ABI uses for calls: rdi carries the
-//! transferred word both ways, rsi carries the arch top into the coroutine and
-//! the coroutine's stack pointer (0 once it has finished) back out, rdx
-//! carries the target stack pointer.
+//! transferred word both ways, rcx carries the control word into the
+//! coroutine, rsi carries the arch top into the coroutine and the
+//! coroutine's stack pointer (0 once it has finished) back out, rdx carries
+//! the target stack pointer.
 //!
 //! # Stack layout
 //!
@@ -70,7 +71,7 @@
 
 use core::arch::{asm, naked_asm};
 
-use super::{EntryFn, StackPointer};
+use super::{EntryFn, StackPointer, Word};
 
 /// The top of a coroutine stack must be aligned to this.
 pub(crate) const STACK_ALIGNMENT: usize = 16;
@@ -147,7 +148,7 @@ unsafe extern "C" fn trampoline() {
 }
 
 /// Resumes the coroutine suspended at `sp`, whose arch top is `top`, passing
-/// it `arg`.
+/// it `arg` and the control word `ctrl`.
 ///
 /// Returns the word the coroutine passed back, and its new stack pointer, or
 /// `None` if it finished with [`switch_and_reset`].
@@ -160,11 +161,12 @@ unsafe extern "C" fn trampoline() {
 /// module).
 #[inline(always)]
 pub(crate) unsafe fn switch_and_link(
-    arg: usize,
+    arg: Word,
+    ctrl: usize,
     sp: StackPointer,
     top: StackPointer,
-) -> (usize, Option<StackPointer>) {
-    let ret_arg: usize;
+) -> (Word, Option<StackPointer>) {
+    let ret_arg: Word;
     let ret_sp: usize;
     // SAFETY: the caller guarantees `sp` is a suspended context on the stack
     // below `top`; the callee-saved registers the compiler may rely on are
@@ -179,6 +181,7 @@ pub(crate) unsafe fn switch_and_link(
             inout("rdi") arg => ret_arg,
             inout("rsi") top.get() => ret_sp,
             inout("rdx") sp.get() => _,
+            inout("rcx") ctrl => _,
             lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
             clobber_abi("sysv64"),
         );
@@ -187,15 +190,17 @@ pub(crate) unsafe fn switch_and_link(
 }
 
 /// Suspends the running coroutine, whose arch top is `top`, passing `arg` to
-/// its parent. Returns the word passed by the next [`switch_and_link`].
+/// its parent. Returns the word and the control word passed by the next
+/// [`switch_and_link`].
 ///
 /// # Safety
 ///
 /// Must run on the stack of the coroutine whose arch top is `top`, while its
 /// parent is suspended in [`switch_and_link`].
 #[inline(always)]
-pub(crate) unsafe fn switch_yield(arg: usize, top: StackPointer) -> usize {
-    let ret_arg: usize;
+pub(crate) unsafe fn switch_yield(arg: Word, top: StackPointer) -> (Word, usize) {
+    let ret_arg: Word;
+    let ctrl: usize;
     // SAFETY: the caller guarantees that the parent link below `top` holds
     // the stack pointer of a parent suspended in `switch_and_link`, whose
     // `call` left its return address there.
@@ -210,7 +215,8 @@ pub(crate) unsafe fn switch_yield(arg: usize, top: StackPointer) -> usize {
             "mov rsp, [rdx - 16]",
             "ret",
             // Resumed by `switch_and_link`, still on the parent's stack:
-            // rsi = arch top, rdx = our stack pointer, rdi = the word.
+            // rsi = arch top, rdx = our stack pointer, rdi = the word,
+            // rcx = the control word.
             "2:",
             "mov [rsi - 16], rsp",
             "lea rsp, [rdx + 8]",
@@ -218,11 +224,12 @@ pub(crate) unsafe fn switch_yield(arg: usize, top: StackPointer) -> usize {
             "pop rbp",
             inout("rdi") arg => ret_arg,
             inout("rdx") top.get() => _,
+            out("rcx") ctrl,
             lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
             clobber_abi("sysv64"),
         );
     }
-    ret_arg
+    (ret_arg, ctrl)
 }
 
 /// Switches to the parent for the last time, passing it `arg`. The stack of
@@ -233,7 +240,7 @@ pub(crate) unsafe fn switch_yield(arg: usize, top: StackPointer) -> usize {
 /// As for [`switch_yield`]; in addition nothing left on this stack may need
 /// to run again (destructors included).
 #[inline(always)]
-pub(crate) unsafe fn switch_and_reset(arg: usize, top: StackPointer) -> ! {
+pub(crate) unsafe fn switch_and_reset(arg: Word, top: StackPointer) -> ! {
     // SAFETY: as for `switch_yield`; the parent sees rsi = 0 and knows the
     // coroutine has finished.
     unsafe {
