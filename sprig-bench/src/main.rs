@@ -1,16 +1,38 @@
-//! `sprig-bench <case> [--n N]`: runs one benchmark case and prints one line
-//! per figure, `name value unit`.
+//! `sprig-bench <case> [--n N]`: runs one benchmark case (or `all` of them)
+//! and prints one line per figure on stdout, `name value unit`, e.g.
+//! `sprig_generator_roundtrip_ns 2.31 ns`. A summary of each peer's spread
+//! and each case's wall time goes to stderr, as lines starting with `#`.
 //!
-//! Every case measures sprig and its peers in the same process, one after
-//! the other, so that their ratio is meaningful on a noisy machine.
+//! # Method
+//!
+//! Every case measures sprig and its peers (corosensei, the `generator`
+//! crate) in the same process, because the machines this runs on are shared
+//! and noisy: a whole stretch can run ten times slower than the next one.
+//!
+//! - Each peer's `N` iterations are split into [`measure::ROUNDS`] short
+//!   rounds (at least [`measure::MIN_ROUND_ITERS`] iterations each), after
+//!   one untimed warm-up round.
+//! - The peers take turns round by round (sprig, corosensei, generator,
+//!   sprig, corosensei, ...), so a slow stretch hits them all alike.
+//! - A peer's figure is the median of its rounds' nanoseconds per iteration;
+//!   `*_ratio` figures divide two medians from the same run, and
+//!   `*_min_ratio` figures divide the two fastest rounds.
+//! - State that is not what a case measures (the suspended coroutine of a
+//!   round trip, corosensei's reused stack) is made once, before the rounds.
+//!
+//! The `criterion` benchmarks in `benches/` measure the same operations with
+//! criterion's statistics, for when the machine is quiet.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 mod generators;
+mod measure;
 
-/// A benchmark case: its name, its default size, and the function that runs
-/// it with a size.
+use measure::Timing;
+
+/// A benchmark case: its name, what it measures, its default size, and the
+/// function that runs it with a size.
 struct Case {
     name: &'static str,
     about: &'static str,
@@ -27,7 +49,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "create",
-        about: "create a generator on a pooled stack, run it to completion, drop it",
+        about: "create a generator (or coroutine) on a pooled stack, run it to completion, drop it",
         default_n: 1_000_000,
         run: generators::create,
     },
@@ -38,54 +60,81 @@ pub(crate) fn report(name: &str, value: f64, unit: &str) {
     println!("{name} {value:.2} {unit}");
 }
 
-/// Nanoseconds per iteration of `f`, which runs `n` iterations.
-pub(crate) fn ns_per_iter(n: u64, f: impl FnOnce()) -> f64 {
-    let start = Instant::now();
-    f();
-    start.elapsed().as_nanos() as f64 / n as f64
+/// Prints a peer's median as the figure `name`, and its spread on stderr.
+pub(crate) fn report_timing(name: &str, timing: &Timing) {
+    report(name, timing.median, "ns");
+    eprintln!(
+        "# {name}: min {:.2}, median {:.2}, max {:.2} ns over {} rounds of {} iterations",
+        timing.min,
+        timing.median,
+        timing.max,
+        measure::ROUNDS,
+        timing.round_iters
+    );
 }
 
-fn usage() -> ExitCode {
-    eprintln!("usage: sprig-bench <case> [--n N]\n\ncases:");
-    for case in CASES {
-        eprintln!(
-            "  {:<10} {} (default N = {})",
-            case.name, case.about, case.default_n
-        );
+/// Prints `name`, the ratio of the medians of `a` and `b`, and `name` with
+/// `_min_ratio` for `_ratio`, the ratio of their fastest rounds.
+pub(crate) fn report_ratio(name: &str, a: &Timing, b: &Timing) {
+    report(name, a.median / b.median, "x");
+    if let Some(stem) = name.strip_suffix("_ratio") {
+        report(&format!("{stem}_min_ratio"), a.min / b.min, "x");
     }
-    eprintln!("  {:<10} every case above, in turn", "all");
+}
+
+/// The usage message, for `--help` (stdout) and for bad arguments (stderr).
+fn usage_text() -> String {
+    let mut text = String::from("usage: sprig-bench <case> [--n N]\n\ncases:\n");
+    for case in CASES {
+        text += &format!("  {:<10} {} (default N = {})\n", case.name, case.about, case.default_n);
+    }
+    text += &format!("  {:<10} every case above, in turn\n", "all");
+    text += "\nN is the number of iterations per peer (underscores allowed: 1_000_000).\n\
+             Each figure is printed on stdout as `name value unit`; the spread of the\n\
+             rounds and each case's wall time go to stderr, on lines starting with `#`.";
+    text
+}
+
+/// Reports a bad command line: `problem`, then the usage; exit code 2.
+fn usage_error(problem: &str) -> ExitCode {
+    eprintln!("sprig-bench: {problem}\n\n{}", usage_text());
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(case_name) = args.first() else {
-        return usage();
+        return usage_error("no case given");
     };
-    let n = match args.get(1).map(String::as_str) {
-        None => None,
-        Some("--n") => match args
-            .get(2)
-            .and_then(|n| n.replace('_', "").parse::<u64>().ok())
-        {
-            Some(n) if n > 0 && args.len() == 3 => Some(n),
-            _ => return usage(),
-        },
-        Some(_) => return usage(),
-    };
+    if matches!(case_name.as_str(), "-h" | "--help" | "help") {
+        println!("{}", usage_text());
+        return ExitCode::SUCCESS;
+    }
+    let mut n = None;
+    let mut rest = args[1..].iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--n" if n.is_none() => match rest.next().map(|n| n.replace('_', "").parse::<u64>()) {
+                Some(Ok(value)) if value > 0 => n = Some(value),
+                _ => return usage_error("--n takes a positive integer"),
+            },
+            "--n" => return usage_error("--n given twice"),
+            other => return usage_error(&format!("unexpected argument {other:?}")),
+        }
+    }
     let selected: Vec<&Case> = if case_name == "all" {
         CASES.iter().collect()
     } else {
         match CASES.iter().find(|case| case.name == case_name) {
             Some(case) => vec![case],
-            None => {
-                eprintln!("sprig-bench: no case named {case_name:?}");
-                return usage();
-            }
+            None => return usage_error(&format!("no case named {case_name:?}")),
         }
     };
     for case in selected {
-        (case.run)(n.unwrap_or(case.default_n));
+        let n = n.unwrap_or(case.default_n);
+        let start = Instant::now();
+        (case.run)(n);
+        eprintln!("# case {} (N = {n}) took {:.2} s", case.name, start.elapsed().as_secs_f64());
     }
     ExitCode::SUCCESS
 }

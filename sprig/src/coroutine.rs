@@ -67,8 +67,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::panic;
 
-use crate::arch::{StackPointer, Word};
-use crate::raw::{self, Body, Marker, Outgoing, RawCoroutine, Step, CTRL_RESUME};
+use crate::arch::Word;
+use crate::raw::{self, Body, Marker, Outgoing, RawCoroutine, Step, Suspender, UnwindToken, CTRL_RESUME};
 use crate::stack::StackError;
 use crate::unwind;
 
@@ -115,9 +115,14 @@ impl<Y, R> CoroutineResult<Y, R> {
 ///     // handle a real panic
 /// }
 /// ```
-#[derive(Debug)]
 pub struct ForcedUnwind {
-    _private: (),
+    _token: UnwindToken,
+}
+
+impl fmt::Debug for ForcedUnwind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ForcedUnwind")
+    }
 }
 
 /// A stackful coroutine taking `Input`s, suspending with `Yield`s and
@@ -132,9 +137,18 @@ pub struct Coroutine<Input, Yield, Return> {
 /// A coroutine's closure receives `&Yielder`; the reference cannot leave the
 /// closure (it is only valid for the call), which is what keeps `suspend`
 /// from being called from any other stack.
+#[repr(transparent)]
 pub struct Yielder<Input, Yield> {
-    top: StackPointer,
+    suspender: Suspender,
     _marker: Marker<Yield, Input>,
+}
+
+impl<I, Y> Yielder<I, Y> {
+    fn from_suspender(suspender: &Suspender) -> &Self {
+        // SAFETY: `Yielder` is a `repr(transparent)` wrapper of `Suspender`
+        // (its other field is zero-sized).
+        unsafe { &*(suspender as *const Suspender as *const Self) }
+    }
 }
 
 /// A coroutine's closure, with the types it is run at.
@@ -153,16 +167,10 @@ where
     type Return = R;
 
     #[inline]
-    fn run(self, first: Word, top: StackPointer) -> R {
+    fn run(self, first: Word, suspender: &Suspender) -> R {
         // SAFETY: the first resume sends an `I`.
         let input = unsafe { raw::take::<I>(first) };
-        (self.body)(
-            &Yielder {
-                top,
-                _marker: Marker::default(),
-            },
-            input,
-        )
+        (self.body)(Yielder::from_suspender(suspender), input)
     }
 }
 
@@ -176,6 +184,7 @@ impl<I: 'static, Y: 'static, R: 'static> Coroutine<I, Y, R> {
     /// hit). Use [`Builder::coroutine`](crate::Builder::coroutine) to get the
     /// [`StackError`] instead.
     #[inline]
+    #[track_caller]
     pub fn new<F>(body: F) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
@@ -196,14 +205,8 @@ impl<I: 'static, Y: 'static, R: 'static> Coroutine<I, Y, R> {
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
         let name = name.unwrap_or(Cow::Borrowed(std::any::type_name::<F>()));
-        let body = CoroutineBody {
-            body,
-            _marker: Marker::default(),
-        };
-        Ok(Coroutine {
-            raw: RawCoroutine::new(body, name, stack_size)?,
-            _marker: Marker::default(),
-        })
+        let body = CoroutineBody { body, _marker: Marker::default() };
+        Ok(Coroutine { raw: RawCoroutine::new(body, name, stack_size)?, _marker: Marker::default() })
     }
 }
 
@@ -293,11 +296,10 @@ impl<I, Y> Yielder<I, Y> {
     #[inline]
     pub fn suspend(&self, value: Y) -> I {
         let value = Outgoing::new(value);
-        // SAFETY: we run on the coroutine's own stack (the `&Yielder` cannot
-        // leave its closure), and its parent is suspended in `switch_in`.
-        let (word, ctrl) = unsafe { raw::suspend(self.top, value.word()) };
+        // SAFETY: the parent takes a `Y` from a suspend.
+        let (word, ctrl) = unsafe { self.suspender.suspend(value.word()) };
         if ctrl != CTRL_RESUME {
-            forced_unwind();
+            forced_unwind(&self.suspender);
         }
         // SAFETY: a resume sends an `I`.
         unsafe { raw::take::<I>(word) }
@@ -307,8 +309,8 @@ impl<I, Y> Yielder<I, Y> {
 /// Unwinds the current coroutine's stack with [`ForcedUnwind`].
 #[cold]
 #[inline(never)]
-pub(crate) fn forced_unwind() -> ! {
-    panic::resume_unwind(Box::new(ForcedUnwind { _private: () }))
+pub(crate) fn forced_unwind(suspender: &Suspender) -> ! {
+    panic::resume_unwind(Box::new(ForcedUnwind { _token: suspender.unwind_token() }))
 }
 
 impl<I, Y, R> fmt::Debug for Coroutine<I, Y, R> {

@@ -76,9 +76,9 @@ use std::fmt;
 use std::iter::FusedIterator;
 use std::panic;
 
-use crate::arch::{StackPointer, Word};
+use crate::arch::Word;
 use crate::coroutine::{forced_unwind, CoroutineResult};
-use crate::raw::{self, Body, Marker, Outgoing, RawCoroutine, Step, CTRL_RESUME};
+use crate::raw::{self, Body, Marker, Outgoing, RawCoroutine, Step, Suspender, UnwindToken, CTRL_RESUME};
 use crate::stack::StackError;
 use crate::unwind;
 
@@ -109,8 +109,9 @@ pub struct Generator<I = (), Y = (), R = (), E = Infallible> {
 ///
 /// The body receives `&Co`; pass it to any function the body calls and that
 /// function can yield too. It cannot leave the body.
+#[repr(transparent)]
 pub struct Co<I, Y, E = Infallible> {
-    top: StackPointer,
+    suspender: Suspender,
     _marker: Marker<Y, Result<I, E>>,
 }
 
@@ -131,10 +132,16 @@ pub enum GeneratorState {
 ///
 /// Catch-all code in a generator should let it through; see
 /// [`is_forced_unwind`](crate::is_forced_unwind).
-#[derive(Debug)]
 pub struct GeneratorExit {
     /// Set when a delegate of `yield_from` ignored its own close.
     delegate_ignored: bool,
+    _token: UnwindToken,
+}
+
+impl fmt::Debug for GeneratorExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GeneratorExit")
+    }
 }
 
 /// [`Generator::resume`] on a completed generator: Python's `StopIteration`.
@@ -195,17 +202,11 @@ where
     type Return = R;
 
     #[inline]
-    fn run(self, first: Word, top: StackPointer) -> R {
+    fn run(self, first: Word, suspender: &Suspender) -> R {
         // SAFETY: `throw` and `close` never start a generator, so the first
         // switch is a send, carrying an `I`.
         let input = unsafe { raw::take::<I>(first) };
-        (self.body)(
-            &Co {
-                top,
-                _marker: Marker::default(),
-            },
-            input,
-        )
+        (self.body)(Co::from_suspender(suspender), input)
     }
 }
 
@@ -220,6 +221,7 @@ impl<I: 'static, Y: 'static, R: 'static, E: 'static> Generator<I, Y, R, E> {
     /// hit). [`Builder::generator`](crate::Builder::generator) returns the
     /// [`StackError`] instead.
     #[inline]
+    #[track_caller]
     pub fn new<F>(body: F) -> Self
     where
         F: FnOnce(&Co<I, Y, E>, I) -> R + 'static,
@@ -240,10 +242,7 @@ impl<I: 'static, Y: 'static, R: 'static, E: 'static> Generator<I, Y, R, E> {
         F: FnOnce(&Co<I, Y, E>, I) -> R + 'static,
     {
         let name = name.unwrap_or(Cow::Borrowed(std::any::type_name::<F>()));
-        let body = GeneratorBody {
-            body,
-            _marker: Marker::default(),
-        };
+        let body = GeneratorBody { body, _marker: Marker::default() };
         Ok(Generator {
             raw: RawCoroutine::new(body, name, stack_size)?,
             returned: None,
@@ -306,9 +305,10 @@ impl<I, Y, R, E> Generator<I, Y, R, E> {
         match unsafe { self.raw.switch_in(data, ctrl) } {
             // SAFETY: a yield carries a `Y`.
             Step::Yielded(word) => Ok(CoroutineResult::Yield(unsafe { raw::take::<Y>(word) })),
-            // SAFETY: the body returns an `R`.
             Step::Finished(word) => {
-                unsafe { self.raw.take_result::<R>(word) }.map(CoroutineResult::Return)
+                // SAFETY: the body returns an `R`.
+                let result = unsafe { self.raw.take_result::<R>(word) };
+                result.map(CoroutineResult::Return)
             }
         }
     }
@@ -452,11 +452,7 @@ impl<I, Y, R, E> Drop for Generator<I, Y, R, E> {
                 Ok(_) => {}
                 Err(payload) => {
                     if !payload.is::<GeneratorExit>() {
-                        unwind::report(
-                            self.raw.name(),
-                            "panicked while being closed on drop",
-                            &*payload,
-                        );
+                        unwind::report(self.raw.name(), "panicked while being closed on drop", &*payload);
                     }
                 }
             }
@@ -465,6 +461,12 @@ impl<I, Y, R, E> Drop for Generator<I, Y, R, E> {
 }
 
 impl<I, Y, E> Co<I, Y, E> {
+    fn from_suspender(suspender: &Suspender) -> &Self {
+        // SAFETY: `Co` is a `repr(transparent)` wrapper of `Suspender` (its
+        // other field is zero-sized).
+        unsafe { &*(suspender as *const Suspender as *const Self) }
+    }
+
     /// Yields `value` to the caller; returns the next input, or the error
     /// [`thrown`](Generator::throw) in.
     ///
@@ -473,16 +475,15 @@ impl<I, Y, E> Co<I, Y, E> {
     #[inline]
     pub fn try_yield(&self, value: Y) -> Result<I, E> {
         let value = Outgoing::new(value);
-        // SAFETY: we run on the generator's own stack (the `&Co` cannot leave
-        // its body), and its parent is suspended in `switch_in`.
-        let (word, ctrl) = unsafe { raw::suspend(self.top, value.word()) };
+        // SAFETY: the parent takes a `Y` from a yield.
+        let (word, ctrl) = unsafe { self.suspender.suspend(value.word()) };
         match ctrl {
             // SAFETY: a send carries an `I`.
             CTRL_SEND => Ok(unsafe { raw::take::<I>(word) }),
             // SAFETY: a throw carries an `E`.
             CTRL_THROW => Err(unsafe { raw::take::<E>(word) }),
-            CTRL_CLOSE => close_unwind(false),
-            _ => forced_unwind(),
+            CTRL_CLOSE => close_unwind(&self.suspender, false),
+            _ => forced_unwind(&self.suspender),
         }
     }
 
@@ -529,7 +530,7 @@ impl<I, Y, E> Co<I, Y, E> {
             };
             let value = Outgoing::new(value);
             // SAFETY: as in `try_yield`.
-            let (word, ctrl) = unsafe { raw::suspend(self.top, value.word()) };
+            let (word, ctrl) = unsafe { self.suspender.suspend(value.word()) };
             // `sub` is suspended (it just yielded), so it can take any
             // control word; the data is passed through untouched.
             step = match ctrl {
@@ -539,11 +540,11 @@ impl<I, Y, E> Co<I, Y, E> {
                 CTRL_CLOSE => {
                     let ignored = sub.close().is_err();
                     drop(sub);
-                    close_unwind(ignored)
+                    close_unwind(&self.suspender, ignored)
                 }
                 _ => {
                     drop(sub);
-                    forced_unwind()
+                    forced_unwind(&self.suspender)
                 }
             };
         }
@@ -566,16 +567,13 @@ impl<I, Y> Co<I, Y, Infallible> {
 
 #[cold]
 #[inline(never)]
-fn close_unwind(delegate_ignored: bool) -> ! {
-    panic::resume_unwind(Box::new(GeneratorExit { delegate_ignored }))
+fn close_unwind(suspender: &Suspender, delegate_ignored: bool) -> ! {
+    panic::resume_unwind(Box::new(GeneratorExit { delegate_ignored, _token: suspender.unwind_token() }))
 }
 
 impl<I, Y, R, E> fmt::Debug for Generator<I, Y, R, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Generator")
-            .field("name", &self.name())
-            .field("state", &self.state())
-            .finish()
+        f.debug_struct("Generator").field("name", &self.name()).field("state", &self.state()).finish()
     }
 }
 

@@ -29,10 +29,15 @@
 //! receiver takes it.
 
 use std::borrow::Cow;
+use std::cell::{Cell, OnceCell};
+use std::io::Write;
 use std::marker::PhantomData;
 use std::mem::{self, ManuallyDrop};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
 
 use crate::arch::{self, StackPointer, Word};
 use crate::coroutine::ForcedUnwind;
@@ -50,27 +55,33 @@ const fn fits_in_word<T>() -> bool {
 }
 
 /// A value on its way through a switch; see the module documentation.
-pub(crate) struct Outgoing<T>(ManuallyDrop<T>);
+///
+/// A union, so that a value that fits in a word becomes the word without a
+/// trip through memory.
+pub(crate) union Outgoing<T> {
+    value: ManuallyDrop<T>,
+    word: Word,
+}
 
 impl<T> Outgoing<T> {
     #[inline(always)]
     pub(crate) fn new(value: T) -> Self {
-        Outgoing(ManuallyDrop::new(value))
+        Outgoing { value: ManuallyDrop::new(value) }
     }
 
     /// The word to send. The receiver must [`take`] it exactly once, while
     /// `self` is still alive.
     #[inline(always)]
     pub(crate) fn word(&self) -> Word {
-        let value: *const T = &*self.0;
         if fits_in_word::<T>() {
-            let mut word = Word::uninit();
-            // SAFETY: `T` fits in a word and is no more aligned than one. The
-            // bytes are copied, not moved: `self` never drops its value.
-            unsafe { ptr::copy_nonoverlapping(value, word.as_mut_ptr().cast::<T>(), 1) };
-            word
+            // SAFETY: `T` fits in the word, so the word's bytes are the
+            // value's bytes, and any bytes beyond it are allowed to be
+            // uninitialised in a `MaybeUninit`. They are copied, not moved:
+            // `self` never drops its value.
+            unsafe { self.word }
         } else {
-            Word::new(value as usize)
+            // SAFETY: reading the address of the field we wrote.
+            Word::new(unsafe { &*self.value } as *const T as usize)
         }
     }
 }
@@ -97,9 +108,17 @@ pub(crate) unsafe fn take<T>(word: Word) -> T {
 pub(crate) trait Body: 'static {
     type Return: 'static;
 
-    /// Runs the body with the first word passed in. `top` identifies the
-    /// stack for [`suspend`].
-    fn run(self, first: Word, top: StackPointer) -> Self::Return;
+    /// Runs the body with the first word passed in; it suspends through
+    /// `suspender`.
+    fn run(self, first: Word, suspender: &Suspender) -> Self::Return;
+}
+
+/// What [`RawCoroutine::new`] leaves on the stack for [`entry`].
+struct Launch<B> {
+    body: B,
+    /// The coroutine's name, owned by its handle, which outlives every run
+    /// of the body.
+    name: *const str,
 }
 
 /// What a [`RawCoroutine::switch_in`] came back with.
@@ -119,9 +138,10 @@ pub(crate) struct RawCoroutine {
     /// The arch top of the stack.
     top: StackPointer,
     started: bool,
-    /// The body, on the stack until the first switch moves it out.
-    body: *mut u8,
-    drop_body: unsafe fn(*mut u8),
+    /// The body and its launch data, on the stack until the first switch
+    /// moves them out.
+    launch: *mut u8,
+    drop_launch: unsafe fn(*mut u8),
     name: Cow<'static, str>,
 }
 
@@ -142,8 +162,8 @@ impl RawCoroutine {
             None => stack::default_size(),
         };
         let needed = stack::HEADER_SIZE
-            + mem::size_of::<B>()
-            + mem::align_of::<B>()
+            + mem::size_of::<Launch<B>>()
+            + mem::align_of::<Launch<B>>()
             + arch::STACK_ALIGNMENT
             + 64;
         if needed + MIN_FREE > size {
@@ -151,19 +171,16 @@ impl RawCoroutine {
         }
         let mut stack = stack::take(size)?;
         stack.set_name(&name);
-        let body_at =
-            (stack.top() - stack::HEADER_SIZE - mem::size_of::<B>()) & !(mem::align_of::<B>() - 1);
-        let top = body_at & !(arch::STACK_ALIGNMENT - 1);
-        // SAFETY: `body_at` is aligned for `B` and lies in the stack's usable
-        // range below the header; the arch area below `top` is free too, and
-        // `needed` leaves room for both.
+        let launch_at = (stack.top() - stack::HEADER_SIZE - mem::size_of::<Launch<B>>())
+            & !(mem::align_of::<Launch<B>>() - 1);
+        let top = launch_at & !(arch::STACK_ALIGNMENT - 1);
+        let launch = Launch { body, name: &*name as *const str };
+        // SAFETY: `launch_at` is aligned for `Launch<B>` and lies in the
+        // stack's usable range below the header; the arch area below `top`
+        // is free too, and `needed` leaves room for both.
         let sp = unsafe {
-            ptr::write(body_at as *mut B, body);
-            arch::init_stack(
-                StackPointer::new_unchecked(top),
-                entry::<B>,
-                body_at as *mut u8,
-            )
+            ptr::write(launch_at as *mut Launch<B>, launch);
+            arch::init_stack(StackPointer::new_unchecked(top), entry::<B>, launch_at as *mut u8)
         };
         Ok(RawCoroutine {
             stack: Some(stack),
@@ -171,8 +188,8 @@ impl RawCoroutine {
             // SAFETY: `top` lies inside a mapping, so it is not null.
             top: unsafe { StackPointer::new_unchecked(top) },
             started: false,
-            body: body_at as *mut u8,
-            drop_body: drop_body::<B>,
+            launch: launch_at as *mut u8,
+            drop_launch: drop_launch::<Launch<B>>,
             name,
         })
     }
@@ -251,9 +268,9 @@ impl RawCoroutine {
     pub(crate) fn discard_unstarted(&mut self) {
         debug_assert!(!self.started);
         if let Some(stack) = self.stack.take() {
-            // SAFETY: the body was written at `self.body` and, the coroutine
-            // never having started, not moved out since.
-            unsafe { (self.drop_body)(self.body) };
+            // SAFETY: the launch data was written at `self.launch` and, the
+            // coroutine never having started, not moved out since.
+            unsafe { (self.drop_launch)(self.launch) };
             stack::give(stack);
         }
     }
@@ -294,31 +311,104 @@ impl Drop for RawCoroutine {
     }
 }
 
-/// Suspends the coroutine whose arch top is `top`, sending `data`; returns
-/// the words of the next [`RawCoroutine::switch_in`].
+/// The coroutine's side of a [`RawCoroutine`]: what
+/// [`Yielder`](crate::Yielder) and [`Co`](crate::Co) wrap. It lives in the
+/// root frame of the coroutine's stack, and the body only ever sees it by
+/// reference, so it cannot be used from any other stack.
 ///
-/// # Safety
+/// # Suspending while unwinding
 ///
-/// Must run on that coroutine's stack while it is running.
-#[inline(always)]
-pub(crate) unsafe fn suspend(top: StackPointer, data: Word) -> (Word, usize) {
-    // SAFETY: guaranteed by the caller; the parent is suspended in
-    // `switch_and_link`.
-    unsafe { arch::switch_yield(data, top) }
+/// A destructor that suspends while sprig unwinds its stack (for a close, or
+/// a drop) would freeze the unwinding half-way: the thread's panic count
+/// would stay raised in the resumer (poisoning its mutexes), and the next
+/// close could only raise a panic inside a running destructor, which aborts.
+/// Rust has no way to finish such a suspend, so [`suspend`](Self::suspend)
+/// refuses it: it reports the coroutine by name and aborts. It knows an
+/// unwind of sprig's is in flight on this stack while the unwind's payload
+/// (which carries an [`UnwindToken`]) is alive: a body that catches the
+/// payload and drops it may suspend again.
+///
+/// Checking costs one load and branch per suspend, on a cache line the
+/// suspend touches anyway, and nothing on resume.
+pub(crate) struct Suspender {
+    top: StackPointer,
+    name: *const str,
+    /// Set when an unwind was raised here; cleared once its payload is gone.
+    raised: Cell<bool>,
+    /// Unwinds raised on this stack whose payloads are still alive.
+    unwinds: OnceCell<Arc<AtomicUsize>>,
+}
+
+impl Suspender {
+    /// Suspends the coroutine, sending `data`; returns the words of the next
+    /// [`RawCoroutine::switch_in`].
+    ///
+    /// # Safety
+    ///
+    /// The body's parent must expect `data` as a yield.
+    #[inline(always)]
+    pub(crate) unsafe fn suspend(&self, data: Word) -> (Word, usize) {
+        if self.raised.get() {
+            self.check_not_unwinding();
+        }
+        // SAFETY: we run on this coroutine's stack (the body only sees the
+        // suspender by reference), and its parent is suspended in
+        // `switch_and_link`.
+        unsafe { arch::switch_yield(data, self.top) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_not_unwinding(&self) {
+        if self.unwinds.get().is_some_and(|count| count.load(Ordering::Relaxed) > 0) && thread::panicking() {
+            // SAFETY: the handle that owns the name outlives the body's run.
+            let name = unsafe { &*self.name };
+            let _ = writeln!(
+                std::io::stderr(),
+                "sprig: '{name}' tried to suspend while its stack was unwinding (a destructor \
+                 suspended while the coroutine was being closed or dropped). A Rust stack cannot \
+                 be suspended in the middle of unwinding, so the process aborts. Let destructors \
+                 finish without suspending."
+            );
+            std::process::abort();
+        }
+        self.raised.set(false);
+    }
+
+    /// Counts an unwind raised on this stack until its payload is dropped.
+    pub(crate) fn unwind_token(&self) -> UnwindToken {
+        self.raised.set(true);
+        let count = self.unwinds.get_or_init(|| Arc::new(AtomicUsize::new(0)));
+        count.fetch_add(1, Ordering::Relaxed);
+        UnwindToken(count.clone())
+    }
+}
+
+/// Carried by the payloads of sprig's own unwinds (see
+/// [`Suspender::unwind_token`]).
+pub(crate) struct UnwindToken(Arc<AtomicUsize>);
+
+impl Drop for UnwindToken {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Where every coroutine stack starts.
 ///
 /// # Safety
 ///
-/// Called only by the arch trampoline, with the first switch's word, the
-/// body written by `RawCoroutine::new`, and the arch top.
-unsafe extern "C" fn entry<B: Body>(first: Word, body: *mut u8, top: StackPointer) -> ! {
+/// Called only by the arch trampoline, with the first switch's words (its
+/// control word is always [`CTRL_RESUME`]: nothing starts a coroutine
+/// otherwise), the launch data written by `RawCoroutine::new`, and the arch
+/// top.
+unsafe extern "C" fn entry<B: Body>(first: Word, launch: *mut u8, top: StackPointer, _ctrl: usize) -> ! {
     let result = {
-        // SAFETY: the body was written by `new`; the first switch marked the
-        // coroutine started, so nobody else will drop it.
-        let body = unsafe { ptr::read(body as *mut B) };
-        panic::catch_unwind(AssertUnwindSafe(move || body.run(first, top)))
+        // SAFETY: the launch data was written by `new`; the first switch
+        // marked the coroutine started, so nobody else will drop it.
+        let Launch { body, name } = unsafe { ptr::read(launch as *mut Launch<B>) };
+        let suspender = Suspender { top, name, raised: Cell::new(false), unwinds: OnceCell::new() };
+        panic::catch_unwind(AssertUnwindSafe(|| body.run(first, &suspender)))
     };
     let result = Outgoing::new(result);
     // SAFETY: the parent is suspended in `switch_and_link`; it takes the
@@ -328,10 +418,10 @@ unsafe extern "C" fn entry<B: Body>(first: Word, body: *mut u8, top: StackPointe
 
 /// # Safety
 ///
-/// `body` must point at a live `B` that nobody else drops.
-unsafe fn drop_body<B>(body: *mut u8) {
+/// `launch` must point at a live `L` that nobody else drops.
+unsafe fn drop_launch<L>(launch: *mut u8) {
     // SAFETY: guaranteed by the caller.
-    unsafe { ptr::drop_in_place(body as *mut B) }
+    unsafe { ptr::drop_in_place(launch as *mut L) }
 }
 
 /// Makes a handle `!Send + !Sync`, and gives it the variance of a function

@@ -105,7 +105,8 @@ pub(crate) unsafe fn init_stack(top: StackPointer, entry: EntryFn, obj: *mut u8)
 ///
 /// On entry (reached by the `blr` in [`switch_and_link`]): sp is the parent's
 /// stack pointer, x30 the parent's return address, x0 the transferred word,
-/// x1 the arch top, x2 the initial stack pointer.
+/// x1 the arch top, x2 the initial stack pointer, x3 the control word (already
+/// where the entry function's fourth argument goes).
 ///
 /// Its call-frame information describes the parent's frame: the canonical
 /// frame address is `*x29 + 32` (x29 holds the address of the parent link),
@@ -134,7 +135,7 @@ unsafe extern "C" fn trampoline() {
         "ldp x5, x6, [x29, #-16]",
         // Move onto the coroutine stack, 16-byte aligned, at `obj`.
         "sub sp, x1, #32",
-        // entry(arg = x0, obj, top)
+        // entry(arg = x0, obj, top, ctrl = x3)
         "mov x2, x1",
         "mov x1, x5",
         // Set the return address and branch, rather than `blr`: the entry

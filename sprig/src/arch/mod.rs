@@ -82,10 +82,11 @@ pub(crate) type Word = MaybeUninit<usize>;
 /// The function a fresh stack starts in.
 ///
 /// It is called with the word passed to the first [`switch_and_link`], the
-/// `obj` pointer given to [`init_stack`], and the arch top of the stack. It
+/// `obj` pointer given to [`init_stack`], the arch top of the stack, and the
+/// control word of that first switch. It
 /// must never return: it ends with [`switch_and_reset`]. It must not unwind
 /// either (it is `extern "C"`, so an escaping panic aborts).
-pub(crate) type EntryFn = unsafe extern "C" fn(arg: Word, obj: *mut u8, top: StackPointer) -> !;
+pub(crate) type EntryFn = unsafe extern "C" fn(arg: Word, obj: *mut u8, top: StackPointer, ctrl: usize) -> !;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod x86_64;
@@ -128,7 +129,7 @@ mod tests {
         Word::new(value)
     }
 
-    unsafe extern "C" fn add_one_forever(arg: Word, obj: *mut u8, top: StackPointer) -> ! {
+    unsafe extern "C" fn add_one_forever(arg: Word, obj: *mut u8, top: StackPointer, _ctrl: usize) -> ! {
         // SAFETY: `obj` is the counter the test passed to `init_stack`, and
         // the test is suspended in `switch_and_link` while we run.
         let calls = unsafe { &mut *(obj as *mut usize) };
@@ -158,8 +159,7 @@ mod tests {
         unsafe {
             let mut sp = init_stack(top, add_one_forever, ptr::addr_of_mut!(calls).cast());
             for i in 0..1000 {
-                // The control word arrives alongside the word (the entry
-                // function, reached by the first resume, does not see it).
+                // The control word arrives alongside the word.
                 let ctrl = usize::from(i % 10 == 0);
                 let (value, next) = switch_and_link(word(i), ctrl, sp, top);
                 let expected = i + 1 + if i == 0 { 0 } else { ctrl };

@@ -79,7 +79,7 @@ pub(crate) const STACK_ALIGNMENT: usize = 16;
 /// Lays out a fresh stack whose arch top is `top`.
 ///
 /// The first [`switch_and_link`] into the returned context calls
-/// `entry(arg, obj, top)` on the new stack.
+/// `entry(arg, obj, top, ctrl)` on the new stack.
 ///
 /// # Safety
 ///
@@ -105,7 +105,8 @@ pub(crate) unsafe fn init_stack(top: StackPointer, entry: EntryFn, obj: *mut u8)
 ///
 /// On entry (reached by the `call` in [`switch_and_link`]): rsp is the
 /// parent's stack pointer, rdi the transferred word, rsi the arch top, rdx
-/// the initial stack pointer.
+/// the initial stack pointer, rcx the control word (already where the entry
+/// function's fourth argument goes).
 ///
 /// Its call-frame information describes the parent's frame, whatever stack it
 /// is on: the canonical frame address is `*rbp + 24` (rbp holds the address
@@ -132,7 +133,7 @@ unsafe extern "C" fn trampoline() {
         "lea rbp, [rsi - 16]",
         // Move onto the coroutine stack, 16-byte aligned, just below `obj`.
         "lea rsp, [rsi - 32]",
-        // entry(arg = rdi, obj, top)
+        // entry(arg = rdi, obj, top, ctrl = rcx)
         "mov rdx, rsi",
         "mov rsi, [rsp]",
         // Push a return address and jump, rather than `call`: the entry

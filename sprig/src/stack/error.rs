@@ -7,9 +7,10 @@ use std::io;
 /// The message names the limit that was hit and how to raise it:
 ///
 /// ```text
-/// cannot map a 256 KiB coroutine stack: the process has 65524 memory mappings
-/// and vm.max_map_count allows 65530 (each guarded stack takes 2); raise it
-/// with `sysctl -w vm.max_map_count=262144`, or run fewer coroutines at once
+/// cannot map a 256 KiB coroutine stack: the process has 64506 memory mappings
+/// and vm.max_map_count allows 65530 (each guarded stack takes 2, and sprig
+/// leaves 1024 for the rest of the program); raise it with
+/// `sysctl -w vm.max_map_count=262144`, or run fewer coroutines at once
 /// ```
 ///
 /// It converts into an [`io::Error`] (of kind [`io::ErrorKind::OutOfMemory`]
@@ -27,8 +28,9 @@ struct Inner {
 
 #[derive(Debug)]
 pub(crate) enum Limit {
-    /// `vm.max_map_count` is exhausted.
-    MapCount { count: u64, max: u64 },
+    /// `vm.max_map_count` is exhausted, or would be but for the `reserve`
+    /// sprig keeps for the rest of the program.
+    MapCount { count: u64, max: u64, reserve: u64 },
     /// `RLIMIT_AS` (`ulimit -v`) is exhausted.
     AddressSpace { bytes: u64 },
     /// Strict overcommit (`vm.overcommit_memory = 2`) refused the mapping.
@@ -43,9 +45,7 @@ pub(crate) enum Limit {
 
 impl StackError {
     pub(crate) fn new(limit: Limit, size: usize) -> Self {
-        StackError {
-            inner: Box::new(Inner { limit, size }),
-        }
+        StackError { inner: Box::new(Inner { limit, size }) }
     }
 
     /// The usable size of the stack that could not be allocated, in bytes.
@@ -79,10 +79,11 @@ impl fmt::Display for StackError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let size = Size(self.inner.size as u64);
         match &self.inner.limit {
-            Limit::MapCount { count, max } => write!(
+            Limit::MapCount { count, max, reserve } => write!(
                 f,
                 "cannot map a {size} coroutine stack: the process has {count} memory mappings \
-                 and vm.max_map_count allows {max} (each guarded stack takes 2); raise it with \
+                 and vm.max_map_count allows {max} (each guarded stack takes 2, and sprig \
+                 leaves {reserve} for the rest of the program); raise it with \
                  `sysctl -w vm.max_map_count=262144`, or run fewer coroutines at once"
             ),
             Limit::AddressSpace { bytes } => write!(
@@ -98,10 +99,7 @@ impl fmt::Display for StackError {
                  (vm.overcommit_memory = 2) refused it; raise vm.overcommit_ratio, use \
                  smaller stacks, or run fewer coroutines at once"
             ),
-            Limit::Memory(err) => write!(
-                f,
-                "cannot map a {size} coroutine stack: out of memory ({err})"
-            ),
+            Limit::Memory(err) => write!(f, "cannot map a {size} coroutine stack: out of memory ({err})"),
             Limit::TooSmall { needed } => write!(
                 f,
                 "a {size} stack is too small for this coroutine: its closure and bookkeeping \

@@ -142,10 +142,7 @@ impl Stack {
         let page = mmap::page_size();
         debug_assert_eq!(size % page, 0);
         let len = size.checked_add(page).ok_or_else(|| {
-            StackError::new(
-                Limit::Os(std::io::Error::from(std::io::ErrorKind::InvalidInput)),
-                size,
-            )
+            StackError::new(Limit::Os(std::io::Error::from(std::io::ErrorKind::InvalidInput)), size)
         })?;
         let base = mmap::map_guarded(len, page, size)?;
         let guard_lo = base.as_ptr() as usize;
@@ -164,9 +161,8 @@ impl Stack {
             })
         };
         // SAFETY: the end of a mapping is not null.
-        Ok(Stack {
-            top: unsafe { NonNull::new_unchecked(top as *mut u8) },
-        })
+        let top = unsafe { NonNull::new_unchecked(top as *mut u8) };
+        Ok(Stack { top })
     }
 
     #[inline]
@@ -242,12 +238,7 @@ impl Drop for Stack {
         // unmapped header.
         registration.unregister();
         // SAFETY: the mapping (guard page included) is ours and unused.
-        unsafe {
-            mmap::unmap(
-                NonNull::new_unchecked((self.top() - size - page) as *mut u8),
-                size + page,
-            )
-        };
+        unsafe { mmap::unmap(NonNull::new_unchecked((self.top() - size - page) as *mut u8), size + page) };
     }
 }
 

@@ -67,10 +67,7 @@ impl Chunk {
             guard_hi: AtomicUsize::new(0),
             top: AtomicUsize::new(0),
         };
-        Chunk {
-            slots: [EMPTY; SLOTS_PER_CHUNK],
-            next: AtomicPtr::new(ptr::null_mut()),
-        }
+        Chunk { slots: [EMPTY; SLOTS_PER_CHUNK], next: AtomicPtr::new(ptr::null_mut()) }
     }
 }
 
@@ -92,23 +89,15 @@ pub(crate) struct Registration(&'static Slot);
 /// mapping ends at `top`.
 pub(crate) fn register(guard_lo: usize, guard_hi: usize, top: usize) -> Registration {
     let slot = {
-        let mut guard = ALLOCATOR
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let alloc = guard.get_or_insert_with(|| Allocator {
-            free: Vec::new(),
-            tail: &FIRST_CHUNK,
-            tail_used: 0,
-        });
+        let mut guard = ALLOCATOR.lock().unwrap_or_else(|poison| poison.into_inner());
+        let alloc =
+            guard.get_or_insert_with(|| Allocator { free: Vec::new(), tail: &FIRST_CHUNK, tail_used: 0 });
         match alloc.free.pop() {
             Some(slot) => slot,
             None => {
                 if alloc.tail_used == SLOTS_PER_CHUNK {
                     let chunk: &'static Chunk = Box::leak(Box::new(Chunk::new()));
-                    alloc
-                        .tail
-                        .next
-                        .store(chunk as *const Chunk as *mut Chunk, Ordering::Release);
+                    alloc.tail.next.store(chunk as *const Chunk as *mut Chunk, Ordering::Release);
                     alloc.tail = chunk;
                     alloc.tail_used = 0;
                 }
@@ -134,9 +123,7 @@ impl Registration {
         slot.guard_hi.store(0, Ordering::Relaxed);
         slot.top.store(0, Ordering::Relaxed);
         slot.state.store(FREE, Ordering::Release);
-        let mut guard = ALLOCATOR
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut guard = ALLOCATOR.lock().unwrap_or_else(|poison| poison.into_inner());
         if let Some(alloc) = guard.as_mut() {
             alloc.free.push(slot);
         }
@@ -217,15 +204,13 @@ impl Drop for AltStack {
             let mut current: libc::stack_t = mem::zeroed();
             libc::sigaltstack(ptr::null(), &mut current);
             if current.ss_sp as usize == self.base.as_ptr() as usize + guard {
-                let disable = libc::stack_t {
-                    ss_sp: ptr::null_mut(),
-                    ss_flags: libc::SS_DISABLE,
-                    ss_size: 0,
-                };
+                let disable =
+                    libc::stack_t { ss_sp: ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
                 libc::sigaltstack(&disable, ptr::null_mut());
             }
             mmap::unmap(self.base, self.len);
         }
+        mmap::forget_mappings();
     }
 }
 
@@ -291,11 +276,7 @@ unsafe fn interrupted_sp(ctx: *mut libc::c_void) -> usize {
     }
 }
 
-extern "C" fn handle_fault(
-    signal: libc::c_int,
-    info: *mut libc::siginfo_t,
-    ctx: *mut libc::c_void,
-) {
+extern "C" fn handle_fault(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
     if let Some((guard_lo, top)) = find_guard(addr) {
@@ -336,11 +317,7 @@ unsafe fn report_overflow(guard_lo: usize, top: usize) -> ! {
     message.push(b")\nsprig: give it a larger stack with sprig::Builder::stack_size, or raise the default with SPRIG_STACK_SIZE=<bytes>\n");
     // SAFETY: write(2) and abort(3) are async-signal-safe.
     unsafe {
-        libc::write(
-            libc::STDERR_FILENO,
-            message.buf.as_ptr().cast(),
-            message.len,
-        );
+        libc::write(libc::STDERR_FILENO, message.buf.as_ptr().cast(), message.len);
         libc::abort()
     }
 }
@@ -354,11 +331,7 @@ unsafe fn report_overflow(guard_lo: usize, top: usize) -> ! {
 unsafe fn pass_on(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: written once before our handler was installed.
     let previous = unsafe { &*PREVIOUS.0.get() };
-    let previous = if signal == libc::SIGBUS {
-        &previous.bus
-    } else {
-        &previous.segv
-    };
+    let previous = if signal == libc::SIGBUS { &previous.bus } else { &previous.segv };
     // SAFETY: initialised by the sigaction call in `install_handler`.
     let previous = unsafe { previous.assume_init_ref() };
     let handler = previous.sa_sigaction;
@@ -393,10 +366,7 @@ struct Message {
 
 impl Message {
     fn new() -> Self {
-        Message {
-            buf: [0; 512],
-            len: 0,
-        }
+        Message { buf: [0; 512], len: 0 }
     }
 
     fn push(&mut self, bytes: &[u8]) {

@@ -121,10 +121,7 @@ pub(crate) fn take(size: usize) -> Result<Stack, StackError> {
 #[cold]
 fn take_other(pool: &Pool, size: usize) -> Option<Stack> {
     let mut stacks = pool.drain();
-    let found = stacks
-        .iter()
-        .position(|stack| stack.size() == size)
-        .map(|index| stacks.remove(index));
+    let found = stacks.iter().position(|stack| stack.size() == size).map(|index| stacks.remove(index));
     pool.refill(stacks);
     found
 }

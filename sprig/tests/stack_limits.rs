@@ -1,0 +1,120 @@
+//! Running into an OS limit while allocating stacks gives an error that names
+//! the limit and says how to raise it; nothing hangs or crashes.
+//!
+//! The scenarios exhaust limits of their whole process, so this test binary
+//! (built without the libtest harness) runs each in a child process, which
+//! prints what it saw on stdout for the parent to check.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::time::Duration;
+
+use sprig::{Builder, Generator, StackError};
+use support::this_binary;
+
+mod support;
+
+const SCENARIO: &str = "SPRIG_LIMIT_SCENARIO";
+
+/// Creates suspended generators until stack allocation fails; returns how
+/// many it made and the error.
+fn exhaust(stack_size: usize) -> (usize, StackError, Vec<Generator<(), ()>>) {
+    let mut alive = Vec::new();
+    loop {
+        match Builder::new().stack_size(stack_size).generator(|co, ()| co.yield_(())) {
+            Ok(mut generator) => {
+                generator.next(); // suspended, holding its stack
+                alive.push(generator);
+            }
+            Err(err) => return (alive.len(), err, alive),
+        }
+        assert!(alive.len() < 10_000_000, "no limit was hit");
+    }
+}
+
+fn run_scenario(name: &str) {
+    match name {
+        "map-count" => {
+            let (made, err, alive) = exhaust(16 * 1024);
+            println!("made {made}");
+            println!("error: {err}");
+            println!("os limit: {}", err.is_os_limit());
+            println!("io kind: {:?}", std::io::Error::from(err).kind());
+            // `new` reports the same error as a panic, not a crash (and the
+            // panic hook still has mappings left to print it with).
+            let payload =
+                panic::catch_unwind(AssertUnwindSafe(|| Generator::<(), ()>::new(|_, ()| ()))).unwrap_err();
+            let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+            println!("panic: {message}");
+            // Freeing coroutines makes room again.
+            drop(alive);
+            let mut again = Generator::<(), u32>::new(|co, ()| co.yield_(7));
+            println!("after freeing: {:?}", again.next());
+        }
+        "address-space" => {
+            let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: plain getrlimit/setrlimit on this (child) process.
+            unsafe {
+                libc::getrlimit(libc::RLIMIT_AS, &mut limit);
+                // Room for the program itself plus about 64 MiB of stacks.
+                let status = std::fs::read_to_string("/proc/self/status").unwrap();
+                let vm_size_kib: u64 = status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmSize:"))
+                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                    .unwrap();
+                limit.rlim_cur = (vm_size_kib + 64 * 1024) * 1024;
+                assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &limit), 0);
+            }
+            let (made, err, _alive) = exhaust(1024 * 1024);
+            println!("made {made}");
+            println!("error: {err}");
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+fn main() {
+    if let Ok(scenario) = std::env::var(SCENARIO) {
+        run_scenario(&scenario);
+        return;
+    }
+    let mut failed = 0;
+    let mut check = |name: &str, scenario: &str, expect: &[&str]| {
+        let mut command = this_binary();
+        command.env(SCENARIO, scenario);
+        let output = support::run(command, Duration::from_secs(300));
+        let stdout = &output.stdout;
+        let missing: Vec<_> = expect.iter().filter(|text| !stdout.contains(*text)).collect();
+        if output.status.success() && missing.is_empty() {
+            println!("test {name} ... ok");
+        } else {
+            failed += 1;
+            println!("test {name} ... FAILED");
+            println!("  status {:?}, missing {missing:?}", output.status);
+            println!("  stdout:\n{stdout}\n  stderr:\n{}", output.stderr);
+        }
+    };
+    check(
+        "running_out_of_mappings_names_vm_max_map_count",
+        "map-count",
+        &[
+            "vm.max_map_count allows",
+            "sysctl -w vm.max_map_count=",
+            "os limit: true",
+            "io kind: OutOfMemory",
+            "panic: cannot map a 256 KiB coroutine stack",
+            "after freeing: Some(7)",
+        ],
+    );
+    check(
+        "running_out_of_address_space_names_rlimit_as",
+        "address-space",
+        &["error: cannot map a 1 MiB coroutine stack: the address-space limit RLIMIT_AS (`ulimit -v`)"],
+    );
+    if failed == 0 {
+        println!("\ntest result: ok. 2 passed");
+    } else {
+        println!("\ntest result: FAILED. {failed} failed");
+        std::process::exit(1);
+    }
+}
