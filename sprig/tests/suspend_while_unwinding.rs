@@ -16,7 +16,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
-use sprig::{Builder, Co, Coroutine, Generator, Yielder};
+use sprig::{Builder, Co, Generator, Yielder};
 use support::this_binary;
 
 mod support;
