@@ -1,0 +1,111 @@
+//! A tour of sprig: runs the examples of the document sprig grew from and
+//! prints what they print, then shows the rest of the library at work.
+//!
+//! ```text
+//! cargo run --release --example tour
+//! ```
+
+use sprig::{Builder, Co, Coroutine, CoroutineResult, Generator};
+
+#[path = "seed/mod.rs"]
+mod seed;
+
+fn section(title: &str) {
+    println!("\n== {title} ==\n");
+}
+
+fn main() {
+    section("Generators: the seed's `echo` (send, throw, close)");
+    seed::echo_session(&seed::Printer::stdout());
+
+    section("Generators: the seed's consumer/producer pipeline");
+    let path = seed::sample_file();
+    println!("(reading {})", path.file_name().unwrap().to_string_lossy());
+    if let Err(err) = seed::pipeline(&path, &seed::Printer::stdout()) {
+        println!("pipeline failed: {err}");
+    }
+
+    section("Stackful: yield from any depth of plain function calls");
+    stackful();
+
+    section("yield from: delegation with a return value (PEP 380)");
+    delegation();
+
+    section("The coroutine primitive under it all");
+    primitive();
+
+    section("Stacks");
+    stacks();
+}
+
+fn stackful() {
+    /// Flattens nested lists; the recursion is ordinary Rust.
+    enum Nested {
+        Leaf(i32),
+        List(Vec<Nested>),
+    }
+    fn flatten(item: &Nested, co: &Co<(), i32>) {
+        match item {
+            Nested::Leaf(n) => co.yield_(*n),
+            Nested::List(items) => items.iter().for_each(|item| flatten(item, co)),
+        }
+    }
+    use Nested::{Leaf, List};
+    let nested = List(vec![Leaf(1), List(vec![Leaf(2), List(vec![Leaf(3), Leaf(4)])]), Leaf(5)]);
+    let numbers: Vec<i32> = Generator::new(move |co, ()| flatten(&nested, co)).collect();
+    println!("flatten([1, [2, [3, 4]], 5]) = {numbers:?}");
+}
+
+fn delegation() {
+    /// Yields its words and returns how many there were.
+    fn words(text: &'static str) -> Generator<(), &'static str, usize> {
+        Generator::new(move |co, ()| text.split_whitespace().inspect(|word| co.yield_(*word)).count())
+    }
+    let mut sentence = Generator::new(|co, ()| {
+        let first = co.yield_from(words("stackful coroutines"));
+        let second = co.yield_from(words("for the rest of us"));
+        first + second
+    });
+    let yielded: Vec<_> = sentence.by_ref().collect();
+    println!("yielded  {yielded:?}");
+    println!("returned {:?} (the sum of what each `yield_from` returned)", sentence.return_value());
+}
+
+fn primitive() {
+    let mut running_total = Builder::new()
+        .name("running-total")
+        .coroutine(|yielder: &sprig::Yielder<u64, u64>, mut n: u64| {
+            let mut total = 0;
+            while n != 0 {
+                total += n;
+                n = yielder.suspend(total);
+            }
+            total
+        })
+        .expect("a stack");
+    for n in [5, 10, 20, 0] {
+        match running_total.resume(n) {
+            CoroutineResult::Yield(total) => println!("resume({n:>2}) -> Yield({total})"),
+            CoroutineResult::Return(total) => println!("resume({n:>2}) -> Return({total})"),
+        }
+    }
+    let caught = std::panic::catch_unwind(|| {
+        let mut failing = Coroutine::<(), (), ()>::new(|_, ()| std::panic::resume_unwind(Box::new("boom")));
+        failing.resume(());
+    });
+    let payload = caught.unwrap_err();
+    println!("a panic inside a coroutine reaches its resumer: {:?}", payload.downcast_ref::<&str>().unwrap());
+}
+
+fn stacks() {
+    println!(
+        "default stack size: {} KiB (SPRIG_STACK_SIZE or Builder::stack_size change it)",
+        sprig::stack::default_size() / 1024
+    );
+    println!("finished stacks kept per thread for reuse: {}", sprig::stack::pool_limit());
+    let small = Builder::new().stack_size(16 * 1024).generator(|co: &Co<(), u32>, ()| co.yield_(1)).unwrap();
+    println!("a generator on a 16 KiB stack gets {} KiB", small.stack_size().unwrap() / 1024);
+    println!(
+        "overflowing a stack prints the coroutine's name and size, then aborts (see tests/stack_overflow.rs)"
+    );
+}
