@@ -64,6 +64,20 @@ fn run_scenario(name: &str) {
                     .unwrap();
                 limit.rlim_cur = (vm_size_kib + 64 * 1024) * 1024;
                 assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &limit), 0);
+                // Emulators (qemu-user) accept the limit but do not enforce
+                // it: a 1 GiB mapping must now fail.
+                let probe = libc::mmap(
+                    std::ptr::null_mut(),
+                    1 << 30,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                );
+                if probe != libc::MAP_FAILED {
+                    println!("RLIMIT_AS is not enforced here");
+                    return;
+                }
             }
             let (made, err, _alive) = exhaust(1024 * 1024);
             println!("made {made}");
@@ -84,6 +98,10 @@ fn main() {
         command.env(SCENARIO, scenario);
         let output = support::run(command, Duration::from_secs(300));
         let stdout = &output.stdout;
+        if stdout.contains("is not enforced here") {
+            println!("test {name} ... ignored ({})", stdout.trim());
+            return;
+        }
         let missing: Vec<_> = expect.iter().filter(|text| !stdout.contains(*text)).collect();
         if output.status.success() && missing.is_empty() {
             println!("test {name} ... ok");
@@ -112,7 +130,7 @@ fn main() {
         &["error: cannot map a 1 MiB coroutine stack: the address-space limit RLIMIT_AS (`ulimit -v`)"],
     );
     if failed == 0 {
-        println!("\ntest result: ok. 2 passed");
+        println!("\ntest result: ok");
     } else {
         println!("\ntest result: FAILED. {failed} failed");
         std::process::exit(1);
