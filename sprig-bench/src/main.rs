@@ -27,6 +27,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod generators;
+mod greenlets;
 mod measure;
 
 use measure::Timing;
@@ -52,6 +53,18 @@ const CASES: &[Case] = &[
         about: "create a generator (or coroutine) on a pooled stack, run it to completion, drop it",
         default_n: 1_000_000,
         run: generators::create,
+    },
+    Case {
+        name: "greenlet",
+        about: "two greenlets ping-ponging a u64 with switch, against sprig's generator round trip",
+        default_n: 10_000_000,
+        run: greenlets::switch,
+    },
+    Case {
+        name: "greenlet_create",
+        about: "create a greenlet on a pooled stack, start it, let it finish, drop it",
+        default_n: 1_000_000,
+        run: greenlets::create,
     },
 ];
 

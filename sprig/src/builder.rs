@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use crate::greenlet::{Greenlet, Value};
 use crate::stack::StackError;
 use crate::{Co, Coroutine, Generator, Yielder};
 
@@ -81,5 +82,18 @@ impl Builder {
         F: FnOnce(&Co<I, Y, E>, I) -> R + 'static,
     {
         Generator::build(body, self.name, self.stack_size)
+    }
+
+    /// Creates a [`Greenlet`] whose parent is the current greenlet.
+    ///
+    /// # Errors
+    ///
+    /// As for [`coroutine`](Self::coroutine).
+    pub fn greenlet<F, R>(self, body: F) -> Result<Greenlet, StackError>
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: 'static,
+    {
+        Greenlet::build(body, self.name, self.stack_size)
     }
 }

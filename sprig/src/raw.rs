@@ -378,15 +378,21 @@ impl Suspender {
     /// Counts an unwind raised on this stack until its payload is dropped.
     pub(crate) fn unwind_token(&self) -> UnwindToken {
         self.raised.set(true);
-        let count = self.unwinds.get_or_init(|| Arc::new(AtomicUsize::new(0)));
-        count.fetch_add(1, Ordering::Relaxed);
-        UnwindToken(count.clone())
+        UnwindToken::new(self.unwinds.get_or_init(|| Arc::new(AtomicUsize::new(0))))
     }
 }
 
 /// Carried by the payloads of sprig's own unwinds (see
 /// [`Suspender::unwind_token`]).
 pub(crate) struct UnwindToken(Arc<AtomicUsize>);
+
+impl UnwindToken {
+    /// Counts one more unwind in flight in `count`, until the token drops.
+    pub(crate) fn new(count: &Arc<AtomicUsize>) -> UnwindToken {
+        count.fetch_add(1, Ordering::Relaxed);
+        UnwindToken(count.clone())
+    }
+}
 
 impl Drop for UnwindToken {
     fn drop(&mut self) {

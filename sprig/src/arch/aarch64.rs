@@ -73,7 +73,7 @@
 
 use core::arch::{asm, naked_asm};
 
-use super::{EntryFn, StackPointer, Word};
+use super::{EntryFn, StackPointer, SymmetricEntryFn, Word, Words};
 
 /// The top of a coroutine stack must be aligned to this.
 pub(crate) const STACK_ALIGNMENT: usize = 16;
@@ -256,6 +256,141 @@ pub(crate) unsafe fn switch_and_reset(arg: Word, top: StackPointer) -> ! {
             "ret",
             in("x0") arg,
             in("x1") top.get(),
+            options(noreturn),
+        )
+    }
+}
+
+/// Lays out a fresh stack whose arch top is `top` for symmetric switching:
+/// the first [`switch_symmetric`] to the returned context calls
+/// `entry(w0, obj, top, ctrl, w1, w2)` on the new stack.
+///
+/// ```text
+///  top ->| 0                |
+///        | 0                |
+///        | entry fn         |
+///        | obj              |
+///        | 0                |
+///  sp -->| &root trampoline |
+/// ```
+///
+/// # Safety
+///
+/// As for [`init_stack`].
+#[inline]
+pub(crate) unsafe fn init_symmetric_stack(
+    top: StackPointer,
+    entry: SymmetricEntryFn,
+    obj: *mut u8,
+) -> StackPointer {
+    let top = top.get() as *mut usize;
+    // SAFETY: the caller guarantees the six words below `top` are ours.
+    unsafe {
+        top.sub(1).write(0);
+        top.sub(2).write(0);
+        top.sub(3).write(entry as *const () as usize);
+        top.sub(4).write(obj as usize);
+        top.sub(5).write(0);
+        top.sub(6).write(root_trampoline as *const () as usize);
+    }
+    StackPointer::new(top as usize - 48).expect("stack top below 48")
+}
+
+/// The root frame of a symmetrically switched stack, reached by the `br` in
+/// [`switch_symmetric`] with sp 16 bytes above its own address in the initial
+/// layout, the words in x0, x5 and x6 and the control word in x3.
+///
+/// Nothing called this frame, so its call-frame information marks the return
+/// address undefined: unwinders and debuggers stop here.
+#[unsafe(naked)]
+unsafe extern "C" fn root_trampoline() {
+    naked_asm!(
+        ".cfi_startproc simple",
+        ".cfi_def_cfa sp, 32",
+        ".cfi_undefined x30",
+        // sp = top - 32: [sp] = obj, [sp + 8] = entry.
+        "mov x29, xzr",
+        "ldp x1, x7, [sp]",
+        "add x2, sp, #32",
+        // entry(w0 = x0, obj, top, ctrl = x3, w1, w2)
+        "mov x4, x5",
+        "mov x5, x6",
+        "adr x30, 2f",
+        "br x7",
+        "2:",
+        "brk #0",
+        ".cfi_endproc",
+    )
+}
+
+/// Suspends the current context, storing its stack pointer in `*save`, and
+/// continues the context saved in `*target` with three words (in x0, x5, x6)
+/// and `ctrl` (in x3); see the x86_64 backend (a context may switch to
+/// itself). The switch ends with `br`, so the
+/// return-stack predictor is left alone.
+///
+/// # Safety
+///
+/// As for the x86_64 backend.
+#[inline(always)]
+pub(crate) unsafe fn switch_symmetric(
+    words: Words,
+    ctrl: usize,
+    target: *const StackPointer,
+    save: *mut StackPointer,
+) -> (Words, usize) {
+    let (ret0, ret1, ret2): (Word, Word, Word);
+    let ret_ctrl: usize;
+    // SAFETY: guaranteed by the caller; x19 and x29 are saved here and the
+    // other callee-saved registers are declared clobbered.
+    unsafe {
+        asm!(
+            "adr x4, 2f",
+            "stp x19, x29, [sp, #-16]!",
+            "stp x4, xzr, [sp, #-16]!",
+            "mov x4, sp",
+            "str x4, [x1]",
+            "ldr x2, [x2]",
+            "ldr x4, [x2]",
+            "add sp, x2, #16",
+            "br x4",
+            // Resumed by a `switch_symmetric`: sp is our context + 16.
+            "2:",
+            "ldp x19, x29, [sp], #16",
+            inout("x0") words.0 => ret0,
+            inout("x5") words.1 => ret1,
+            inout("x6") words.2 => ret2,
+            inout("x3") ctrl => ret_ctrl,
+            in("x1") save,
+            inout("x2") target => _,
+            lateout("x20") _, lateout("x21") _, lateout("x22") _,
+            lateout("x23") _, lateout("x24") _, lateout("x25") _,
+            lateout("x26") _, lateout("x27") _, lateout("x28") _,
+            clobber_abi("C"),
+        );
+    }
+    ((ret0, ret1, ret2), ret_ctrl)
+}
+
+/// Continues the context at `target` without saving the current one.
+///
+/// # Safety
+///
+/// As for [`switch_symmetric`]; nothing left on the current stack may need
+/// to run again.
+#[inline(always)]
+pub(crate) unsafe fn switch_symmetric_final(words: Words, ctrl: usize, target: StackPointer) -> ! {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        asm!(
+            "ldr x4, [x2]",
+            "add sp, x2, #16",
+            "br x4",
+            in("x0") words.0,
+            in("x5") words.1,
+            in("x6") words.2,
+            in("x3") ctrl,
+            in("x2") target.get(),
             options(noreturn),
         )
     }

@@ -11,6 +11,9 @@
 //! | [`switch_and_link`] | *resume*: suspends the caller, records where it stopped in the coroutine's **parent link**, and continues the coroutine |
 //! | [`switch_yield`] | *suspend*: the coroutine stops and the context recorded in its parent link continues |
 //! | [`switch_and_reset`] | the coroutine's final switch back to its parent; its stack is never touched again |
+//! | [`init_symmetric_stack`] | lays out a fresh stack so that the first [`switch_symmetric`] into it calls an [`EntryFn`] |
+//! | [`switch_symmetric`] | suspends the current context, saving it, and continues any other: greenlets switch this way |
+//! | [`switch_symmetric_final`] | continues another context without saving the current one (a finished greenlet) |
 //!
 //! # The protocol
 //!
@@ -34,6 +37,16 @@
 //! suspend returns into the parent, so the CPU's return-address predictor
 //! stays in step. The first entry into a coroutine jumps (it does not call)
 //! into its entry function for the same reason.
+//!
+//! Symmetric switches (greenlets: any context to any other, in any order)
+//! cannot pair calls with returns, so they use neither: each ends with an
+//! indirect jump to the target's resume address, which leaves the
+//! return-address predictor untouched and is predicted like any indirect
+//! branch. Their suspended contexts have the same shape as asymmetric ones
+//! (resume address, then the hand-saved registers), but the two kinds are
+//! never mixed: a context saved by `switch_yield` is resumed only by
+//! `switch_and_link`, and one saved by `switch_symmetric` only by
+//! `switch_symmetric`.
 //!
 //! Values cross a switch as one machine word (a [`Word`], which may hold
 //! uninitialised bytes) plus, towards the coroutine, a control word the layers
@@ -79,6 +92,9 @@ pub(crate) type StackPointer = NonZeroUsize;
 /// word, or with padding, leaves some of its bytes uninitialised.
 pub(crate) type Word = MaybeUninit<usize>;
 
+/// The three words a symmetric switch carries, all in registers.
+pub(crate) type Words = (Word, Word, Word);
+
 /// The function a fresh stack starts in.
 ///
 /// It is called with the word passed to the first [`switch_and_link`], the
@@ -87,6 +103,12 @@ pub(crate) type Word = MaybeUninit<usize>;
 /// must never return: it ends with [`switch_and_reset`]. It must not unwind
 /// either (it is `extern "C"`, so an escaping panic aborts).
 pub(crate) type EntryFn = unsafe extern "C" fn(arg: Word, obj: *mut u8, top: StackPointer, ctrl: usize) -> !;
+
+/// The function a fresh stack for symmetric switching starts in: like
+/// [`EntryFn`], with the three words of the first [`switch_symmetric`] (the
+/// first, then, after `obj`, `top` and the control word, the other two).
+pub(crate) type SymmetricEntryFn =
+    unsafe extern "C" fn(w0: Word, obj: *mut u8, top: StackPointer, ctrl: usize, w1: Word, w2: Word) -> !;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod x86_64;
@@ -149,6 +171,74 @@ mod tests {
         }
     }
 
+    /// Two symmetric contexts on their own stacks, and this thread's own,
+    /// passing a counter round a ring.
+    #[test]
+    fn symmetric_switches_go_round_a_ring() {
+        struct Ring {
+            sp: [StackPointer; 3],
+            hops: usize,
+        }
+        unsafe extern "C" fn hop(
+            arg: Word,
+            obj: *mut u8,
+            _top: StackPointer,
+            ctrl: usize,
+            w1: Word,
+            w2: Word,
+        ) -> ! {
+            // SAFETY: `obj` is the ring, only touched by whoever runs.
+            let ring = unsafe { &mut *(obj as *mut Ring) };
+            let me = ctrl; // the first switch tells each context its index
+                           // SAFETY: the test always passes initialised words; the other two
+                           // words carry the value again, doubled and tripled.
+            let mut value = unsafe { arg.assume_init() };
+            // SAFETY: as above.
+            unsafe { assert_eq!((w1.assume_init(), w2.assume_init()), (value * 2, value * 3)) };
+            loop {
+                ring.hops += 1;
+                let next = (me + 1) % 3;
+                let save: *mut StackPointer = &mut ring.sp[me];
+                let target: *const StackPointer = &ring.sp[next];
+                let v = value + 1;
+                // SAFETY: the next context is suspended (or fresh) and saved in
+                // the ring.
+                let (words, _) =
+                    unsafe { switch_symmetric((word(v), word(v * 2), word(v * 3)), next, target, save) };
+                // SAFETY: as above.
+                unsafe {
+                    value = words.0.assume_init();
+                    assert_eq!((words.1.assume_init(), words.2.assume_init()), (value * 2, value * 3));
+                }
+            }
+        }
+        let mut stacks = [TestStack::new(), TestStack::new()];
+        let mut ring = Ring { sp: [StackPointer::new(1).unwrap(); 3], hops: 0 };
+        let obj = ptr::addr_of_mut!(ring).cast();
+        // SAFETY: the stacks outlive the switches, and each context only
+        // touches the ring while it runs.
+        unsafe {
+            ring.sp[1] = init_symmetric_stack(stacks[0].top(), hop, obj);
+            ring.sp[2] = init_symmetric_stack(stacks[1].top(), hop, obj);
+            // Start context 1 (it learns its index from the control word),
+            // which starts context 2, which comes back here as context 0.
+            let save: *mut StackPointer = &mut ring.sp[0];
+            let one: *const StackPointer = &ring.sp[1];
+            // A context switching to itself gets its own words back.
+            let (words, _) = switch_symmetric((word(1), word(2), word(3)), 0, save, save);
+            assert_eq!((words.0.assume_init(), words.2.assume_init()), (1, 3));
+            let (words, _) = switch_symmetric((word(10), word(20), word(30)), 1, one, save);
+            assert_eq!(words.0.assume_init(), 12);
+            assert_eq!(words.2.assume_init(), 36);
+            for lap in 0..100 {
+                let (words, _) = switch_symmetric((word(lap), word(lap * 2), word(lap * 3)), 1, one, save);
+                assert_eq!(words.0.assume_init(), lap + 2);
+                assert_eq!(words.1.assume_init(), (lap + 2) * 2);
+            }
+        }
+        assert_eq!(ring.hops, 202);
+    }
+
     #[test]
     fn resume_yield_and_finish() {
         let mut stack = TestStack::new();
@@ -171,5 +261,63 @@ mod tests {
             assert!(next.is_none());
         }
         assert_eq!(calls, 1001);
+    }
+}
+
+/// Timing of the raw switches, for comparing the two kinds.
+/// `cargo test --release -p sprig --lib raw_switch_timing -- --ignored --nocapture`
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn raw_switch_timing() {
+        let mut stack = vec![0u128; 8192];
+        let top = StackPointer::new(stack.as_mut_ptr_range().end as usize & !15).unwrap();
+        struct Pair {
+            main: StackPointer,
+            other: StackPointer,
+        }
+        unsafe extern "C" fn pong(w0: Word, obj: *mut u8, _: StackPointer, _: usize, _: Word, _: Word) -> ! {
+            let pair = obj as *mut Pair;
+            let mut w = w0;
+            loop {
+                // SAFETY: a measurement harness.
+                unsafe {
+                    let v = w.assume_init() + 1;
+                    let (r, _) = switch_symmetric(
+                        (Word::new(v), Word::uninit(), Word::uninit()),
+                        0,
+                        &(*pair).main,
+                        &mut (*pair).other,
+                    );
+                    w = r.0;
+                }
+            }
+        }
+        let mut pair = Pair { main: StackPointer::new(1).unwrap(), other: StackPointer::new(1).unwrap() };
+        let p: *mut Pair = &mut pair;
+        // SAFETY: a measurement harness.
+        unsafe {
+            (*p).other = init_symmetric_stack(top, pong, p.cast());
+            let n = 20_000_000u64;
+            for _ in 0..3 {
+                let t = Instant::now();
+                let mut sum = 0usize;
+                for i in 0..n as usize {
+                    let (r, _) = switch_symmetric(
+                        (Word::new(std::hint::black_box(i)), Word::uninit(), Word::uninit()),
+                        0,
+                        &(*p).other,
+                        &mut (*p).main,
+                    );
+                    sum = sum.wrapping_add(r.0.assume_init());
+                }
+                std::hint::black_box(sum);
+                println!("raw symmetric round trip: {:.2} ns", t.elapsed().as_nanos() as f64 / n as f64);
+            }
+        }
     }
 }

@@ -71,7 +71,7 @@
 
 use core::arch::{asm, naked_asm};
 
-use super::{EntryFn, StackPointer, Word};
+use super::{EntryFn, StackPointer, SymmetricEntryFn, Word, Words};
 
 /// The top of a coroutine stack must be aligned to this.
 pub(crate) const STACK_ALIGNMENT: usize = 16;
@@ -251,6 +251,149 @@ pub(crate) unsafe fn switch_and_reset(arg: Word, top: StackPointer) -> ! {
             "ret",
             in("rdi") arg,
             in("rsi") top.get(),
+            options(noreturn),
+        )
+    }
+}
+
+/// Lays out a fresh stack whose arch top is `top` for symmetric switching:
+/// the first [`switch_symmetric`] to the returned context calls
+/// `entry(w0, obj, top, ctrl, w1, w2)` on the new stack.
+///
+/// ```text
+///  top ->| 0                |
+///        | 0                |
+///        | entry fn         |
+///        | obj              |
+///  sp -->| &root trampoline |
+/// ```
+///
+/// # Safety
+///
+/// As for [`init_stack`].
+#[inline]
+pub(crate) unsafe fn init_symmetric_stack(
+    top: StackPointer,
+    entry: SymmetricEntryFn,
+    obj: *mut u8,
+) -> StackPointer {
+    let top = top.get() as *mut usize;
+    // SAFETY: the caller guarantees the five words below `top` are ours.
+    unsafe {
+        top.sub(1).write(0);
+        top.sub(2).write(0);
+        top.sub(3).write(entry as *const () as usize);
+        top.sub(4).write(obj as usize);
+        top.sub(5).write(root_trampoline as *const () as usize);
+    }
+    StackPointer::new(top as usize - 40).expect("stack top below 40")
+}
+
+/// The root frame of a symmetrically switched stack. It is reached by the
+/// `jmp` in [`switch_symmetric`] with rsp just above its own address in the
+/// initial layout, the words in rdi, r8 and r9 and the control word in rcx:
+/// all where the entry function's arguments go but for `obj` and `top`.
+///
+/// Nothing called this frame, so its call-frame information marks the return
+/// address undefined: unwinders and debuggers stop here.
+#[unsafe(naked)]
+unsafe extern "C" fn root_trampoline() {
+    naked_asm!(
+        ".cfi_startproc simple",
+        ".cfi_def_cfa rsp, 32",
+        ".cfi_undefined rip",
+        // rsp = top - 32: [rsp] = obj, [rsp + 8] = entry.
+        "xor ebp, ebp",
+        "lea rdx, [rsp + 32]",
+        "mov rsi, [rsp]",
+        // entry(w0 = rdi, obj, top, ctrl = rcx, w1 = r8, w2 = r9), with a
+        // return address pushed for the alignment a call would give.
+        "lea rax, [rip + 2f]",
+        "push rax",
+        "jmp [rsp + 16]",
+        "2:",
+        "ud2",
+        ".cfi_endproc",
+    )
+}
+
+/// Suspends the current context, storing its stack pointer in `*save`, and
+/// continues the context saved in `*target` with three words (in rdi, r8,
+/// r9) and `ctrl` (in rcx). Returns the words and control word of the switch
+/// that resumes the current context.
+///
+/// `*target` is read after `*save` is written, so a context may switch to
+/// itself (`target == save`): the switch then returns its own words at once.
+///
+/// Unlike [`switch_and_link`], neither side is the other's caller: the switch
+/// ends with an indirect `jmp`, not a `ret`, and pushes nothing on the
+/// return-stack buffer, so switching between any two contexts in any order
+/// leaves the predictor alone. Contexts switched this way are resumed only
+/// by this function (or entered through [`init_symmetric_stack`]).
+///
+/// # Safety
+///
+/// `*target` must be a context saved by `switch_symmetric` or made by
+/// [`init_symmetric_stack`], not resumed since, on this thread (or `target`
+/// must be `save`); both pointers must be valid.
+#[inline(always)]
+pub(crate) unsafe fn switch_symmetric(
+    words: Words,
+    ctrl: usize,
+    target: *const StackPointer,
+    save: *mut StackPointer,
+) -> (Words, usize) {
+    let (ret0, ret1, ret2): (Word, Word, Word);
+    let ret_ctrl: usize;
+    // SAFETY: guaranteed by the caller; rbx and rbp are saved here and the
+    // other callee-saved registers are declared clobbered.
+    unsafe {
+        asm!(
+            "push rbp",
+            "push rbx",
+            "lea rax, [rip + 2f]",
+            "push rax",
+            "mov [rsi], rsp",
+            "mov rsp, [rdx]",
+            "pop rax",
+            "jmp rax",
+            // Resumed by a `switch_symmetric`: rsp is our context + 8.
+            "2:",
+            "pop rbx",
+            "pop rbp",
+            inout("rdi") words.0 => ret0,
+            inout("r8") words.1 => ret1,
+            inout("r9") words.2 => ret2,
+            inout("rcx") ctrl => ret_ctrl,
+            in("rsi") save,
+            in("rdx") target,
+            lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    ((ret0, ret1, ret2), ret_ctrl)
+}
+
+/// Continues the context at `target` without saving the current one, which
+/// is never resumed again.
+///
+/// # Safety
+///
+/// As for [`switch_symmetric`]; nothing left on the current stack may need
+/// to run again.
+#[inline(always)]
+pub(crate) unsafe fn switch_symmetric_final(words: Words, ctrl: usize, target: StackPointer) -> ! {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        asm!(
+            "mov rsp, rdx",
+            "pop rax",
+            "jmp rax",
+            in("rdi") words.0,
+            in("r8") words.1,
+            in("r9") words.2,
+            in("rcx") ctrl,
+            in("rdx") target.get(),
             options(noreturn),
         )
     }

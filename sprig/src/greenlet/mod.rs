@@ -1,0 +1,920 @@
+//! Greenlets: symmetric stackful coroutines with Python greenlet's semantics.
+//!
+//! A [`Greenlet`] is a function running on a stack of its own. Unlike a
+//! generator, it does not return to whoever resumed it: any greenlet
+//! [`switch`](Greenlet::switch)es straight to any other, handing it a
+//! [`Value`]. Each thread has an implicit *main* greenlet (the thread's own
+//! stack), which never dies. Every greenlet has a *parent*: when its body
+//! returns, the return value goes to the parent, and when it panics, the panic
+//! continues in the parent.
+//!
+//! ```
+//! use sprig::greenlet::{self, Greenlet};
+//!
+//! let main = greenlet::getcurrent();
+//! let pong = Greenlet::new(move |mut ball| loop {
+//!     let n = ball.downcast::<u32>().unwrap();
+//!     ball = main.switch(n + 1).unwrap(); // back to main, which resumes us
+//! });
+//! assert_eq!(pong.switch(1u32).unwrap().downcast::<u32>().ok(), Some(2));
+//! assert_eq!(pong.switch(10u32).unwrap().downcast::<u32>().ok(), Some(11));
+//! ```
+//!
+//! # greenlet's API in sprig
+//!
+//! | greenlet (Python) | sprig |
+//! |---|---|
+//! | `greenlet(run, parent=None)` | [`Greenlet::new(run)`](Greenlet::new) (parent: the current greenlet), [`Greenlet::with_parent`], [`Builder::greenlet`](crate::Builder::greenlet) for a name and stack size |
+//! | `getcurrent()` | [`getcurrent()`] |
+//! | `g.switch(*args)`: the first switch calls `run(*args)` | [`g.switch(v)`](Greenlet::switch): the body receives `v` as its argument |
+//! | later switches return the args of the switch back | `switch` returns `Ok(value)`; a [`Value`] holds any `'static` type (`()` and small plain values without allocating) |
+//! | `run` returns: the value goes to the parent | the parent's pending `switch` returns `Ok(value)` |
+//! | an exception in `run` goes to the parent | the panic continues in the parent, at its `switch` |
+//! | switching to a dead greenlet goes to its nearest live ancestor | the same; if that is the current greenlet, `switch` returns the value at once |
+//! | `g.parent`, `g.parent = p` | [`g.parent()`](Greenlet::parent), [`g.set_parent(&p)`](Greenlet::set_parent) |
+//! | `ValueError("cyclic parent chain")` | `Err(ParentError)`, whose message is "cyclic parent chain" |
+//! | `g.throw(exc)`: raised at the switch point | [`g.throw(v)`](Greenlet::throw): the pending `switch` returns `Err(Thrown(v))` |
+//! | `throw` into an unstarted greenlet: it dies, the exception reaches its parent | the same |
+//! | `throw` into a dead greenlet is "immediately eaten" | the same: it returns `Ok(Value::empty())` |
+//! | `g.throw()` (`GreenletExit`): kill | [`g.kill()`](Greenlet::kill): the pending `switch` unwinds with [`GreenletExit`], running destructors; the parent receives a `GreenletExit` value |
+//! | `GreenletExit` is not an error | a body that ends by this unwinding returns a `GreenletExit` value to its parent |
+//! | the last reference to a suspended greenlet goes away: `GreenletExit` is thrown into it | dropping the last [`Greenlet`] handle kills it, with the dropper as its parent; a panic while it unwinds is reported on stderr, not propagated |
+//! | `g.dead`, `bool(g)`, `g.gr_frame is not None` | [`is_dead`](Greenlet::is_dead), [`is_active`](Greenlet::is_active) (started and not dead), [`is_started`](Greenlet::is_started) |
+//! | `greenlet.error: cannot switch to a different thread` | impossible: handles are `!Send` and `!Sync` |
+//! | `settrace(cb)` / `gettrace()`: `cb(event, (origin, target))` | [`settrace`] / [`gettrace`], per thread, called for every switch and throw in the greenlet switched to |
+//! | `gr_context` | [`GreenletLocal`]: a value per greenlet, empty in a new one |
+//!
+//! # Costs
+//!
+//! A switch is one register save and indirect jump (see `arch`), plus a
+//! thread-local read and write of the current greenlet and a few checks. A
+//! switch carrying `()` or a small plain value allocates nothing. Greenlets
+//! take their stacks from the same per-thread pool as generators.
+//!
+//! # Switching while unwinding
+//!
+//! A greenlet may switch away from a destructor while it is unwinding (say,
+//! a `finally`-style guard that hands a result to another greenlet while the
+//! greenlet is killed). Until it is switched back to, the thread counts as
+//! panicking ([`std::thread::panicking`] is true in the other greenlets, and
+//! a `MutexGuard` dropped there poisons its mutex). Killing such a greenlet
+//! again while it is suspended in the middle of a kill does nothing; throwing
+//! into it makes its `switch` return the error. Killing one suspended in the
+//! middle of a panic of its own would raise a panic inside a running
+//! destructor, which Rust turns into an abort.
+
+mod local;
+mod trace;
+mod value;
+
+use std::borrow::Cow;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::error::Error;
+use std::fmt;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+pub use local::GreenletLocal;
+pub use trace::{gettrace, settrace, Event, Tracer};
+pub use value::Value;
+
+use crate::arch::{self, StackPointer, Word, Words};
+use crate::raw::UnwindToken;
+use crate::stack::{self, Limit, Stack, StackError};
+use crate::unwind::{self, Payload};
+
+// A switch carries a `Value` as a tag and three words (see
+// `Value::into_words`), all in registers, and a control word saying what the
+// value is for:
+//
+//   bits 0-3  the kind (below)
+//   bits 4-5  the value's tag
+//   bit 8     `CTRL_TRACE`: a tracer is set; call it on arrival
+//   bit 9     `CTRL_ORPHAN`: the sender has no handle left but the one it
+//             put in `ORPHAN`, which the receiver drops
+//
+// Only a plain switch with no flags takes the fast path on arrival. The
+// sender's identity, needed by the slow paths, goes through `THREAD.from`.
+
+/// The value is the result of the pending switch.
+const CTRL_SWITCH: usize = 0;
+/// The value is thrown at the pending switch.
+const CTRL_THROW: usize = 1;
+/// Unwind the pending switch with [`GreenletExit`].
+const CTRL_KILL: usize = 2;
+/// The sender finished; the value is its return value.
+const CTRL_RETURN: usize = 3;
+/// The sender panicked; the value holds the payload.
+const CTRL_PANIC: usize = 4;
+const CTRL_KIND: usize = 0xf;
+const TAG_SHIFT: usize = 4;
+const TAG_BITS: usize = 0x3 << TAG_SHIFT;
+const CTRL_TRACE: usize = 1 << 8;
+const CTRL_ORPHAN: usize = 1 << 9;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Unstarted,
+    Started,
+    Dead,
+}
+
+/// The shared state of a greenlet; handles are `Rc`s of it.
+struct Inner {
+    /// The suspended context (for an unstarted greenlet, its fresh stack's).
+    sp: Cell<StackPointer>,
+    state: Cell<State>,
+    /// `None` for the main greenlet, and once a dead greenlet's stack has
+    /// gone back to the pool.
+    stack: Cell<Option<Stack>>,
+    /// The body and how to drop it, until the first switch moves it out.
+    launch: *mut u8,
+    drop_launch: unsafe fn(*mut u8),
+    parent: RefCell<Option<Greenlet>>,
+    name: Cow<'static, str>,
+    locals: local::Locals,
+    /// Kills in flight on this greenlet's stack (their payloads' tokens).
+    kills: OnceCell<Arc<AtomicUsize>>,
+    /// A running greenlet whose last handle was dropped keeps itself here
+    /// (and sets `THREAD.slow`, so that its next switch away hands it over).
+    keep_alive: Cell<Option<Greenlet>>,
+}
+
+/// A handle to a greenlet: see the [module documentation](self).
+///
+/// Handles are reference-counted; cloning one is cheap. Dropping the last
+/// handle to a suspended greenlet kills it (greenlet's garbage-collection
+/// rule). Handles are `!Send` and `!Sync`: a greenlet belongs to the thread
+/// that made it, like its stack.
+pub struct Greenlet(Rc<Inner>);
+
+/// The payload of the unwinding that kills a greenlet (greenlet's
+/// `GreenletExit`), and the value its parent receives when it ends that way.
+///
+/// Catch-all code running in a greenlet should let it through; see
+/// [`is_forced_unwind`](crate::is_forced_unwind).
+pub struct GreenletExit {
+    _token: Option<UnwindToken>,
+}
+
+impl fmt::Debug for GreenletExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GreenletExit")
+    }
+}
+
+/// A value [`throw`](Greenlet::throw)n into the current greenlet, returned
+/// by its pending [`switch`](Greenlet::switch).
+#[derive(Debug)]
+pub struct Thrown(pub Value);
+
+impl fmt::Display for Thrown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value was thrown into this greenlet")
+    }
+}
+
+impl Error for Thrown {}
+
+/// [`Greenlet::set_parent`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentError {
+    main: bool,
+}
+
+impl ParentError {
+    /// Whether the greenlet was its thread's main greenlet, which has no
+    /// parent (rather than the new parent making a cycle).
+    pub fn is_main(&self) -> bool {
+        self.main
+    }
+}
+
+impl fmt::Display for ParentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.main { "the main greenlet cannot have a parent" } else { "cyclic parent chain" })
+    }
+}
+
+impl Error for ParentError {}
+
+// ------------------------------------------------------------ thread state
+
+/// The current greenlet of this thread (`null` until first needed); whether
+/// switches must take the slow path (a tracer is set, or the current greenlet
+/// is orphaned); whether a tracer is set; the sender of the last switch that
+/// took a slow path. Constant-initialised without a destructor, so reaching
+/// it is a plain thread-local access.
+struct ThreadState {
+    current: Cell<*const Inner>,
+    slow: Cell<bool>,
+    tracing: Cell<bool>,
+    from: Cell<*const Inner>,
+}
+
+thread_local! {
+    static THREAD: ThreadState = const {
+        ThreadState {
+            current: Cell::new(ptr::null()),
+            slow: Cell::new(false),
+            tracing: Cell::new(false),
+            from: Cell::new(ptr::null()),
+        }
+    };
+    /// Owns the main greenlet; torn down with the thread.
+    static MAIN: MainSlot = const { MainSlot(RefCell::new(None)) };
+    /// The handle an orphaned greenlet leaves for the greenlet it switches to.
+    static ORPHAN: Cell<Option<Greenlet>> = const { Cell::new(None) };
+}
+
+struct MainSlot(RefCell<Option<Greenlet>>);
+
+impl Drop for MainSlot {
+    fn drop(&mut self) {
+        // From here on this thread has no greenlets: nothing may point at
+        // the main greenlet, which this may free.
+        let _ = THREAD.try_with(|thread| thread.current.set(ptr::null()));
+        drop(self.0.borrow_mut().take());
+    }
+}
+
+/// The current greenlet, creating the main greenlet on first use; `None`
+/// while the thread is being torn down.
+fn try_current() -> Option<*const Inner> {
+    let current = THREAD.with(|thread| thread.current.get());
+    if !current.is_null() {
+        return Some(current);
+    }
+    create_main()
+}
+
+#[cold]
+fn create_main() -> Option<*const Inner> {
+    MAIN.try_with(|main| {
+        let main_greenlet = Greenlet(Rc::new(Inner {
+            sp: Cell::new(StackPointer::MAX),
+            state: Cell::new(State::Started),
+            stack: Cell::new(None),
+            launch: ptr::null_mut(),
+            drop_launch: drop_nothing,
+            parent: RefCell::new(None),
+            name: Cow::Borrowed("main"),
+            locals: local::Locals::default(),
+            kills: OnceCell::new(),
+            keep_alive: Cell::new(None),
+        }));
+        let inner = Rc::as_ptr(&main_greenlet.0);
+        *main.0.borrow_mut() = Some(main_greenlet);
+        THREAD.with(|thread| thread.current.set(inner));
+        inner
+    })
+    .ok()
+}
+
+fn current_inner() -> *const Inner {
+    try_current().expect("greenlets are unavailable while the thread is being torn down")
+}
+
+/// A new handle to the greenlet `inner` points at.
+///
+/// # Safety
+///
+/// `inner` must belong to a live `Rc<Inner>`.
+unsafe fn handle(inner: *const Inner) -> Greenlet {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        Rc::increment_strong_count(inner);
+        Greenlet(Rc::from_raw(inner))
+    }
+}
+
+/// The running greenlet (Python's `greenlet.getcurrent()`): the main
+/// greenlet of this thread, unless called from inside another greenlet.
+///
+/// # Panics
+///
+/// While the thread is being torn down (from a thread-local destructor that
+/// runs after sprig's).
+pub fn getcurrent() -> Greenlet {
+    // SAFETY: the current greenlet is alive: it is running.
+    unsafe { handle(current_inner()) }
+}
+
+// ------------------------------------------------------------ creation
+
+/// What a fresh greenlet stack holds for its entry function.
+struct Launch<F> {
+    body: F,
+}
+
+unsafe fn drop_nothing(_: *mut u8) {}
+
+/// # Safety
+///
+/// `launch` must point at a live `L` nobody else drops.
+unsafe fn drop_launch<L>(launch: *mut u8) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { ptr::drop_in_place(launch as *mut L) }
+}
+
+const MIN_FREE: usize = 1024;
+
+impl Greenlet {
+    /// Creates a greenlet that will run `body` when first switched to; its
+    /// parent is the current greenlet.
+    ///
+    /// `body` receives the value of the first switch; what it returns goes to
+    /// the parent.
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be allocated (the message names the limit that was
+    /// hit); [`Builder::greenlet`](crate::Builder::greenlet) returns the
+    /// [`StackError`] instead.
+    #[track_caller]
+    pub fn new<F, R>(body: F) -> Greenlet
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: 'static,
+    {
+        match Greenlet::build(body, None, None) {
+            Ok(greenlet) => greenlet,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// Creates a greenlet whose parent is `parent`.
+    ///
+    /// # Panics
+    ///
+    /// As for [`new`](Self::new).
+    #[track_caller]
+    pub fn with_parent<F, R>(parent: &Greenlet, body: F) -> Greenlet
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: 'static,
+    {
+        let greenlet = Greenlet::new(body);
+        *greenlet.0.parent.borrow_mut() = Some(parent.clone());
+        greenlet
+    }
+
+    pub(crate) fn build<F, R>(
+        body: F,
+        name: Option<Cow<'static, str>>,
+        stack_size: Option<usize>,
+    ) -> Result<Greenlet, StackError>
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: 'static,
+    {
+        let size = match stack_size {
+            Some(size) => stack::page_round(size),
+            None => stack::default_size(),
+        };
+        let needed = stack::HEADER_SIZE
+            + mem::size_of::<Launch<F>>()
+            + mem::align_of::<Launch<F>>()
+            + arch::STACK_ALIGNMENT
+            + 64;
+        if needed + MIN_FREE > size {
+            return Err(StackError::new(Limit::TooSmall { needed }, size));
+        }
+        let parent = getcurrent();
+        let name = name.unwrap_or(Cow::Borrowed(std::any::type_name::<F>()));
+        let mut stack = stack::take(size)?;
+        let launch_at = (stack.top() - stack::HEADER_SIZE - mem::size_of::<Launch<F>>())
+            & !(mem::align_of::<Launch<F>>() - 1);
+        let top = launch_at & !(arch::STACK_ALIGNMENT - 1);
+        // SAFETY: `launch_at` is aligned for `Launch<F>` and lies in the
+        // stack's usable range below the header, with the arch area below
+        // `top` free too (`needed` leaves room for both).
+        let sp = unsafe {
+            ptr::write(launch_at as *mut Launch<F>, Launch { body });
+            arch::init_symmetric_stack(StackPointer::new_unchecked(top), entry::<F, R>, launch_at as *mut u8)
+        };
+        let inner = Rc::new(Inner {
+            sp: Cell::new(sp),
+            state: Cell::new(State::Unstarted),
+            stack: Cell::new(None),
+            launch: launch_at as *mut u8,
+            drop_launch: drop_launch::<Launch<F>>,
+            parent: RefCell::new(Some(parent)),
+            name,
+            locals: local::Locals::default(),
+            kills: OnceCell::new(),
+            keep_alive: Cell::new(None),
+        });
+        stack.set_name(&inner.name);
+        inner.stack.set(Some(stack));
+        Ok(Greenlet(inner))
+    }
+}
+
+// ------------------------------------------------------------ switching
+
+impl Greenlet {
+    /// Switches to this greenlet, handing it `value` (Python's `switch`).
+    ///
+    /// If the greenlet has not started, its body starts with `value`;
+    /// otherwise its pending `switch` returns `Ok(value)`. If it is dead, the
+    /// switch goes to its nearest live ancestor instead, and if that is the
+    /// current greenlet, `value` comes straight back.
+    ///
+    /// Returns what the current greenlet is resumed with: the value of
+    /// whichever switch comes back to it, or the return value of a child that
+    /// finished.
+    ///
+    /// # Errors
+    ///
+    /// [`Thrown`] if a value is [`throw`](Self::throw)n into the current
+    /// greenlet instead.
+    ///
+    /// # Panics
+    ///
+    /// If a child of the current greenlet panics, the panic continues here.
+    /// If the current greenlet is [`kill`](Self::kill)ed, this unwinds with
+    /// [`GreenletExit`].
+    #[inline]
+    pub fn switch<T: 'static>(&self, value: T) -> Result<Value, Thrown> {
+        let value = Value::new(value);
+        let fast = THREAD.with(|thread| {
+            !thread.current.get().is_null() && !thread.slow.get() && self.0.state.get() != State::Dead
+        });
+        if fast {
+            // SAFETY: checked just above: a live target that is not dead,
+            // a running greenlet, and no flags to send. (The target may be
+            // the running greenlet: the switch then returns `value`.)
+            let (words, ctrl) = unsafe { switch_to(&self.0, value, CTRL_SWITCH) };
+            // SAFETY: every switch carries a value's words.
+            unsafe { arrive(words, ctrl) }
+        } else {
+            self.send_slow(value, CTRL_SWITCH)
+        }
+    }
+
+    /// Raises `value` in this greenlet at its pending switch, which returns
+    /// `Err(Thrown(value))` (Python's `throw`).
+    ///
+    /// A greenlet that has not started dies without running its body, and
+    /// the value is thrown into its parent instead (and so on up). Throwing
+    /// into a dead greenlet does nothing and returns `Ok(Value::empty())`.
+    /// Throwing into the current greenlet returns `Err(Thrown(value))` at
+    /// once.
+    ///
+    /// Returns what the current greenlet is resumed with, as
+    /// [`switch`](Self::switch) does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`switch`](Self::switch).
+    ///
+    /// # Panics
+    ///
+    /// As for [`switch`](Self::switch).
+    pub fn throw<T: 'static>(&self, value: T) -> Result<Value, Thrown> {
+        let value = Value::new(value);
+        let mut target = self.clone();
+        loop {
+            match target.0.state.get() {
+                State::Dead => return Ok(Value::empty()),
+                State::Started => return target.send_slow(value, CTRL_THROW),
+                State::Unstarted => {
+                    target.discard_unstarted();
+                    target = target.parent().expect("a greenlet other than main has a parent");
+                }
+            }
+        }
+    }
+
+    /// Kills this greenlet: its pending switch unwinds with [`GreenletExit`],
+    /// running every destructor on its stack (Python's `throw()` with
+    /// `GreenletExit`). The greenlet's parent then receives a `GreenletExit`
+    /// value, as from any other body that returned.
+    ///
+    /// A greenlet that has not started dies without running its body; its
+    /// parent receives the `GreenletExit` value just the same. Killing a dead
+    /// greenlet does nothing and returns `Ok(Value::empty())`. Killing the
+    /// current greenlet unwinds it at once.
+    ///
+    /// Returns what the current greenlet is resumed with: when it is the
+    /// dead greenlet's parent, the `GreenletExit` value.
+    ///
+    /// # Errors
+    ///
+    /// As for [`switch`](Self::switch).
+    ///
+    /// # Panics
+    ///
+    /// As for [`switch`](Self::switch).
+    pub fn kill(&self) -> Result<Value, Thrown> {
+        match self.0.state.get() {
+            State::Dead => Ok(Value::empty()),
+            State::Unstarted => {
+                self.discard_unstarted();
+                let exit = GreenletExit { _token: None };
+                let parent = self.parent().expect("a greenlet other than main has a parent");
+                parent.switch(exit)
+            }
+            State::Started => self.send_slow(Value::empty(), CTRL_KILL),
+        }
+    }
+
+    /// Switches to `self` (or its nearest live ancestor) with `value` for
+    /// `kind`, handling everything [`switch`](Self::switch)'s fast path does
+    /// not: throws and kills, tracing, an orphaned sender, a dead target, the
+    /// current greenlet as the target, a thread without a main greenlet yet.
+    /// Returns what the current greenlet is resumed with.
+    #[cold]
+    #[inline(never)]
+    fn send_slow(&self, value: Value, kind: usize) -> Result<Value, Thrown> {
+        let current = current_inner();
+        // A dead greenlet's switch goes to its nearest live ancestor.
+        let mut target = self.clone();
+        while target.0.state.get() == State::Dead {
+            target = target.parent().expect("the main greenlet never dies");
+        }
+        if ptr::eq(Rc::as_ptr(&target.0), current) {
+            return match kind {
+                CTRL_KILL => kill_unwind(&target.0),
+                CTRL_THROW => Err(Thrown(value)),
+                _ => Ok(value),
+            };
+        }
+        let mut flags = 0;
+        // SAFETY: the running greenlet is alive.
+        let current_ref = unsafe { &*current };
+        if let Some(me) = current_ref.keep_alive.take() {
+            // We have no handle left but our own: leave it for the receiver.
+            ORPHAN.with(|slot| slot.set(Some(me)));
+            flags |= CTRL_ORPHAN;
+        }
+        THREAD.with(|thread| {
+            thread.slow.set(thread.tracing.get());
+            if thread.tracing.get() {
+                flags |= CTRL_TRACE;
+                thread.from.set(current);
+            }
+        });
+        // SAFETY: `target` is alive (we hold a handle), not dead, and not
+        // the running greenlet.
+        let (words, ctrl) = unsafe { switch_to(&target.0, value, kind | flags) };
+        // SAFETY: every switch carries a value's words.
+        unsafe { arrive(words, ctrl) }
+    }
+
+    /// Drops the body of a greenlet that never started and marks it dead.    /// Drops the body of a greenlet that never started and marks it dead.
+    fn discard_unstarted(&self) {
+        let inner = &self.0;
+        debug_assert_eq!(inner.state.get(), State::Unstarted);
+        inner.state.set(State::Dead);
+        // SAFETY: the launch data was written at creation and, the greenlet
+        // never having started, not moved out since.
+        unsafe { (inner.drop_launch)(inner.launch) };
+        if let Some(stack) = inner.stack.take() {
+            stack::give(stack);
+        }
+    }
+}
+
+/// Makes `target` current and switches to it with `value` and `ctrl`; returns
+/// the words and control word the current greenlet is resumed with, for
+/// [`arrive`].
+///
+/// # Safety
+///
+/// `target` must be alive and started or fresh (not dead), and the running
+/// greenlet must exist (`THREAD.current` is not null). `target` may be the
+/// running greenlet: the value then comes straight back.
+#[inline(always)]
+unsafe fn switch_to(target: &Inner, value: Value, ctrl: usize) -> (Words, usize) {
+    let (tag, words) = value.into_words();
+    let current = THREAD.with(|thread| thread.current.replace(target));
+    // SAFETY: the running greenlet is alive, and stays so while suspended
+    // (its caller holds a handle, or it left one in `ORPHAN`). `target` is
+    // suspended (or fresh) at `target.sp`, on this thread (handles are
+    // `!Send`), or is the running greenlet itself.
+    let (words, ctrl) = unsafe {
+        arch::switch_symmetric(words, ctrl | tag << TAG_SHIFT, target.sp.as_ptr(), (*current).sp.as_ptr())
+    };
+    (words, ctrl)
+}
+
+/// Handles what a switch brought to the current greenlet: a plain switch
+/// passes straight through, anything else goes through [`arrive_slow`].
+///
+/// # Safety
+///
+/// `words` and the tag in `ctrl` must come from `Value::into_words`.
+#[inline(always)]
+unsafe fn arrive(words: Words, ctrl: usize) -> Result<Value, Thrown> {
+    // SAFETY: guaranteed by the caller.
+    let value = unsafe { Value::from_words((ctrl & TAG_BITS) >> TAG_SHIFT, words) };
+    if ctrl & !TAG_BITS == CTRL_SWITCH {
+        return Ok(value);
+    }
+    arrive_slow(value, ctrl)
+}
+
+#[cold]
+#[inline(never)]
+fn arrive_slow(value: Value, ctrl: usize) -> Result<Value, Thrown> {
+    let current = current_inner();
+    let kind = ctrl & CTRL_KIND;
+    let from = THREAD.with(|thread| thread.from.replace(ptr::null()));
+    if matches!(kind, CTRL_RETURN | CTRL_PANIC) {
+        // SAFETY: the sender finished; it is kept alive by a handle (its
+        // own, left in `ORPHAN`, if it had no other).
+        let from = unsafe { &*from };
+        // It finished on the stack it can no longer use: reuse the stack.
+        if let Some(stack) = from.stack.take() {
+            stack::give(stack);
+        }
+    }
+    let orphan = if ctrl & CTRL_ORPHAN != 0 { ORPHAN.with(Cell::take) } else { None };
+    if ctrl & CTRL_TRACE != 0 {
+        let event = if matches!(kind, CTRL_THROW | CTRL_KILL) { Event::Throw } else { Event::Switch };
+        // SAFETY: both greenlets are alive (see above).
+        let (origin, target) = unsafe { (handle(from), handle(current)) };
+        trace::call(event, &origin, &target);
+    }
+    // Dropping an orphan's last handle kills it (it is suspended); that
+    // comes back here once it has died.
+    drop(orphan);
+    match kind {
+        CTRL_SWITCH | CTRL_RETURN => Ok(value),
+        CTRL_THROW => Err(Thrown(value)),
+        CTRL_KILL => {
+            // SAFETY: the current greenlet is alive.
+            let current = unsafe { &*current };
+            if current.kills.get().is_some_and(|count| count.load(Ordering::Relaxed) > 0)
+                && std::thread::panicking()
+            {
+                // Suspended in the middle of dying already: let that finish.
+                return Ok(Value::empty());
+            }
+            kill_unwind(current)
+        }
+        CTRL_PANIC => match value.downcast::<Payload>() {
+            Ok(payload) => panic::resume_unwind(payload),
+            Err(_) => unreachable!("a panic carries its payload"),
+        },
+        _ => unreachable!("unknown greenlet control word {ctrl:#x}"),
+    }
+}
+
+/// Unwinds the current greenlet with a [`GreenletExit`].
+#[cold]
+fn kill_unwind(current: &Inner) -> ! {
+    let count = current.kills.get_or_init(|| Arc::new(AtomicUsize::new(0)));
+    panic::resume_unwind(Box::new(GreenletExit { _token: Some(UnwindToken::new(count)) }))
+}
+
+/// Where every greenlet starts: runs the body, then hands its outcome to the
+/// nearest live ancestor and never comes back.
+///
+/// # Safety
+///
+/// Called only by the root trampoline of a stack made by `Greenlet::build`,
+/// with the first switch's words.
+unsafe extern "C" fn entry<F, R>(
+    w0: Word,
+    launch: *mut u8,
+    _top: StackPointer,
+    ctrl: usize,
+    w1: Word,
+    w2: Word,
+) -> !
+where
+    F: FnOnce(Value) -> R + 'static,
+    R: 'static,
+{
+    let this = current_inner();
+    // SAFETY: we are the running greenlet.
+    let this_ref = unsafe { &*this };
+    this_ref.state.set(State::Started);
+    let outcome = {
+        // SAFETY: the launch data was written by `build` and is moved out
+        // exactly once, here (the greenlet is now started).
+        let Launch { body } = unsafe { ptr::read(launch as *mut Launch<F>) };
+        panic::catch_unwind(AssertUnwindSafe(move || {
+            // SAFETY: the first switch carries a value like any other;
+            // nothing but a switch (or a returning child) starts a greenlet.
+            match unsafe { arrive((w0, w1, w2), ctrl) } {
+                Ok(value) => Value::new(body(value)),
+                Err(_) => unreachable!("a greenlet is never started by a throw"),
+            }
+        }))
+    };
+    finish(this_ref, outcome)
+}
+
+/// Marks the current greenlet dead and switches to its nearest live
+/// ancestor with its outcome.
+fn finish(this: &Inner, outcome: Result<Value, Payload>) -> ! {
+    this.state.set(State::Dead);
+    let (kind, value) = match outcome {
+        Ok(value) => (CTRL_RETURN, value),
+        Err(payload) if payload.is::<GreenletExit>() => {
+            (CTRL_RETURN, Value::new(GreenletExit { _token: None }))
+        }
+        Err(payload) => (CTRL_PANIC, Value::new(payload)),
+    };
+    let mut target = this.parent.borrow().clone().expect("a greenlet other than main has a parent");
+    loop {
+        match target.0.state.get() {
+            State::Started => break,
+            State::Dead => {}
+            // A panic raised in an unstarted greenlet kills it on the spot
+            // and goes on to its parent; a return value starts it.
+            State::Unstarted if kind == CTRL_PANIC => target.discard_unstarted(),
+            State::Unstarted => break,
+        }
+        target = target.parent().expect("the main greenlet never dies");
+    }
+    // A return value that reaches an unstarted greenlet starts it, as a
+    // first switch would; either way the receiver gives our stack back.
+    let mut ctrl = kind;
+    if let Some(me) = this.keep_alive.take() {
+        ORPHAN.with(|slot| slot.set(Some(me)));
+        ctrl |= CTRL_ORPHAN;
+    }
+    THREAD.with(|thread| {
+        thread.slow.set(thread.tracing.get());
+        if thread.tracing.get() {
+            ctrl |= CTRL_TRACE;
+        }
+        thread.from.set(this);
+    });
+    let (tag, words) = value.into_words();
+    let target_inner: &Inner = &target.0;
+    let sp = target_inner.sp.get();
+    THREAD.with(|thread| thread.current.set(target_inner));
+    // The parent chain keeps the target alive; our handle on it is on this
+    // stack, which is never unwound: release it now.
+    drop(target);
+    // SAFETY: the target is suspended (or fresh) at `sp`; this stack is
+    // never resumed (the receiver gives it back to the pool on arrival).
+    unsafe { arch::switch_symmetric_final(words, ctrl | tag << TAG_SHIFT, sp) }
+}
+
+// ------------------------------------------------------------ inspection
+
+impl Greenlet {
+    /// The greenlet's parent; `None` for the main greenlet.
+    pub fn parent(&self) -> Option<Greenlet> {
+        self.0.parent.borrow().clone()
+    }
+
+    /// Makes `parent` this greenlet's parent.
+    ///
+    /// # Errors
+    ///
+    /// [`ParentError`] ("cyclic parent chain") if this greenlet is `parent`
+    /// or one of its ancestors; the main greenlet has no parent and cannot be
+    /// given one.
+    pub fn set_parent(&self, parent: &Greenlet) -> Result<(), ParentError> {
+        if self.is_main() {
+            return Err(ParentError { main: true });
+        }
+        let mut ancestor = Some(parent.clone());
+        while let Some(greenlet) = ancestor {
+            if Rc::ptr_eq(&greenlet.0, &self.0) {
+                return Err(ParentError { main: false });
+            }
+            ancestor = greenlet.parent();
+        }
+        *self.0.parent.borrow_mut() = Some(parent.clone());
+        Ok(())
+    }
+
+    /// Whether the greenlet has finished (returned, panicked or was killed).
+    pub fn is_dead(&self) -> bool {
+        self.0.state.get() == State::Dead
+    }
+
+    /// Whether the greenlet has been switched to at least once.
+    pub fn is_started(&self) -> bool {
+        self.0.state.get() != State::Unstarted
+    }
+
+    /// Whether the greenlet is started and not dead (Python's `bool(g)`).
+    pub fn is_active(&self) -> bool {
+        self.0.state.get() == State::Started
+    }
+
+    /// Whether this is the running greenlet.
+    pub fn is_current(&self) -> bool {
+        try_current().is_some_and(|current| ptr::eq(current, Rc::as_ptr(&self.0)))
+    }
+
+    /// Whether this is its thread's main greenlet.
+    pub fn is_main(&self) -> bool {
+        self.0.parent.borrow().is_none()
+    }
+
+    /// The greenlet's name: the one given to its
+    /// [`Builder`](crate::Builder), `"main"`, or the type name of its body.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Whether two handles refer to the same greenlet.
+    pub fn ptr_eq(&self, other: &Greenlet) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Clone for Greenlet {
+    fn clone(&self) -> Greenlet {
+        Greenlet(self.0.clone())
+    }
+}
+
+impl PartialEq for Greenlet {
+    fn eq(&self, other: &Greenlet) -> bool {
+        self.ptr_eq(other)
+    }
+}
+
+impl Eq for Greenlet {}
+
+impl fmt::Debug for Greenlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.0.state.get() {
+            State::Unstarted => "unstarted",
+            State::Started if self.is_current() => "running",
+            State::Started => "suspended",
+            State::Dead => "dead",
+        };
+        f.debug_struct("Greenlet").field("name", &self.name()).field("state", &state).finish()
+    }
+}
+
+// ------------------------------------------------------------ dropping
+
+impl Drop for Greenlet {
+    fn drop(&mut self) {
+        if Rc::strong_count(&self.0) != 1 {
+            return;
+        }
+        match self.0.state.get() {
+            State::Unstarted => self.discard_unstarted(),
+            State::Dead => {}
+            State::Started if self.is_main() => {}
+            State::Started if self.is_current() => {
+                // The running greenlet dropped its last handle: it keeps
+                // itself alive until it switches away or finishes.
+                self.0.keep_alive.set(Some(Greenlet(self.0.clone())));
+                THREAD.with(|thread| thread.slow.set(true));
+            }
+            State::Started => self.collect(),
+        }
+    }
+}
+
+impl Greenlet {
+    /// Kills a suspended greenlet whose last handle is going away, with the
+    /// current greenlet as its parent so that it comes back here to die.
+    fn collect(&mut self) {
+        let Some(current) = try_current() else {
+            // The thread is being torn down: nothing can run any more.
+            // Leaking the stack is all that is safe.
+            mem::forget(self.0.stack.take());
+            return;
+        };
+        // SAFETY: the current greenlet is alive.
+        let current = unsafe { handle(current) };
+        if self.set_parent(&current).is_err() {
+            // We are its descendant: its death goes up its own chain.
+            drop(current);
+        }
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.kill()));
+        match outcome {
+            Ok(_) => {}
+            Err(payload) => unwind::report(self.name(), "panicked while being killed on drop", &*payload),
+        }
+        if !self.is_dead() {
+            unwind::report_message(self.name(), "survived being killed on drop; its stack is leaked");
+            mem::forget(self.0.stack.take());
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(stack) = self.stack.take() {
+            match self.state.get() {
+                // Never ran: the launch data is dropped by `discard_unstarted`
+                // before we get here, so the stack holds nothing.
+                State::Unstarted | State::Dead => stack::give(stack),
+                // Still suspended with frames on it: never reuse it.
+                State::Started => mem::forget(stack),
+            }
+        }
+    }
+}
