@@ -1,0 +1,77 @@
+//! Which public types are `Send`, `Sync` and `Unpin`, checked at compile
+//! time: this file only builds if the answers are the documented ones.
+//!
+//! Coroutines, generators, greenlets and their handles are `!Send` and
+//! `!Sync` (a suspended stack can hold anything, thread-local addresses
+//! included, so it must stay on its thread); errors and plain data are
+//! `Send + Sync`.
+
+use sprig::greenlet::{Greenlet, GreenletLocal, ParentError, Thrown, Value};
+use sprig::{
+    Builder, CloseError, Co, Coroutine, CoroutineResult, ForcedUnwind, Generator, GeneratorExit,
+    GeneratorState, GreenletExit, ResumeError, StackError, Yielder,
+};
+
+/// Compiles only if `T: Send`.
+fn is_send<T: Send>() {}
+/// Compiles only if `T: Sync`.
+fn is_sync<T: Sync>() {}
+
+/// `AmbiguousIfSend::<_>::some_item` resolves only if `T` is *not* `Send`:
+/// for a `Send` type both impls apply and the call is ambiguous.
+trait AmbiguousIfSend<A> {
+    fn some_item() {}
+}
+impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+
+/// The same for `Sync`.
+trait AmbiguousIfSync<A> {
+    fn some_item() {}
+}
+impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
+
+macro_rules! not_send_or_sync {
+    ($($ty:ty),* $(,)?) => {
+        $(
+            let _ = <$ty as AmbiguousIfSend<_>>::some_item;
+            let _ = <$ty as AmbiguousIfSync<_>>::some_item;
+        )*
+    };
+}
+
+#[test]
+fn coroutines_generators_and_greenlets_stay_on_their_thread() {
+    not_send_or_sync!(
+        Coroutine<u32, u32, u32>,
+        Yielder<u32, u32>,
+        Generator<u32, u32, u32>,
+        Generator<(), u32>,
+        Co<u32, u32>,
+        Greenlet,
+        Value,
+        Thrown,
+    );
+}
+
+#[test]
+fn errors_and_plain_data_cross_threads() {
+    is_send::<StackError>();
+    is_sync::<StackError>();
+    is_send::<CloseError>();
+    is_sync::<CloseError>();
+    is_send::<ResumeError<u32>>();
+    is_send::<ParentError>();
+    is_sync::<ParentError>();
+    is_send::<GeneratorState>();
+    is_send::<CoroutineResult<u32, String>>();
+    is_send::<Builder>();
+    is_sync::<Builder>();
+    // Unwinding payloads must be `Send` to be panic payloads at all.
+    is_send::<ForcedUnwind>();
+    is_send::<GeneratorExit>();
+    is_send::<GreenletExit>();
+    // A greenlet-local is declared as a `static`.
+    is_sync::<GreenletLocal<std::cell::Cell<u32>>>();
+}
