@@ -81,6 +81,7 @@ use std::sync::Arc;
 pub use local::GreenletLocal;
 pub use trace::{gettrace, settrace, Event, Tracer};
 pub use value::Value;
+use value::TAG_BITS;
 
 use crate::arch::{self, StackPointer, Word, Words};
 use crate::raw::UnwindToken;
@@ -92,7 +93,7 @@ use crate::unwind::{self, Payload};
 // value is for:
 //
 //   bits 0-3  the kind (below)
-//   bits 4-5  the value's tag
+//   bits 4-5  the value's tag (`value::TAG_BITS`)
 //   bit 8     `CTRL_TRACE`: a tracer is set; call it on arrival
 //   bit 9     `CTRL_ORPHAN`: the sender has no handle left but the one it
 //             put in `ORPHAN`, which the receiver drops
@@ -111,8 +112,6 @@ const CTRL_RETURN: usize = 3;
 /// The sender panicked; the value holds the payload.
 const CTRL_PANIC: usize = 4;
 const CTRL_KIND: usize = 0xf;
-const TAG_SHIFT: usize = 4;
-const TAG_BITS: usize = 0x3 << TAG_SHIFT;
 const CTRL_TRACE: usize = 1 << 8;
 const CTRL_ORPHAN: usize = 1 << 9;
 
@@ -124,6 +123,10 @@ enum State {
 }
 
 /// The shared state of a greenlet; handles are `Rc`s of it.
+///
+/// `repr(C)` to keep what a switch reads (`sp`, `state`) at the front, in
+/// the cache line the reference counts share.
+#[repr(C)]
 struct Inner {
     /// The suspended context (for an unstarted greenlet, its fresh stack's).
     sp: Cell<StackPointer>,
@@ -235,10 +238,17 @@ struct MainSlot(RefCell<Option<Greenlet>>);
 
 impl Drop for MainSlot {
     fn drop(&mut self) {
-        // From here on this thread has no greenlets: nothing may point at
-        // the main greenlet, which this may free.
-        let _ = THREAD.try_with(|thread| thread.current.set(ptr::null()));
-        drop(self.0.borrow_mut().take());
+        if let Some(main) = self.0.borrow_mut().take() {
+            // Every greenlet's chain of parents ends at its thread's main
+            // greenlet, so while any handle to a greenlet of this thread
+            // exists, so does the main greenlet, and `current` may keep
+            // pointing at it. Only if this is the last handle must `current`
+            // forget it.
+            if Rc::strong_count(&main.0) == 1 {
+                let _ = THREAD.try_with(|thread| thread.current.set(ptr::null()));
+            }
+            drop(main);
+        }
     }
 }
 
@@ -442,19 +452,20 @@ impl Greenlet {
     #[inline]
     pub fn switch<T: 'static>(&self, value: T) -> Result<Value, Thrown> {
         let value = Value::new(value);
-        let fast = THREAD.with(|thread| {
-            !thread.current.get().is_null() && !thread.slow.get() && self.0.state.get() != State::Dead
-        });
-        if fast {
-            // SAFETY: checked just above: a live target that is not dead,
-            // a running greenlet, and no flags to send. (The target may be
-            // the running greenlet: the switch then returns `value`.)
-            let (words, ctrl) = unsafe { switch_to(&self.0, value, CTRL_SWITCH) };
-            // SAFETY: every switch carries a value's words.
-            unsafe { arrive(words, ctrl) }
-        } else {
-            self.send_slow(value, CTRL_SWITCH)
-        }
+        // A handle exists (`self`), so this thread's main greenlet does too
+        // (every greenlet's chain of parents ends there), and so does a
+        // current greenlet: `THREAD.current` is not null.
+        let fast = THREAD.with(|thread| !thread.slow.get()) && self.0.state.get() != State::Dead;
+        // Both paths meet before the switch, on two plain registers, so
+        // that the value stays in registers all the way through.
+        let (target, flags) = if fast { (Rc::as_ptr(&self.0), 0) } else { self.prepare() };
+        // SAFETY: `target` is alive (the chain of parents from `self` holds
+        // it) and not dead (checked by the fast path or found by
+        // `prepare`), and the running greenlet exists (see above). It may be
+        // the running greenlet: the switch then returns `value`.
+        let (words, ctrl) = unsafe { switch_to(&*target, value, CTRL_SWITCH | flags) };
+        // SAFETY: every switch carries a value's words.
+        unsafe { arrive(words, ctrl) }
     }
 
     /// Raises `value` in this greenlet at its pending switch, which returns
@@ -524,28 +535,27 @@ impl Greenlet {
         }
     }
 
-    /// Switches to `self` (or its nearest live ancestor) with `value` for
-    /// `kind`, handling everything [`switch`](Self::switch)'s fast path does
-    /// not: throws and kills, tracing, an orphaned sender, a dead target, the
-    /// current greenlet as the target, a thread without a main greenlet yet.
-    /// Returns what the current greenlet is resumed with.
+    /// Works out where a switch to `self` goes, for everything the fast
+    /// path of [`switch`](Self::switch) does not handle: a thread without a
+    /// main greenlet yet, a dead target (the switch goes to its nearest live
+    /// ancestor), tracing, an orphaned sender. Returns the target and the
+    /// flags the switch must carry; the target may be the running greenlet.
     #[cold]
     #[inline(never)]
-    fn send_slow(&self, value: Value, kind: usize) -> Result<Value, Thrown> {
+    fn prepare(&self) -> (*const Inner, usize) {
         let current = current_inner();
-        // A dead greenlet's switch goes to its nearest live ancestor.
-        let mut target = self.clone();
-        while target.0.state.get() == State::Dead {
-            target = target.parent().expect("the main greenlet never dies");
-        }
-        if ptr::eq(Rc::as_ptr(&target.0), current) {
-            return match kind {
-                CTRL_KILL => kill_unwind(&target.0),
-                CTRL_THROW => Err(Thrown(value)),
-                _ => Ok(value),
-            };
+        let mut target: *const Inner = Rc::as_ptr(&self.0);
+        // SAFETY: `self` holds its greenlet, and every greenlet holds its
+        // parent, so the whole chain is alive while we hold `self`.
+        while unsafe { &*target }.state.get() == State::Dead {
+            // SAFETY: as above.
+            let parent = unsafe { &*target }.parent.borrow();
+            target = Rc::as_ptr(&parent.as_ref().expect("the main greenlet never dies").0);
         }
         let mut flags = 0;
+        if ptr::eq(target, current) {
+            return (target, flags); // no switch really happens
+        }
         // SAFETY: the running greenlet is alive.
         let current_ref = unsafe { &*current };
         if let Some(me) = current_ref.keep_alive.take() {
@@ -560,9 +570,24 @@ impl Greenlet {
                 thread.from.set(current);
             }
         });
-        // SAFETY: `target` is alive (we hold a handle), not dead, and not
-        // the running greenlet.
-        let (words, ctrl) = unsafe { switch_to(&target.0, value, kind | flags) };
+        (target, flags)
+    }
+
+    /// A throw or a kill: switches to `self` (or its nearest live ancestor)
+    /// with `value` for `kind`, and returns what the current greenlet is
+    /// resumed with.
+    fn send_slow(&self, value: Value, kind: usize) -> Result<Value, Thrown> {
+        let (target, flags) = self.prepare();
+        if ptr::eq(target, current_inner()) {
+            return match kind {
+                CTRL_KILL => kill_unwind(&self.0),
+                CTRL_THROW => Err(Thrown(value)),
+                _ => Ok(value),
+            };
+        }
+        // SAFETY: `prepare` found a live target, not dead and not the
+        // running greenlet.
+        let (words, ctrl) = unsafe { switch_to(&*target, value, kind | flags) };
         // SAFETY: every switch carries a value's words.
         unsafe { arrive(words, ctrl) }
     }
@@ -594,35 +619,49 @@ impl Greenlet {
 unsafe fn switch_to(target: &Inner, value: Value, ctrl: usize) -> (Words, usize) {
     let (tag, words) = value.into_words();
     let current = THREAD.with(|thread| thread.current.replace(target));
+    debug_assert!(!current.is_null());
     // SAFETY: the running greenlet is alive, and stays so while suspended
     // (its caller holds a handle, or it left one in `ORPHAN`). `target` is
     // suspended (or fresh) at `target.sp`, on this thread (handles are
     // `!Send`), or is the running greenlet itself.
-    let (words, ctrl) = unsafe {
-        arch::switch_symmetric(words, ctrl | tag << TAG_SHIFT, target.sp.as_ptr(), (*current).sp.as_ptr())
-    };
+    let (words, ctrl) =
+        unsafe { arch::switch_symmetric(words, ctrl | tag, target.sp.as_ptr(), (*current).sp.as_ptr()) };
     (words, ctrl)
 }
 
-/// Handles what a switch brought to the current greenlet: a plain switch
-/// passes straight through, anything else goes through [`arrive_slow`].
+/// Handles what a switch brought to the current greenlet. Anything but a
+/// plain switch first goes through [`arrive_effects`] (which may not return:
+/// a kill or a panic unwinds from there); the value itself never leaves the
+/// registers it arrived in.
 ///
 /// # Safety
 ///
 /// `words` and the tag in `ctrl` must come from `Value::into_words`.
 #[inline(always)]
 unsafe fn arrive(words: Words, ctrl: usize) -> Result<Value, Thrown> {
-    // SAFETY: guaranteed by the caller.
-    let value = unsafe { Value::from_words((ctrl & TAG_BITS) >> TAG_SHIFT, words) };
-    if ctrl & !TAG_BITS == CTRL_SWITCH {
-        return Ok(value);
+    if ctrl & !TAG_BITS != CTRL_SWITCH {
+        // SAFETY: guaranteed by the caller.
+        unsafe { arrive_effects(words, ctrl) };
+        if ctrl & CTRL_KIND == CTRL_THROW {
+            // SAFETY: as below.
+            return Err(Thrown(unsafe { Value::from_words(ctrl & TAG_BITS, words) }));
+        }
     }
-    arrive_slow(value, ctrl)
+    // SAFETY: guaranteed by the caller, and `arrive_effects` only returns if
+    // it left the value alone.
+    Ok(unsafe { Value::from_words(ctrl & TAG_BITS, words) })
 }
 
+/// What an arrival other than a plain switch involves: giving back a
+/// finished sender's stack, dropping an orphan's handle, calling the tracer,
+/// unwinding for a kill or a panic.
+///
+/// # Safety
+///
+/// As for [`arrive`]. If this returns, the value in `words` is untouched.
 #[cold]
 #[inline(never)]
-fn arrive_slow(value: Value, ctrl: usize) -> Result<Value, Thrown> {
+unsafe fn arrive_effects(words: Words, ctrl: usize) {
     let current = current_inner();
     let kind = ctrl & CTRL_KIND;
     let from = THREAD.with(|thread| thread.from.replace(ptr::null()));
@@ -646,8 +685,6 @@ fn arrive_slow(value: Value, ctrl: usize) -> Result<Value, Thrown> {
     // comes back here once it has died.
     drop(orphan);
     match kind {
-        CTRL_SWITCH | CTRL_RETURN => Ok(value),
-        CTRL_THROW => Err(Thrown(value)),
         CTRL_KILL => {
             // SAFETY: the current greenlet is alive.
             let current = unsafe { &*current };
@@ -655,15 +692,20 @@ fn arrive_slow(value: Value, ctrl: usize) -> Result<Value, Thrown> {
                 && std::thread::panicking()
             {
                 // Suspended in the middle of dying already: let that finish.
-                return Ok(Value::empty());
+                // (A kill carries the empty value.)
+                return;
             }
             kill_unwind(current)
         }
-        CTRL_PANIC => match value.downcast::<Payload>() {
-            Ok(payload) => panic::resume_unwind(payload),
-            Err(_) => unreachable!("a panic carries its payload"),
-        },
-        _ => unreachable!("unknown greenlet control word {ctrl:#x}"),
+        CTRL_PANIC => {
+            // SAFETY: guaranteed by the caller; we take the value over.
+            let value = unsafe { Value::from_words(ctrl & TAG_BITS, words) };
+            match value.downcast::<Payload>() {
+                Ok(payload) => panic::resume_unwind(payload),
+                Err(_) => unreachable!("a panic carries its payload"),
+            }
+        }
+        _ => {}
     }
 }
 
@@ -759,7 +801,7 @@ fn finish(this: &Inner, outcome: Result<Value, Payload>) -> ! {
     drop(target);
     // SAFETY: the target is suspended (or fresh) at `sp`; this stack is
     // never resumed (the receiver gives it back to the pool on arrival).
-    unsafe { arch::switch_symmetric_final(words, ctrl | tag << TAG_SHIFT, sp) }
+    unsafe { arch::switch_symmetric_final(words, ctrl | tag, sp) }
 }
 
 // ------------------------------------------------------------ inspection

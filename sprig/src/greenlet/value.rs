@@ -48,9 +48,13 @@ pub struct Value {
     _not_send: PhantomData<*mut ()>,
 }
 
+// The tags are the bits 4 and 5 of a switch's control word, already in
+// place, so that the receiver need not shift them out.
 const TAG_EMPTY: usize = 0;
-const TAG_INLINE: usize = 1;
-const TAG_BOXED: usize = 2;
+const TAG_INLINE: usize = 1 << 4;
+const TAG_BOXED: usize = 2 << 4;
+/// The bits of a control word that a value's tag takes.
+pub(super) const TAG_BITS: usize = 3 << 4;
 
 const fn fits_inline<T: 'static>() -> bool {
     mem::size_of::<T>() <= mem::size_of::<Word>()
@@ -210,7 +214,8 @@ impl Value {
         }
     }
 
-    /// The value as a tag and three words, to cross a switch in registers.
+    /// The value as a tag (within [`TAG_BITS`]) and three words, to cross a
+    /// switch in registers.
     #[inline(always)]
     pub(super) fn into_words(self) -> (usize, Words) {
         let value = mem::ManuallyDrop::new(self);
