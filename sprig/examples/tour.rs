@@ -34,6 +34,9 @@ fn main() {
     section("The coroutine primitive under it all");
     primitive();
 
+    section("Greenlets: switch to anyone, parents, throw, kill");
+    greenlets();
+
     section("Stacks");
     stacks();
 }
@@ -107,5 +110,60 @@ fn stacks() {
     println!("a generator on a 16 KiB stack gets {} KiB", small.stack_size().unwrap() / 1024);
     println!(
         "overflowing a stack prints the coroutine's name and size, then aborts (see tests/stack_overflow.rs)"
+    );
+}
+
+fn greenlets() {
+    use sprig::greenlet::{self, Greenlet, GreenletExit, Thrown};
+
+    let main = greenlet::getcurrent();
+
+    // Ping-pong: each side switches straight to the other.
+    let to_main = main.clone();
+    let pong = Greenlet::new(move |mut ball| loop {
+        let n = ball.downcast::<u32>().expect("a number");
+        println!("  pong got {n}, sends {}", n + 1);
+        ball = to_main.switch(n + 1).expect("nothing thrown");
+    });
+    let mut n = 0u32;
+    for _ in 0..3 {
+        n = pong.switch(n).expect("nothing thrown").downcast().expect("a number");
+        println!("main got {n}");
+    }
+
+    // A body's return value goes to its parent (here: main).
+    let child = Greenlet::new(|work| format!("{} done", work.downcast::<u32>().expect("a number")));
+    let result = child.switch(42u32).expect("nothing thrown").downcast::<String>().expect("a string");
+    println!("the child returned {result:?} to its parent; dead: {}", child.is_dead());
+
+    // throw: raised at the target's pending switch, as an error value.
+    let to_main = main.clone();
+    let catcher = Greenlet::new(move |_| match to_main.switch(()) {
+        Err(Thrown(value)) => format!("caught {:?}", value.downcast::<&str>().unwrap_or("?")),
+        Ok(_) => "nothing was thrown".to_string(),
+    });
+    catcher.switch(()).expect("nothing thrown"); // runs up to its switch back to main
+    let caught = catcher.throw("oops").expect("nothing thrown").downcast::<String>().expect("a string");
+    println!("throw: the catcher {caught} and returned");
+
+    // kill: the target unwinds from its pending switch; destructors run.
+    struct Cleanup;
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            println!("  the victim's destructor ran");
+        }
+    }
+    let to_main = main.clone();
+    let victim = Greenlet::new(move |_| {
+        let _cleanup = Cleanup;
+        let _ = to_main.switch(());
+        println!("  (never printed)");
+    });
+    victim.switch(()).expect("nothing thrown");
+    let exit = victim.kill().expect("nothing thrown");
+    println!(
+        "kill: the parent received {:?}; dead: {}",
+        exit.downcast::<GreenletExit>().ok(),
+        victim.is_dead()
     );
 }
