@@ -29,6 +29,7 @@ use std::time::Instant;
 mod generators;
 mod greenlets;
 mod measure;
+mod python;
 
 use measure::Timing;
 
@@ -65,6 +66,12 @@ const CASES: &[Case] = &[
         about: "create a greenlet on a pooled stack, start it, let it finish, drop it",
         default_n: 1_000_000,
         run: greenlets::create,
+    },
+    Case {
+        name: "python",
+        about: "Python's generators and greenlets (python/baseline.py, needs python3; greenlet optional)",
+        default_n: 200_000,
+        run: python::baseline,
     },
 ];
 
