@@ -51,6 +51,17 @@
 //! switch carrying `()` or a small plain value allocates nothing. Greenlets
 //! take their stacks from the same per-thread pool as generators.
 //!
+//! # Holding on to the current greenlet
+//!
+//! A handle keeps its greenlet alive, and a greenlet whose last handle is
+//! dropped while it is suspended is killed. A handle to the *current*
+//! greenlet kept on its own stack across a switch therefore keeps it from
+//! ever being collected: Python's idiom `getcurrent().parent.switch(v)`,
+//! written `getcurrent().parent().unwrap().switch(v)`, holds a temporary
+//! handle to the current greenlet until the end of the statement. Bind the
+//! parent first (`let parent = getcurrent().parent().unwrap();`) and the
+//! temporary is gone before the switch.
+//!
 //! # Switching while unwinding
 //!
 //! A greenlet may switch away from a destructor while it is unwinding (say,
@@ -131,6 +142,9 @@ struct Inner {
     /// The suspended context (for an unstarted greenlet, its fresh stack's).
     sp: Cell<StackPointer>,
     state: Cell<State>,
+    /// Whether the body ever ran (a greenlet can die without: a throw or a
+    /// kill before its first switch).
+    ran: Cell<bool>,
     /// `None` for the main greenlet, and once a dead greenlet's stack has
     /// gone back to the pool.
     stack: Cell<Option<Stack>>,
@@ -268,6 +282,7 @@ fn create_main() -> Option<*const Inner> {
         let main_greenlet = Greenlet(Rc::new(Inner {
             sp: Cell::new(StackPointer::MAX),
             state: Cell::new(State::Started),
+            ran: Cell::new(true),
             stack: Cell::new(None),
             launch: ptr::null_mut(),
             drop_launch: drop_nothing,
@@ -410,6 +425,7 @@ impl Greenlet {
         let inner = Rc::new(Inner {
             sp: Cell::new(sp),
             state: Cell::new(State::Unstarted),
+            ran: Cell::new(false),
             stack: Cell::new(None),
             launch: launch_at as *mut u8,
             drop_launch: drop_launch::<Launch<F>>,
@@ -676,7 +692,8 @@ unsafe fn arrive_effects(words: Words, ctrl: usize) {
     }
     let orphan = if ctrl & CTRL_ORPHAN != 0 { ORPHAN.with(Cell::take) } else { None };
     if ctrl & CTRL_TRACE != 0 {
-        let event = if matches!(kind, CTRL_THROW | CTRL_KILL) { Event::Throw } else { Event::Switch };
+        let event =
+            if matches!(kind, CTRL_THROW | CTRL_KILL | CTRL_PANIC) { Event::Throw } else { Event::Switch };
         // SAFETY: both greenlets are alive (see above).
         let (origin, target) = unsafe { (handle(from), handle(current)) };
         trace::call(event, &origin, &target);
@@ -739,6 +756,7 @@ where
     // SAFETY: we are the running greenlet.
     let this_ref = unsafe { &*this };
     this_ref.state.set(State::Started);
+    this_ref.ran.set(true);
     let outcome = {
         // SAFETY: the launch data was written by `build` and is moved out
         // exactly once, here (the greenlet is now started).
@@ -839,9 +857,10 @@ impl Greenlet {
         self.0.state.get() == State::Dead
     }
 
-    /// Whether the greenlet has been switched to at least once.
+    /// Whether the greenlet's body has started running (a greenlet killed or
+    /// thrown into before its first switch dies without ever starting).
     pub fn is_started(&self) -> bool {
-        self.0.state.get() != State::Unstarted
+        self.0.ran.get()
     }
 
     /// Whether the greenlet is started and not dead (Python's `bool(g)`).
@@ -921,7 +940,8 @@ impl Drop for Greenlet {
 
 impl Greenlet {
     /// Kills a suspended greenlet whose last handle is going away, with the
-    /// current greenlet as its parent so that it comes back here to die.
+    /// current greenlet as its parent for the while, so that it comes back
+    /// here to die (its own parent is put back afterwards, as greenlet does).
     fn collect(&mut self) {
         let Some(current) = try_current() else {
             // The thread is being torn down: nothing can run any more.
@@ -931,18 +951,21 @@ impl Greenlet {
         };
         // SAFETY: the current greenlet is alive.
         let current = unsafe { handle(current) };
-        if self.set_parent(&current).is_err() {
-            // We are its descendant: its death goes up its own chain.
-            drop(current);
-        }
+        let parent = self.parent();
+        // If we are its descendant, this fails, and its death goes up its
+        // own chain instead.
+        let _ = self.set_parent(&current);
+        drop(current);
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.kill()));
-        match outcome {
-            Ok(_) => {}
-            Err(payload) => unwind::report(self.name(), "panicked while being killed on drop", &*payload),
+        *self.0.parent.borrow_mut() = parent;
+        if let Err(payload) = outcome {
+            unwind::report(self.name(), "panicked while being killed on drop", &*payload);
         }
         if !self.is_dead() {
-            unwind::report_message(self.name(), "survived being killed on drop; its stack is leaked");
-            mem::forget(self.0.stack.take());
+            // It switched elsewhere instead of dying. If it took a new handle
+            // to itself, it lives on; if not, dropping ours leaves its stack
+            // mapped, never to be reused (see `Inner::drop`).
+            unwind::report_message(self.name(), "survived being killed on drop");
         }
     }
 }
