@@ -263,7 +263,7 @@ pub(crate) unsafe fn switch_and_reset(arg: Word, top: StackPointer) -> ! {
 
 /// Lays out a fresh stack whose arch top is `top` for symmetric switching:
 /// the first [`switch_symmetric`] to the returned context calls
-/// `entry(w0, obj, top, ctrl, w1, w2)` on the new stack.
+/// `entry(w0, obj, top, ctrl, w1)` on the new stack.
 ///
 /// ```text
 ///  top ->| 0                |
@@ -298,7 +298,7 @@ pub(crate) unsafe fn init_symmetric_stack(
 
 /// The root frame of a symmetrically switched stack, reached by the `br` in
 /// [`switch_symmetric`] with sp 16 bytes above its own address in the initial
-/// layout, the words in x0, x5 and x6 and the control word in x3.
+/// layout, the words in x0 and x5 and the control word in x3.
 ///
 /// Nothing called this frame, so its call-frame information marks the return
 /// address undefined: unwinders and debuggers stop here.
@@ -312,9 +312,8 @@ unsafe extern "C" fn root_trampoline() {
         "mov x29, xzr",
         "ldp x1, x7, [sp]",
         "add x2, sp, #32",
-        // entry(w0 = x0, obj, top, ctrl = x3, w1, w2)
+        // entry(w0 = x0, obj, top, ctrl = x3, w1)
         "mov x4, x5",
-        "mov x5, x6",
         "adr x30, 2f",
         "br x7",
         "2:",
@@ -324,7 +323,7 @@ unsafe extern "C" fn root_trampoline() {
 }
 
 /// Suspends the current context, storing its stack pointer in `*save`, and
-/// continues the context saved in `*target` with three words (in x0, x5, x6)
+/// continues the context saved in `*target` with two words (in x0 and x5)
 /// and `ctrl` (in x3); see the x86_64 backend (a context may switch to
 /// itself). The switch ends with `br`, so the
 /// return-stack predictor is left alone.
@@ -339,7 +338,7 @@ pub(crate) unsafe fn switch_symmetric(
     target: *const StackPointer,
     save: *mut StackPointer,
 ) -> (Words, usize) {
-    let (ret0, ret1, ret2): (Word, Word, Word);
+    let (ret0, ret1): (Word, Word);
     let ret_ctrl: usize;
     // SAFETY: guaranteed by the caller; x19 and x29 are saved here and the
     // other callee-saved registers are declared clobbered.
@@ -359,7 +358,6 @@ pub(crate) unsafe fn switch_symmetric(
             "ldp x19, x29, [sp], #16",
             inout("x0") words.0 => ret0,
             inout("x5") words.1 => ret1,
-            inout("x6") words.2 => ret2,
             inout("x3") ctrl => ret_ctrl,
             in("x1") save,
             inout("x2") target => _,
@@ -369,7 +367,7 @@ pub(crate) unsafe fn switch_symmetric(
             clobber_abi("C"),
         );
     }
-    ((ret0, ret1, ret2), ret_ctrl)
+    ((ret0, ret1), ret_ctrl)
 }
 
 /// Continues the context at `target` without saving the current one.
@@ -388,7 +386,6 @@ pub(crate) unsafe fn switch_symmetric_final(words: Words, ctrl: usize, target: S
             "br x4",
             in("x0") words.0,
             in("x5") words.1,
-            in("x6") words.2,
             in("x3") ctrl,
             in("x2") target.get(),
             options(noreturn),

@@ -92,8 +92,8 @@ pub(crate) type StackPointer = NonZeroUsize;
 /// word, or with padding, leaves some of its bytes uninitialised.
 pub(crate) type Word = MaybeUninit<usize>;
 
-/// The three words a symmetric switch carries, all in registers.
-pub(crate) type Words = (Word, Word, Word);
+/// The two words a symmetric switch carries, both in registers.
+pub(crate) type Words = (Word, Word);
 
 /// The function a fresh stack starts in.
 ///
@@ -105,10 +105,10 @@ pub(crate) type Words = (Word, Word, Word);
 pub(crate) type EntryFn = unsafe extern "C" fn(arg: Word, obj: *mut u8, top: StackPointer, ctrl: usize) -> !;
 
 /// The function a fresh stack for symmetric switching starts in: like
-/// [`EntryFn`], with the three words of the first [`switch_symmetric`] (the
-/// first, then, after `obj`, `top` and the control word, the other two).
+/// [`EntryFn`], with the two words of the first [`switch_symmetric`] (the
+/// first, then, after `obj`, `top` and the control word, the second).
 pub(crate) type SymmetricEntryFn =
-    unsafe extern "C" fn(w0: Word, obj: *mut u8, top: StackPointer, ctrl: usize, w1: Word, w2: Word) -> !;
+    unsafe extern "C" fn(w0: Word, obj: *mut u8, top: StackPointer, ctrl: usize, w1: Word) -> !;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod x86_64;
@@ -179,22 +179,16 @@ mod tests {
             sp: [StackPointer; 3],
             hops: usize,
         }
-        unsafe extern "C" fn hop(
-            arg: Word,
-            obj: *mut u8,
-            _top: StackPointer,
-            ctrl: usize,
-            w1: Word,
-            w2: Word,
-        ) -> ! {
+        unsafe extern "C" fn hop(arg: Word, obj: *mut u8, _top: StackPointer, ctrl: usize, w1: Word) -> ! {
             // SAFETY: `obj` is the ring, only touched by whoever runs.
             let ring = unsafe { &mut *(obj as *mut Ring) };
-            let me = ctrl; // the first switch tells each context its index
-                           // SAFETY: the test always passes initialised words; the other two
-                           // words carry the value again, doubled and tripled.
+            // The first switch tells each context its index.
+            let me = ctrl;
+            // SAFETY: the test always passes initialised words; the second
+            // carries the value again, doubled.
             let mut value = unsafe { arg.assume_init() };
             // SAFETY: as above.
-            unsafe { assert_eq!((w1.assume_init(), w2.assume_init()), (value * 2, value * 3)) };
+            unsafe { assert_eq!(w1.assume_init(), value * 2) };
             loop {
                 ring.hops += 1;
                 let next = (me + 1) % 3;
@@ -203,12 +197,11 @@ mod tests {
                 let v = value + 1;
                 // SAFETY: the next context is suspended (or fresh) and saved in
                 // the ring.
-                let (words, _) =
-                    unsafe { switch_symmetric((word(v), word(v * 2), word(v * 3)), next, target, save) };
+                let (words, _) = unsafe { switch_symmetric((word(v), word(v * 2)), next, target, save) };
                 // SAFETY: as above.
                 unsafe {
                     value = words.0.assume_init();
-                    assert_eq!((words.1.assume_init(), words.2.assume_init()), (value * 2, value * 3));
+                    assert_eq!(words.1.assume_init(), value * 2);
                 }
             }
         }
@@ -225,13 +218,13 @@ mod tests {
             let save: *mut StackPointer = &mut ring.sp[0];
             let one: *const StackPointer = &ring.sp[1];
             // A context switching to itself gets its own words back.
-            let (words, _) = switch_symmetric((word(1), word(2), word(3)), 0, save, save);
-            assert_eq!((words.0.assume_init(), words.2.assume_init()), (1, 3));
-            let (words, _) = switch_symmetric((word(10), word(20), word(30)), 1, one, save);
+            let (words, _) = switch_symmetric((word(1), word(2)), 0, save, save);
+            assert_eq!((words.0.assume_init(), words.1.assume_init()), (1, 2));
+            let (words, _) = switch_symmetric((word(10), word(20)), 1, one, save);
             assert_eq!(words.0.assume_init(), 12);
-            assert_eq!(words.2.assume_init(), 36);
+            assert_eq!(words.1.assume_init(), 24);
             for lap in 0..100 {
-                let (words, _) = switch_symmetric((word(lap), word(lap * 2), word(lap * 3)), 1, one, save);
+                let (words, _) = switch_symmetric((word(lap), word(lap * 2)), 1, one, save);
                 assert_eq!(words.0.assume_init(), lap + 2);
                 assert_eq!(words.1.assume_init(), (lap + 2) * 2);
             }
@@ -280,7 +273,7 @@ mod timing {
             main: StackPointer,
             other: StackPointer,
         }
-        unsafe extern "C" fn pong(w0: Word, obj: *mut u8, _: StackPointer, _: usize, _: Word, _: Word) -> ! {
+        unsafe extern "C" fn pong(w0: Word, obj: *mut u8, _: StackPointer, _: usize, _: Word) -> ! {
             let pair = obj as *mut Pair;
             let mut w = w0;
             loop {
@@ -288,7 +281,7 @@ mod timing {
                 unsafe {
                     let v = w.assume_init() + 1;
                     let (r, _) = switch_symmetric(
-                        (Word::new(v), Word::uninit(), Word::uninit()),
+                        (Word::new(v), Word::uninit()),
                         0,
                         &(*pair).main,
                         &mut (*pair).other,
@@ -308,7 +301,7 @@ mod timing {
                 let mut sum = 0usize;
                 for i in 0..n as usize {
                     let (r, _) = switch_symmetric(
-                        (Word::new(std::hint::black_box(i)), Word::uninit(), Word::uninit()),
+                        (Word::new(std::hint::black_box(i)), Word::uninit()),
                         0,
                         &(*p).other,
                         &mut (*p).main,

@@ -258,7 +258,7 @@ pub(crate) unsafe fn switch_and_reset(arg: Word, top: StackPointer) -> ! {
 
 /// Lays out a fresh stack whose arch top is `top` for symmetric switching:
 /// the first [`switch_symmetric`] to the returned context calls
-/// `entry(w0, obj, top, ctrl, w1, w2)` on the new stack.
+/// `entry(w0, obj, top, ctrl, w1)` on the new stack.
 ///
 /// ```text
 ///  top ->| 0                |
@@ -291,8 +291,8 @@ pub(crate) unsafe fn init_symmetric_stack(
 
 /// The root frame of a symmetrically switched stack. It is reached by the
 /// `jmp` in [`switch_symmetric`] with rsp just above its own address in the
-/// initial layout, the words in rdi, r8 and r9 and the control word in rcx:
-/// all where the entry function's arguments go but for `obj` and `top`.
+/// initial layout, the words in rdi and r8 and the control word in rcx: all
+/// where the entry function's arguments go but for `obj` and `top`.
 ///
 /// Nothing called this frame, so its call-frame information marks the return
 /// address undefined: unwinders and debuggers stop here.
@@ -306,8 +306,8 @@ unsafe extern "C" fn root_trampoline() {
         "xor ebp, ebp",
         "lea rdx, [rsp + 32]",
         "mov rsi, [rsp]",
-        // entry(w0 = rdi, obj, top, ctrl = rcx, w1 = r8, w2 = r9), with a
-        // return address pushed for the alignment a call would give.
+        // entry(w0 = rdi, obj, top, ctrl = rcx, w1 = r8), with a return
+        // address pushed for the alignment a call would give.
         "lea rax, [rip + 2f]",
         "push rax",
         "jmp [rsp + 16]",
@@ -318,8 +318,8 @@ unsafe extern "C" fn root_trampoline() {
 }
 
 /// Suspends the current context, storing its stack pointer in `*save`, and
-/// continues the context saved in `*target` with three words (in rdi, r8,
-/// r9) and `ctrl` (in rcx). Returns the words and control word of the switch
+/// continues the context saved in `*target` with two words (in rdi and r8)
+/// and `ctrl` (in rcx). Returns the words and control word of the switch
 /// that resumes the current context.
 ///
 /// `*target` is read after `*save` is written, so a context may switch to
@@ -343,7 +343,7 @@ pub(crate) unsafe fn switch_symmetric(
     target: *const StackPointer,
     save: *mut StackPointer,
 ) -> (Words, usize) {
-    let (ret0, ret1, ret2): (Word, Word, Word);
+    let (ret0, ret1): (Word, Word);
     let ret_ctrl: usize;
     // SAFETY: guaranteed by the caller; rbx and rbp are saved here and the
     // other callee-saved registers are declared clobbered.
@@ -363,7 +363,6 @@ pub(crate) unsafe fn switch_symmetric(
             "pop rbp",
             inout("rdi") words.0 => ret0,
             inout("r8") words.1 => ret1,
-            inout("r9") words.2 => ret2,
             inout("rcx") ctrl => ret_ctrl,
             in("rsi") save,
             in("rdx") target,
@@ -371,7 +370,7 @@ pub(crate) unsafe fn switch_symmetric(
             clobber_abi("sysv64"),
         );
     }
-    ((ret0, ret1, ret2), ret_ctrl)
+    ((ret0, ret1), ret_ctrl)
 }
 
 /// Continues the context at `target` without saving the current one, which
@@ -391,7 +390,6 @@ pub(crate) unsafe fn switch_symmetric_final(words: Words, ctrl: usize, target: S
             "jmp rax",
             in("rdi") words.0,
             in("r8") words.1,
-            in("r9") words.2,
             in("rcx") ctrl,
             in("rdx") target.get(),
             options(noreturn),

@@ -99,7 +99,7 @@ use crate::raw::UnwindToken;
 use crate::stack::{self, Limit, Stack, StackError};
 use crate::unwind::{self, Payload};
 
-// A switch carries a `Value` as a tag and three words (see
+// A switch carries a `Value` as a tag and two words (see
 // `Value::into_words`), all in registers, and a control word saying what the
 // value is for:
 //
@@ -740,14 +740,7 @@ fn kill_unwind(current: &Inner) -> ! {
 ///
 /// Called only by the root trampoline of a stack made by `Greenlet::build`,
 /// with the first switch's words.
-unsafe extern "C" fn entry<F, R>(
-    w0: Word,
-    launch: *mut u8,
-    _top: StackPointer,
-    ctrl: usize,
-    w1: Word,
-    w2: Word,
-) -> !
+unsafe extern "C" fn entry<F, R>(w0: Word, launch: *mut u8, _top: StackPointer, ctrl: usize, w1: Word) -> !
 where
     F: FnOnce(Value) -> R + 'static,
     R: 'static,
@@ -764,7 +757,7 @@ where
         panic::catch_unwind(AssertUnwindSafe(move || {
             // SAFETY: the first switch carries a value like any other;
             // nothing but a switch (or a returning child) starts a greenlet.
-            match unsafe { arrive((w0, w1, w2), ctrl) } {
+            match unsafe { arrive((w0, w1), ctrl) } {
                 Ok(value) => Value::new(body(value)),
                 Err(_) => unreachable!("a greenlet is never started by a throw"),
             }

@@ -38,10 +38,10 @@ pub struct Value {
     // stays in registers all the way: the compiler can split a struct of
     // scalars, but not an enum whose variants share their storage.
     //
-    //   tag          w0, w1                      w2
-    //   TAG_EMPTY    -                           -
-    //   TAG_INLINE   the TypeId                  the value's bytes
-    //   TAG_BOXED    a `*mut dyn Any` from Box   -
+    //   tag          words
+    //   TAG_EMPTY    -
+    //   TAG_INLINE   a `&'static TypeId`, then the value's bytes
+    //   TAG_BOXED    a `*mut dyn Any` from `Box::into_raw`
     tag: usize,
     words: Words,
     /// A boxed value need not be `Send`, so neither is this.
@@ -62,9 +62,15 @@ const fn fits_inline<T: 'static>() -> bool {
         && !mem::needs_drop::<T>()
 }
 
-// A `TypeId` and a fat pointer each take two words.
-const _: () = assert!(mem::size_of::<TypeId>() == 2 * mem::size_of::<Word>());
+// A fat pointer takes the two words.
 const _: () = assert!(mem::size_of::<*mut dyn Any>() == 2 * mem::size_of::<Word>());
+
+/// `T`'s type id, as a `'static` constant: its address identifies it in one
+/// word (if two addresses differ, the ids themselves are compared).
+#[inline(always)]
+fn type_ref<T: 'static>() -> &'static TypeId {
+    const { &TypeId::of::<T>() }
+}
 
 /// Splits a two-word value into words.
 #[inline(always)]
@@ -92,23 +98,31 @@ unsafe fn join<T>(a: Word, b: Word) -> T {
     unsafe { ptr::read(words.as_ptr().cast::<T>()) }
 }
 
-/// Whether `words` hold the type id of `T`.
+/// Whether the first word of an inline value names `T`'s type.
+///
+/// # Safety
+///
+/// `word` must be the first word of an inline value: a `&'static TypeId`.
 #[inline(always)]
-fn holds_type<T: 'static>(a: Word, b: Word) -> bool {
-    let (x, y) = split(TypeId::of::<T>());
-    // SAFETY: both pairs of words are the two halves of a `TypeId`, so all
-    // their bytes are initialised; equal type ids have equal bytes.
-    unsafe { a.assume_init() == x.assume_init() && b.assume_init() == y.assume_init() }
+unsafe fn holds_type<T: 'static>(word: Word) -> bool {
+    // SAFETY: guaranteed by the caller.
+    let id = unsafe { word.assume_init() } as *const TypeId;
+    // The same constant may sit at two addresses (one per codegen unit):
+    // then compare the ids themselves.
+    ptr::eq(id, type_ref::<T>()) || slow_type_check::<T>(id)
+}
+
+#[cold]
+#[inline(never)]
+fn slow_type_check<T: 'static>(id: *const TypeId) -> bool {
+    // SAFETY: `id` is a `&'static TypeId` (see `holds_type`).
+    unsafe { *id == TypeId::of::<T>() }
 }
 
 impl Value {
     /// The empty value (Python's `switch()` with no arguments).
     pub const fn empty() -> Value {
-        Value {
-            tag: TAG_EMPTY,
-            words: (Word::uninit(), Word::uninit(), Word::uninit()),
-            _not_send: PhantomData,
-        }
+        Value { tag: TAG_EMPTY, words: (Word::uninit(), Word::uninit()), _not_send: PhantomData }
     }
 
     /// Wraps `value`. A `Value` is not wrapped again, and `()` becomes the
@@ -128,12 +142,11 @@ impl Value {
             // SAFETY: `T` fits in the word and is no more aligned; it has no
             // destructor, so a bitwise copy owns it fully.
             unsafe { ptr::write(data.as_mut_ptr().cast::<T>(), value) };
-            let (a, b) = split(TypeId::of::<T>());
-            Value { tag: TAG_INLINE, words: (a, b, data), _not_send: PhantomData }
+            let id = Word::new(type_ref::<T>() as *const TypeId as usize);
+            Value { tag: TAG_INLINE, words: (id, data), _not_send: PhantomData }
         } else {
             let boxed: Box<dyn Any> = Box::new(value);
-            let (a, b) = split(Box::into_raw(boxed));
-            Value { tag: TAG_BOXED, words: (a, b, Word::uninit()), _not_send: PhantomData }
+            Value { tag: TAG_BOXED, words: split(Box::into_raw(boxed)), _not_send: PhantomData }
         }
     }
 
@@ -148,6 +161,14 @@ impl Value {
         unsafe { &*join::<*mut dyn Any>(self.words.0, self.words.1) }
     }
 
+    /// Whether an inline value (tagged `TAG_INLINE`) is a `T`.
+    #[inline(always)]
+    fn inline_is<T: 'static>(&self) -> bool {
+        debug_assert_eq!(self.tag, TAG_INLINE);
+        // SAFETY: an inline value's first word is its type id.
+        unsafe { holds_type::<T>(self.words.0) }
+    }
+
     /// Whether this is the empty value.
     pub fn is_empty(&self) -> bool {
         self.tag == TAG_EMPTY
@@ -158,7 +179,7 @@ impl Value {
     pub fn is<T: 'static>(&self) -> bool {
         match self.tag {
             TAG_EMPTY => TypeId::of::<T>() == TypeId::of::<()>(),
-            TAG_INLINE => holds_type::<T>(self.words.0, self.words.1),
+            TAG_INLINE => self.inline_is::<T>(),
             // SAFETY: the tag says it is boxed.
             _ => unsafe { self.boxed() }.is::<T>(),
         }
@@ -168,11 +189,11 @@ impl Value {
     #[inline(always)]
     pub fn downcast<T: 'static>(self) -> Result<T, Value> {
         match self.tag {
-            TAG_INLINE if holds_type::<T>(self.words.0, self.words.1) => {
+            TAG_INLINE if self.inline_is::<T>() => {
                 // SAFETY: the type ids match, so the data word holds a `T`,
                 // written by `new`; `T` has no destructor, so forgetting the
                 // value (which owns nothing else) loses nothing.
-                Ok(unsafe { ptr::read(self.words.2.as_ptr().cast::<T>()) })
+                Ok(unsafe { ptr::read(self.words.1.as_ptr().cast::<T>()) })
             }
             TAG_EMPTY if TypeId::of::<T>() == TypeId::of::<()>() => {
                 let mut unit = Some(());
@@ -204,9 +225,9 @@ impl Value {
                 static UNIT: () = ();
                 (&UNIT as &dyn Any).downcast_ref::<T>()
             }
-            TAG_INLINE if holds_type::<T>(self.words.0, self.words.1) => {
+            TAG_INLINE if self.inline_is::<T>() => {
                 // SAFETY: the type ids match, so the data word holds a `T`.
-                Some(unsafe { &*self.words.2.as_ptr().cast::<T>() })
+                Some(unsafe { &*self.words.1.as_ptr().cast::<T>() })
             }
             TAG_INLINE => None,
             // SAFETY: the tag says it is boxed.
@@ -214,7 +235,7 @@ impl Value {
         }
     }
 
-    /// The value as a tag (within [`TAG_BITS`]) and three words, to cross a
+    /// The value as a tag (within [`TAG_BITS`]) and two words, to cross a
     /// switch in registers.
     #[inline(always)]
     pub(super) fn into_words(self) -> (usize, Words) {
