@@ -19,14 +19,34 @@ use std::time::Instant;
 use sprig::greenlet::{self, Greenlet, GreenletLocal, Thrown, Value};
 use sprig::GreenletExit;
 
-/// How many greenlets go through each of the big tests.
-const MANY: usize = 1_000_000;
+/// Under an emulator (the aarch64 run of `.ci/run`, which names it in
+/// `SPRIG_TEST_RUNNER`) everything runs tens of times slower: the big tests
+/// shrink tenfold there. The full counts run natively.
+fn emulated() -> bool {
+    std::env::var_os("SPRIG_TEST_RUNNER").is_some_and(|runner| !runner.is_empty())
+}
+
+/// How many greenlets go through the first big test.
+fn many() -> usize {
+    if emulated() {
+        100_000
+    } else {
+        1_000_000
+    }
+}
 
 /// Killing a greenlet unwinds its stack, which costs some microseconds
 /// (about 9 µs in a release build, 20 µs in a debug one, nearly all of it in
 /// the unwinder): debug builds kill fewer (still over 100 000) to keep the
 /// test within a few seconds.
-const MANY_KILLED: usize = if cfg!(debug_assertions) { 120_000 } else { 1_000_000 };
+fn many_killed() -> usize {
+    let count = if cfg!(debug_assertions) { 120_000 } else { 1_000_000 };
+    if emulated() {
+        count / 10
+    } else {
+        count
+    }
+}
 
 /// Resident memory may grow by this much: the stack pool keeps a few
 /// stacks, and the allocator keeps some freed memory.
@@ -71,7 +91,7 @@ fn check_rss_bound(what: &str, many: usize, round: impl Fn(usize)) {
 fn a_million_finished_greenlets_leave_no_trace() {
     let _serial = serial();
     let finished = Rc::new(Cell::new(0usize));
-    check_rss_bound("created, run, finished, dropped", MANY, |n| {
+    check_rss_bound("created, run, finished, dropped", many(), |n| {
         for i in 0..n {
             let g = Greenlet::new(|start: Value| start.downcast::<usize>().unwrap() + 1);
             let back = g.switch(i).unwrap().downcast::<usize>().unwrap();
@@ -80,7 +100,7 @@ fn a_million_finished_greenlets_leave_no_trace() {
             finished.set(finished.get() + 1);
         }
     });
-    assert_eq!(finished.get(), 10_000 + MANY);
+    assert_eq!(finished.get(), 10_000 + many());
 }
 
 // From greenlet's tests/test_leaks.py, TestLeaks._check_untracked_memory_thread (suspended greenlets, killed when dropped).
@@ -88,7 +108,7 @@ fn a_million_finished_greenlets_leave_no_trace() {
 fn a_million_suspended_then_dropped_greenlets_leave_no_trace() {
     let _serial = serial();
     let killed = Rc::new(Cell::new(0usize));
-    check_rss_bound("created, suspended, killed on drop", MANY_KILLED, |n| {
+    check_rss_bound("created, suspended, killed on drop", many_killed(), |n| {
         for _ in 0..n {
             let counter = killed.clone();
             let g = Greenlet::new(move |_| {
@@ -109,7 +129,7 @@ fn a_million_suspended_then_dropped_greenlets_leave_no_trace() {
             drop(g);
         }
     });
-    assert_eq!(killed.get(), 10_000 + MANY_KILLED, "every greenlet was unwound when dropped");
+    assert_eq!(killed.get(), 10_000 + many_killed(), "every greenlet was unwound when dropped");
 }
 
 // From greenlet's tests/test_leaks.py, TestLeaks.test_arg_refs and test_kwarg_refs.
