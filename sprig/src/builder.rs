@@ -84,6 +84,20 @@ impl Builder {
         Generator::build(body, self.name, self.stack_size)
     }
 
+    /// Spawns a green thread on this thread's hub, like [`spawn`](crate::spawn),
+    /// with this builder's name and stack size.
+    ///
+    /// The stack is taken when the green thread starts; if none can be had
+    /// then, the green thread never runs and its
+    /// [`get`](crate::JoinHandle::get) returns an error naming the limit.
+    pub fn spawn<F, T>(self, f: F) -> crate::JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        crate::hub::spawn_with(f, self.name, self.stack_size)
+    }
+
     /// Creates a [`Greenlet`] whose parent is the current greenlet.
     ///
     /// # Errors

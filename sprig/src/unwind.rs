@@ -14,13 +14,16 @@ pub(crate) type Payload = Box<dyn Any + Send>;
 /// Whether `payload` is one of the unwinds sprig starts itself to tear down a
 /// suspended stack ([`ForcedUnwind`] when a coroutine is dropped,
 /// [`GeneratorExit`] when a generator is closed, [`GreenletExit`] when a
-/// greenlet is killed).
+/// greenlet or green thread is killed, an expired [`Timeout`](crate::Timeout)).
 ///
 /// Code that catches panics inside a coroutine should let these through with
 /// [`std::panic::resume_unwind`]; swallowing one keeps the stack alive
 /// against its owner's wishes.
 pub fn is_forced_unwind(payload: &(dyn Any + Send)) -> bool {
-    payload.is::<ForcedUnwind>() || payload.is::<GeneratorExit>() || payload.is::<GreenletExit>()
+    payload.is::<ForcedUnwind>()
+        || payload.is::<GeneratorExit>()
+        || payload.is::<GreenletExit>()
+        || crate::hub::is_timeout_expiry(payload)
 }
 
 /// The message of a panic payload, as the default panic hook would print it.

@@ -126,12 +126,34 @@ const CTRL_KIND: usize = 0xf;
 const CTRL_TRACE: usize = 1 << 8;
 const CTRL_ORPHAN: usize = 1 << 9;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a greenlet is in its life. The order matters: a switch takes its
+/// fast path for `Started` and `Unstarted` (a stack ready to run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
 enum State {
-    Unstarted,
     Started,
+    /// Not started; its stack holds the body, ready to run.
+    Unstarted,
+    /// Not started, and no stack yet: the body waits in `lazy` (greenlets
+    /// made by the hub, which may make many more than it runs at once).
+    Lazy,
     Dead,
 }
+
+impl State {
+    /// Not dead, and with a stack to switch to.
+    #[inline(always)]
+    fn has_context(self) -> bool {
+        self <= State::Unstarted
+    }
+
+    fn is_unstarted(self) -> bool {
+        matches!(self, State::Unstarted | State::Lazy)
+    }
+}
+
+/// The body of a lazy greenlet, until its stack is made.
+type LazyBody = Box<dyn FnOnce(Value) -> Value>;
 
 /// The shared state of a greenlet; handles are `Rc`s of it.
 ///
@@ -149,8 +171,11 @@ struct Inner {
     /// gone back to the pool.
     stack: Cell<Option<Stack>>,
     /// The body and how to drop it, until the first switch moves it out.
-    launch: *mut u8,
-    drop_launch: unsafe fn(*mut u8),
+    launch: Cell<*mut u8>,
+    drop_launch: Cell<unsafe fn(*mut u8)>,
+    /// A lazy greenlet's body, and the stack size it asked for.
+    lazy: Cell<Option<LazyBody>>,
+    stack_size: Option<usize>,
     parent: RefCell<Option<Greenlet>>,
     name: Cow<'static, str>,
     locals: local::Locals,
@@ -284,8 +309,10 @@ fn create_main() -> Option<*const Inner> {
             state: Cell::new(State::Started),
             ran: Cell::new(true),
             stack: Cell::new(None),
-            launch: ptr::null_mut(),
-            drop_launch: drop_nothing,
+            launch: Cell::new(ptr::null_mut()),
+            drop_launch: Cell::new(drop_nothing),
+            lazy: Cell::new(None),
+            stack_size: None,
             parent: RefCell::new(None),
             name: Cow::Borrowed("main"),
             locals: local::Locals::default(),
@@ -397,7 +424,95 @@ impl Greenlet {
         F: FnOnce(Value) -> R + 'static,
         R: 'static,
     {
-        let size = match stack_size {
+        let name = name.unwrap_or(Cow::Borrowed(std::any::type_name::<F>()));
+        let greenlet = Greenlet::unprepared(name, stack_size, getcurrent(), State::Unstarted);
+        greenlet.0.launch_on_stack(body)?;
+        Ok(greenlet)
+    }
+
+    /// A greenlet whose stack is only taken from the pool when it is first
+    /// switched to (or [`prepare`](Self::prepare)d): the hub makes green
+    /// threads this way, since it may make many more than it runs at once.
+    pub(crate) fn lazy<F, R>(
+        body: F,
+        name: Cow<'static, str>,
+        stack_size: Option<usize>,
+        parent: Greenlet,
+    ) -> Greenlet
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: 'static,
+    {
+        let greenlet = Greenlet::unprepared(name, stack_size, parent, State::Lazy);
+        greenlet.0.lazy.set(Some(Box::new(move |value| Value::new(body(value)))));
+        greenlet
+    }
+
+    /// Gives a lazy greenlet its stack, ready to run; does nothing to any
+    /// other greenlet.
+    ///
+    /// # Errors
+    ///
+    /// If no stack can be allocated. The greenlet is then dead, without
+    /// having run.
+    pub(crate) fn prepare(&self) -> Result<(), StackError> {
+        if self.0.state.get() != State::Lazy {
+            return Ok(());
+        }
+        let body = self.0.lazy.take().expect("a lazy greenlet holds its body");
+        match self.0.launch_on_stack(body) {
+            Ok(()) => {
+                self.0.state.set(State::Unstarted);
+                Ok(())
+            }
+            Err(err) => {
+                self.0.state.set(State::Dead);
+                Err(err)
+            }
+        }
+    }
+
+    /// Drops the body of a lazy greenlet that never started, and marks it
+    /// dead, without switching anywhere.
+    pub(crate) fn discard_lazy(&self) {
+        if self.0.state.get() == State::Lazy {
+            self.discard_unstarted();
+        }
+    }
+
+    fn unprepared(
+        name: Cow<'static, str>,
+        stack_size: Option<usize>,
+        parent: Greenlet,
+        state: State,
+    ) -> Greenlet {
+        Greenlet(Rc::new(Inner {
+            sp: Cell::new(StackPointer::MAX),
+            state: Cell::new(state),
+            ran: Cell::new(false),
+            stack: Cell::new(None),
+            launch: Cell::new(ptr::null_mut()),
+            drop_launch: Cell::new(drop_nothing),
+            lazy: Cell::new(None),
+            stack_size,
+            parent: RefCell::new(Some(parent)),
+            name,
+            locals: local::Locals::default(),
+            kills: OnceCell::new(),
+            keep_alive: Cell::new(None),
+        }))
+    }
+}
+
+impl Inner {
+    /// Takes a stack from the pool and lays `body` out on it, ready for the
+    /// first switch.
+    fn launch_on_stack<F, R>(&self, body: F) -> Result<(), StackError>
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: 'static,
+    {
+        let size = match self.stack_size {
             Some(size) => stack::page_round(size),
             None => stack::default_size(),
         };
@@ -409,8 +524,6 @@ impl Greenlet {
         if needed + MIN_FREE > size {
             return Err(StackError::new(Limit::TooSmall { needed }, size));
         }
-        let parent = getcurrent();
-        let name = name.unwrap_or(Cow::Borrowed(std::any::type_name::<F>()));
         let mut stack = stack::take(size)?;
         let launch_at = (stack.top() - stack::HEADER_SIZE - mem::size_of::<Launch<F>>())
             & !(mem::align_of::<Launch<F>>() - 1);
@@ -422,22 +535,12 @@ impl Greenlet {
             ptr::write(launch_at as *mut Launch<F>, Launch { body });
             arch::init_symmetric_stack(StackPointer::new_unchecked(top), entry::<F, R>, launch_at as *mut u8)
         };
-        let inner = Rc::new(Inner {
-            sp: Cell::new(sp),
-            state: Cell::new(State::Unstarted),
-            ran: Cell::new(false),
-            stack: Cell::new(None),
-            launch: launch_at as *mut u8,
-            drop_launch: drop_launch::<Launch<F>>,
-            parent: RefCell::new(Some(parent)),
-            name,
-            locals: local::Locals::default(),
-            kills: OnceCell::new(),
-            keep_alive: Cell::new(None),
-        });
-        stack.set_name(&inner.name);
-        inner.stack.set(Some(stack));
-        Ok(Greenlet(inner))
+        self.sp.set(sp);
+        self.launch.set(launch_at as *mut u8);
+        self.drop_launch.set(drop_launch::<Launch<F>>);
+        stack.set_name(&self.name);
+        self.stack.set(Some(stack));
+        Ok(())
     }
 }
 
@@ -471,10 +574,10 @@ impl Greenlet {
         // A handle exists (`self`), so this thread's main greenlet does too
         // (every greenlet's chain of parents ends there), and so does a
         // current greenlet: `THREAD.current` is not null.
-        let fast = THREAD.with(|thread| !thread.slow.get()) && self.0.state.get() != State::Dead;
+        let fast = THREAD.with(|thread| !thread.slow.get()) && self.0.state.get().has_context();
         // Both paths meet before the switch, on two plain registers, so
         // that the value stays in registers all the way through.
-        let (target, flags) = if fast { (Rc::as_ptr(&self.0), 0) } else { self.prepare() };
+        let (target, flags) = if fast { (Rc::as_ptr(&self.0), 0) } else { self.route() };
         // SAFETY: `target` is alive (the chain of parents from `self` holds
         // it) and not dead (checked by the fast path or found by
         // `prepare`), and the running greenlet exists (see above). It may be
@@ -510,7 +613,7 @@ impl Greenlet {
             match target.0.state.get() {
                 State::Dead => return Ok(Value::empty()),
                 State::Started => return target.send_slow(value, CTRL_THROW),
-                State::Unstarted => {
+                State::Unstarted | State::Lazy => {
                     target.discard_unstarted();
                     target = target.parent().expect("a greenlet other than main has a parent");
                 }
@@ -541,7 +644,7 @@ impl Greenlet {
     pub fn kill(&self) -> Result<Value, Thrown> {
         match self.0.state.get() {
             State::Dead => Ok(Value::empty()),
-            State::Unstarted => {
+            State::Unstarted | State::Lazy => {
                 self.discard_unstarted();
                 let exit = GreenletExit { _token: None };
                 let parent = self.parent().expect("a greenlet other than main has a parent");
@@ -558,8 +661,11 @@ impl Greenlet {
     /// flags the switch must carry; the target may be the running greenlet.
     #[cold]
     #[inline(never)]
-    fn prepare(&self) -> (*const Inner, usize) {
+    fn route(&self) -> (*const Inner, usize) {
         let current = current_inner();
+        if let Err(err) = self.prepare() {
+            panic!("cannot start greenlet '{}': {err}", self.name());
+        }
         let mut target: *const Inner = Rc::as_ptr(&self.0);
         // SAFETY: `self` holds its greenlet, and every greenlet holds its
         // parent, so the whole chain is alive while we hold `self`.
@@ -593,7 +699,7 @@ impl Greenlet {
     /// with `value` for `kind`, and returns what the current greenlet is
     /// resumed with.
     fn send_slow(&self, value: Value, kind: usize) -> Result<Value, Thrown> {
-        let (target, flags) = self.prepare();
+        let (target, flags) = self.route();
         if ptr::eq(target, current_inner()) {
             return match kind {
                 CTRL_KILL => kill_unwind(&self.0),
@@ -608,14 +714,17 @@ impl Greenlet {
         unsafe { arrive(words, ctrl) }
     }
 
-    /// Drops the body of a greenlet that never started and marks it dead.    /// Drops the body of a greenlet that never started and marks it dead.
+    /// Drops the body of a greenlet that never started and marks it dead.
     fn discard_unstarted(&self) {
         let inner = &self.0;
-        debug_assert_eq!(inner.state.get(), State::Unstarted);
-        inner.state.set(State::Dead);
-        // SAFETY: the launch data was written at creation and, the greenlet
+        debug_assert!(inner.state.get().is_unstarted());
+        if inner.state.replace(State::Dead) == State::Lazy {
+            drop(inner.lazy.take());
+            return;
+        }
+        // SAFETY: the launch data was written on the stack and, the greenlet
         // never having started, not moved out since.
-        unsafe { (inner.drop_launch)(inner.launch) };
+        unsafe { (inner.drop_launch.get())(inner.launch.get()) };
         if let Some(stack) = inner.stack.take() {
             stack::give(stack);
         }
@@ -784,8 +893,15 @@ fn finish(this: &Inner, outcome: Result<Value, Payload>) -> ! {
             State::Dead => {}
             // A panic raised in an unstarted greenlet kills it on the spot
             // and goes on to its parent; a return value starts it.
-            State::Unstarted if kind == CTRL_PANIC => target.discard_unstarted(),
-            State::Unstarted => break,
+            State::Unstarted | State::Lazy if kind == CTRL_PANIC => target.discard_unstarted(),
+            State::Unstarted | State::Lazy => {
+                if let Err(err) = target.prepare() {
+                    // It cannot run: it dies, and the value goes further up.
+                    unwind::report_message(target.name(), &format!("cannot start: {err}"));
+                } else {
+                    break;
+                }
+            }
         }
         target = target.parent().expect("the main greenlet never dies");
     }
@@ -900,7 +1016,7 @@ impl Eq for Greenlet {}
 impl fmt::Debug for Greenlet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.0.state.get() {
-            State::Unstarted => "unstarted",
+            State::Unstarted | State::Lazy => "unstarted",
             State::Started if self.is_current() => "running",
             State::Started => "suspended",
             State::Dead => "dead",
@@ -917,7 +1033,7 @@ impl Drop for Greenlet {
             return;
         }
         match self.0.state.get() {
-            State::Unstarted => self.discard_unstarted(),
+            State::Unstarted | State::Lazy => self.discard_unstarted(),
             State::Dead => {}
             State::Started if self.is_main() => {}
             State::Started if self.is_current() => {
@@ -969,7 +1085,7 @@ impl Drop for Inner {
             match self.state.get() {
                 // Never ran: the launch data is dropped by `discard_unstarted`
                 // before we get here, so the stack holds nothing.
-                State::Unstarted | State::Dead => stack::give(stack),
+                State::Unstarted | State::Lazy | State::Dead => stack::give(stack),
                 // Still suspended with frames on it: never reuse it.
                 State::Started => mem::forget(stack),
             }
