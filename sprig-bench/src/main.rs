@@ -28,6 +28,7 @@ use std::time::Instant;
 
 mod generators;
 mod greenlets;
+mod hub;
 mod measure;
 mod python;
 
@@ -68,6 +69,25 @@ const CASES: &[Case] = &[
         run: greenlets::create,
     },
     Case {
+        name: "spawn",
+        about:
+            "spawn N green threads returning a number, join them all (vs tokio current-thread, may 1 worker)",
+        default_n: 100_000,
+        run: hub::spawn,
+    },
+    Case {
+        name: "yield",
+        about: "two green threads alternating with yield_now (vs tokio current-thread, may 1 worker)",
+        default_n: 10_000_000,
+        run: hub::yield_now,
+    },
+    Case {
+        name: "sleep",
+        about: "N green threads each sleeping 1 ms at once, joined (vs tokio current-thread, may 1 worker)",
+        default_n: 100_000,
+        run: hub::sleep,
+    },
+    Case {
         name: "python",
         about: "Python's generators and greenlets (python/baseline.py, needs python3; greenlet optional)",
         default_n: 200_000,
@@ -85,11 +105,7 @@ pub(crate) fn report_timing(name: &str, timing: &Timing) {
     report(name, timing.median, "ns");
     eprintln!(
         "# {name}: min {:.2}, median {:.2}, max {:.2} ns over {} rounds of {} iterations",
-        timing.min,
-        timing.median,
-        timing.max,
-        measure::ROUNDS,
-        timing.round_iters
+        timing.min, timing.median, timing.max, timing.rounds, timing.round_iters
     );
 }
 

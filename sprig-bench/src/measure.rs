@@ -24,21 +24,26 @@ pub(crate) const MIN_ROUND_ITERS: u64 = 100;
 /// The closure keeps its state (a suspended coroutine, a spare stack) from
 /// one round to the next, so only the iterations themselves are timed.
 pub(crate) struct Peer<'a> {
-    iters: u64,
+    round_iters: u64,
     run: Box<dyn FnMut(u64) + 'a>,
 }
 
 impl<'a> Peer<'a> {
-    /// A peer that should run about `iters` iterations over all rounds; `run(k)`
+    /// A peer that should run about `iters` iterations over [`ROUNDS`]
+    /// rounds (an equal share in each, at least [`MIN_ROUND_ITERS`]); `run(k)`
     /// runs `k` of them.
     pub(crate) fn new(iters: u64, run: impl FnMut(u64) + 'a) -> Self {
-        Peer { iters, run: Box::new(run) }
+        Self::per_round((iters / ROUNDS as u64).max(MIN_ROUND_ITERS), run)
     }
 
-    /// Iterations in each round: an equal share of `iters`, at least
-    /// [`MIN_ROUND_ITERS`].
+    /// A peer that runs exactly `round_iters` iterations in every round, for
+    /// cases whose unit of work is a whole batch ("spawn N, then join N").
+    pub(crate) fn per_round(round_iters: u64, run: impl FnMut(u64) + 'a) -> Self {
+        Peer { round_iters, run: Box::new(run) }
+    }
+
     fn round_iters(&self) -> u64 {
-        (self.iters / ROUNDS as u64).max(MIN_ROUND_ITERS)
+        self.round_iters
     }
 }
 
@@ -53,18 +58,27 @@ pub(crate) struct Timing {
     pub(crate) max: f64,
     /// Iterations in each round.
     pub(crate) round_iters: u64,
+    /// How many rounds were timed.
+    pub(crate) rounds: usize,
 }
 
 /// Runs one untimed warm-up round of every peer, then [`ROUNDS`] timed
 /// rounds, the peers taking turns in the order given (first, second, ...,
 /// first, second, ...). Returns each peer's [`Timing`], in the same order.
-pub(crate) fn interleaved<const P: usize>(mut peers: [Peer<'_>; P]) -> [Timing; P] {
+pub(crate) fn interleaved<const P: usize>(peers: [Peer<'_>; P]) -> [Timing; P] {
+    interleaved_rounds(ROUNDS, peers)
+}
+
+/// [`interleaved`] with `rounds` timed rounds (odd, for a true median), for
+/// cases whose rounds are long.
+pub(crate) fn interleaved_rounds<const P: usize>(rounds: usize, mut peers: [Peer<'_>; P]) -> [Timing; P] {
+    assert!(rounds > 0, "at least one round");
     for peer in &mut peers {
         let k = peer.round_iters();
         (peer.run)(k);
     }
-    let mut samples: [Vec<f64>; P] = std::array::from_fn(|_| Vec::with_capacity(ROUNDS));
-    for _ in 0..ROUNDS {
+    let mut samples: [Vec<f64>; P] = std::array::from_fn(|_| Vec::with_capacity(rounds));
+    for _ in 0..rounds {
         for (peer, samples) in peers.iter_mut().zip(&mut samples) {
             let k = peer.round_iters();
             let start = Instant::now();
@@ -81,6 +95,7 @@ pub(crate) fn interleaved<const P: usize>(mut peers: [Peer<'_>; P]) -> [Timing; 
             min: samples[0],
             max: samples[samples.len() - 1],
             round_iters: peers[i].round_iters(),
+            rounds,
         }
     })
 }

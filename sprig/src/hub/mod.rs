@@ -19,12 +19,12 @@
 //! # Protocol
 //!
 //! - **Who switches to whom.** A green thread (or the main greenlet) that
-//!   blocks *parks*: it leaves a [`Waiter`] with whatever will wake it (a
+//!   blocks *parks*: it leaves a *waiter* with whatever will wake it (a
 //!   primitive's wait queue, a timer) and switches to the hub. Only the hub
 //!   switches to green threads, and only to resume one that was woken (or to
 //!   start, yield to or kill one). Green threads are greenlets whose parent
 //!   is the hub: one that finishes switches back to the hub.
-//! - **Waking.** [`Waiter::wake`] does not switch: it marks the waiter woken
+//! - **Waking.** Waking a waiter does not switch: it marks the waiter woken
 //!   and appends it to the hub's run queue. A waiter is woken at most once
 //!   per park; waking one that already gave up (timed out, killed) does
 //!   nothing and says so, and the primitive wakes the next.

@@ -1,19 +1,6 @@
 //! [`Timeout`] and [`with_timeout`]: bounding how long green-thread code may
-//! block (gevent's `Timeout`).
-//!
-//! A timeout that expires *unwinds* the timed-out code from the blocking call
-//! it is parked in, the way dropping a future cancels it in async Rust: the
-//! blocking call does not return, destructors run up to the code that set the
-//! timeout, and that code gets [`TimedOut`]. Code that keeps an invariant
-//! across a blocking call (takes two items from a queue and must put them
-//! back together, say) must restore it in a destructor, or run that stretch
-//! without a timeout.
-//!
-//! Timeouts nest: each has an identity, and the unwinding of one stops at the
-//! code that set it, so an inner timeout firing never trips an outer one.
-//! Code between the blocking call and the timeout's owner must not swallow
-//! the unwinding (see [`is_forced_unwind`](crate::is_forced_unwind)); if it
-//! does, the timeout is lost, as a bare `except:` loses one in gevent.
+//! block (gevent's `Timeout`). What an expired timeout does to the code it
+//! bounds is documented on [`Timeout`], where users read it.
 
 use std::cell::Cell;
 use std::error::Error;
@@ -83,8 +70,8 @@ thread_local! {
 
 /// A timeout for the current green thread (or the main greenlet): once
 /// started, if it is still pending when its time is up, the green thread is
-/// unwound from whatever blocking call it is in (see the
-/// [module documentation](self)).
+/// unwound from whatever blocking call it is in (see
+/// [What expiry does](#what-expiry-does)).
 ///
 /// [`with_timeout`] is the usual way to use one. The guard form starts a
 /// timeout, lets the code run, and cancels it (dropping it cancels it too):
@@ -101,6 +88,22 @@ thread_local! {
 /// assert_eq!(outcome, Err(TimedOut::from(Duration::from_millis(20))));
 /// assert!(!timeout.is_pending());
 /// ```
+///
+/// # What expiry does
+///
+/// A timeout that expires *unwinds* the timed-out code from the blocking call
+/// it is parked in, the way dropping a future cancels it in async Rust: the
+/// blocking call does not return, destructors run up to the code that set the
+/// timeout, and that code gets [`TimedOut`]. Code that keeps an invariant
+/// across a blocking call (takes two items from a queue and must put them
+/// back together, say) must restore it in a destructor, or run that stretch
+/// without a timeout.
+///
+/// Timeouts nest: each has an identity, and the unwinding of one stops at the
+/// code that set it, so an inner timeout firing never trips an outer one.
+/// Code between the blocking call and the timeout's owner must not swallow
+/// the unwinding (see [`is_forced_unwind`](crate::is_forced_unwind)); if it
+/// does, the timeout is lost, as a bare `except:` loses one in gevent.
 #[derive(Debug)]
 pub struct Timeout {
     id: u64,

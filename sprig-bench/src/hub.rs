@@ -1,0 +1,194 @@
+//! The hub's green threads against tokio's current-thread runtime and may
+//! with one worker: spawning, yielding and sleeping.
+//!
+//! Each peer runs on one OS thread's worth of scheduler: sprig's hub on the
+//! benchmark's main thread, a tokio current-thread runtime driven by
+//! `block_on` on the same thread, and may configured with a single worker
+//! (its coroutines run there; the main thread spawns and joins them).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use crate::measure::{self, Peer};
+use crate::{report, report_ratio, report_timing};
+
+/// Rounds for the batch cases (each round spawns a whole batch, so they are
+/// long; an odd count for a true median).
+const BATCH_ROUNDS: usize = 9;
+
+/// How long every green thread sleeps in the `sleep` case.
+const NAP: Duration = Duration::from_millis(1);
+
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime")
+}
+
+/// may reads its configuration when it first starts its workers: this must
+/// run before any may coroutine is spawned.
+fn configure_may() {
+    may::config().set_workers(1);
+}
+
+/// Spawns `k` may coroutines running `f(i)`.
+fn may_spawn_all<F, T>(k: u64, f: F) -> Vec<may::coroutine::JoinHandle<T>>
+where
+    F: Fn(u64) -> T + Send + Copy + 'static,
+    T: Send + 'static,
+{
+    (0..k)
+        .map(|i| {
+            // SAFETY: the coroutines touch no thread-local storage (may's
+            // requirement: they can run on any of its worker threads).
+            unsafe { may::coroutine::spawn(move || f(i)) }
+        })
+        .collect()
+}
+
+/// Checks the sum of `i` for `i` in `0..k`.
+fn check_sum(peer: &str, k: u64, sum: u64) {
+    let expected = (u128::from(k) * u128::from(k.saturating_sub(1)) / 2) as u64;
+    assert_eq!(sum, expected, "{peer} returned wrong values");
+}
+
+/// Spawn `N` green threads (tasks, coroutines) that each return their index,
+/// then join them all in order; the figure is per green thread. Every round
+/// is a whole batch of `N`.
+pub(crate) fn spawn(n: u64) {
+    configure_may();
+    let runtime = tokio_runtime();
+    let [sprig, tokio, may] = measure::interleaved_rounds(
+        BATCH_ROUNDS,
+        [
+            Peer::per_round(n, |k| {
+                let handles: Vec<_> = (0..k).map(|i| sprig::spawn(move || black_box(i))).collect();
+                let sum = handles.into_iter().map(|h| h.get().expect("returns")).sum();
+                check_sum("sprig", k, sum);
+            }),
+            Peer::per_round(n, |k| {
+                let sum = runtime.block_on(async {
+                    let handles: Vec<_> = (0..k).map(|i| tokio::spawn(async move { black_box(i) })).collect();
+                    let mut sum = 0;
+                    for handle in handles {
+                        sum += handle.await.expect("returns");
+                    }
+                    sum
+                });
+                check_sum("tokio", k, sum);
+            }),
+            Peer::per_round(n, |k| {
+                let handles = may_spawn_all(k, black_box);
+                let sum = handles.into_iter().map(|h| h.join().expect("returns")).sum();
+                check_sum("may", k, sum);
+            }),
+        ],
+    );
+    report_timing("sprig_spawn_join_ns", &sprig);
+    report_timing("tokio_current_thread_spawn_join_ns", &tokio);
+    report_timing("may_1_worker_spawn_join_ns", &may);
+    report_ratio("sprig_vs_tokio_spawn_join_ratio", &sprig, &tokio);
+    report_ratio("sprig_vs_may_spawn_join_ratio", &sprig, &may);
+}
+
+/// Two green threads alternating with `yield_now()`, `k` times each; the
+/// figure is per yield (one switch out to the scheduler and one into the
+/// other green thread).
+pub(crate) fn yield_now(n: u64) {
+    configure_may();
+    let runtime = tokio_runtime();
+    let [sprig, tokio, may] = measure::interleaved([
+        Peer::new(n, |k| {
+            let each = k / 2;
+            let threads = [(); 2].map(|()| {
+                sprig::spawn(move || {
+                    for _ in 0..each {
+                        sprig::yield_now();
+                    }
+                    each
+                })
+            });
+            let done: u64 = threads.into_iter().map(|t| t.get().expect("returns")).sum();
+            assert_eq!(done, 2 * each);
+        }),
+        Peer::new(n, |k| {
+            let each = k / 2;
+            let done = runtime.block_on(async {
+                let tasks = [(); 2].map(|()| {
+                    tokio::spawn(async move {
+                        for _ in 0..each {
+                            tokio::task::yield_now().await;
+                        }
+                        each
+                    })
+                });
+                let mut done = 0;
+                for task in tasks {
+                    done += task.await.expect("returns");
+                }
+                done
+            });
+            assert_eq!(done, 2 * each);
+        }),
+        Peer::new(n, |k| {
+            let each = k / 2;
+            let coroutines = may_spawn_all(2, move |_| {
+                for _ in 0..each {
+                    may::coroutine::yield_now();
+                }
+                each
+            });
+            let done: u64 = coroutines.into_iter().map(|c| c.join().expect("returns")).sum();
+            assert_eq!(done, 2 * each);
+        }),
+    ]);
+    report_timing("sprig_yield_ns", &sprig);
+    report_timing("tokio_current_thread_yield_ns", &tokio);
+    report_timing("may_1_worker_yield_ns", &may);
+    report_ratio("sprig_vs_tokio_yield_ratio", &sprig, &tokio);
+    report_ratio("sprig_vs_may_yield_ratio", &sprig, &may);
+}
+
+/// `N` green threads each sleep 1 ms at once, and are joined: the figure is
+/// the wall time of the whole batch, less the 1 ms, per green thread (so it
+/// covers spawning, arming the timer, firing it and joining).
+pub(crate) fn sleep(n: u64) {
+    configure_may();
+    let runtime = tokio_runtime();
+    let nap_ns = NAP.as_nanos() as f64;
+    let [sprig, tokio, may] = measure::interleaved_rounds(
+        BATCH_ROUNDS,
+        [
+            Peer::per_round(n, |k| {
+                let handles: Vec<_> = (0..k).map(|_| sprig::spawn(|| sprig::sleep(NAP))).collect();
+                let woke = handles.into_iter().filter_map(|h| h.get().ok()).count();
+                assert_eq!(woke as u64, k, "every sprig sleeper wakes");
+            }),
+            Peer::per_round(n, |k| {
+                let woke = runtime.block_on(async {
+                    let handles: Vec<_> = (0..k).map(|_| tokio::spawn(tokio::time::sleep(NAP))).collect();
+                    let mut woke = 0;
+                    for handle in handles {
+                        woke += u64::from(handle.await.is_ok());
+                    }
+                    woke
+                });
+                assert_eq!(woke, k, "every tokio sleeper wakes");
+            }),
+            Peer::per_round(n, |k| {
+                let handles = may_spawn_all(k, |_| may::coroutine::sleep(NAP));
+                let woke = handles.into_iter().filter_map(|h| h.join().ok()).count();
+                assert_eq!(woke as u64, k, "every may sleeper wakes");
+            }),
+        ],
+    );
+    let less_nap = |t: measure::Timing| {
+        let per_thread = |ns: f64| (ns - nap_ns / t.round_iters as f64).max(0.0);
+        measure::Timing { median: per_thread(t.median), min: per_thread(t.min), max: per_thread(t.max), ..t }
+    };
+    let (sprig, tokio, may) = (less_nap(sprig), less_nap(tokio), less_nap(may));
+    report_timing("sprig_sleep_ns", &sprig);
+    report_timing("tokio_current_thread_sleep_ns", &tokio);
+    report_timing("may_1_worker_sleep_ns", &may);
+    report_ratio("sprig_vs_tokio_sleep_ratio", &sprig, &tokio);
+    report_ratio("sprig_vs_may_sleep_ratio", &sprig, &may);
+    report("sleep_batch_size", n as f64, "green_threads");
+}
