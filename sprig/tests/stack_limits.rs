@@ -31,11 +31,65 @@ fn exhaust(stack_size: usize) -> (usize, StackError, Vec<Generator<(), ()>>) {
     }
 }
 
+/// Maps single pages, alternately readable and not (so that neighbours do not
+/// merge), until the process has `leave` mappings fewer than
+/// `vm.max_map_count` allows: a program that already uses most of them.
+/// Returns the pages.
+fn use_up_mappings(leave: usize) -> Vec<usize> {
+    let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
+    let count = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+    (0..max.saturating_sub(leave + count))
+        .map(|i| {
+            let prot = if i % 2 == 0 { libc::PROT_READ } else { libc::PROT_NONE };
+            // SAFETY: a fresh anonymous mapping touches no existing memory.
+            let page = unsafe {
+                libc::mmap(std::ptr::null_mut(), 4096, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            };
+            assert_ne!(page, libc::MAP_FAILED);
+            page as usize
+        })
+        .collect()
+}
+
+/// Whether stacks here are slots in slabs guarded by guard regions (Linux
+/// 6.13+, not under qemu-user): one mapping holds many stacks.
+fn stacks_in_slabs() -> bool {
+    let before = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+    let generators: Vec<_> = (0..64)
+        .map(|_| {
+            let mut generator =
+                Builder::new().stack_size(16 * 1024).generator(|co, ()| co.yield_(())).unwrap();
+            generator.next();
+            generator
+        })
+        .collect();
+    let after = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+    drop(generators);
+    after - before < 64
+}
+
 fn run_scenario(name: &str) {
     match name {
+        "many-stacks" => {
+            if !stacks_in_slabs() {
+                println!("guard regions are not available here");
+                return;
+            }
+            // More stacks than two mappings each would allow by default.
+            let (alive, _) = (0..100_000).fold((Vec::new(), ()), |(mut alive, ()), _| {
+                let mut generator = Generator::<(), ()>::new(|co, ()| co.yield_(()));
+                generator.next();
+                alive.push(generator);
+                (alive, ())
+            });
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+            println!("suspended {} with {maps} mappings", alive.len());
+        }
         "map-count" => {
-            let (made, err, alive) = exhaust(16 * 1024);
-            println!("made {made}");
+            // Fewer mappings left than sprig keeps for the rest of the
+            // program.
+            let mut pages = use_up_mappings(1000);
+            let err = Builder::new().stack_size(16 * 1024).generator(|co, ()| co.yield_(())).unwrap_err();
             println!("error: {err}");
             println!("os limit: {}", err.is_os_limit());
             println!("io kind: {:?}", std::io::Error::from(err).kind());
@@ -45,8 +99,11 @@ fn run_scenario(name: &str) {
                 panic::catch_unwind(AssertUnwindSafe(|| Generator::<(), ()>::new(|_, ()| ()))).unwrap_err();
             let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
             println!("panic: {message}");
-            // Freeing coroutines makes room again.
-            drop(alive);
+            // Unmapping some makes room again.
+            for page in pages.drain(..2000) {
+                // SAFETY: one of the pages mapped above, unused.
+                unsafe { libc::munmap(page as *mut libc::c_void, 4096) };
+            }
             let mut again = Generator::<(), u32>::new(|co, ()| co.yield_(7));
             println!("after freeing: {:?}", again.next());
         }
@@ -93,12 +150,15 @@ fn main() {
         return;
     }
     let mut failed = 0;
-    let mut check = |name: &str, scenario: &str, expect: &[&str]| {
+    let mut check = |name: &str, scenario: &str, guard: Option<&str>, expect: &[&str]| {
         let mut command = this_binary();
         command.env(SCENARIO, scenario);
+        if let Some(guard) = guard {
+            command.env("SPRIG_STACK_GUARD", guard);
+        }
         let output = support::run(command, Duration::from_secs(300));
         let stdout = &output.stdout;
-        if stdout.contains("is not enforced here") {
+        if stdout.contains("is not enforced here") || stdout.contains("are not available here") {
             println!("test {name} ... ignored ({})", stdout.trim());
             return;
         }
@@ -115,6 +175,7 @@ fn main() {
     check(
         "running_out_of_mappings_names_vm_max_map_count",
         "map-count",
+        None,
         &[
             "vm.max_map_count allows",
             "sysctl -w vm.max_map_count=",
@@ -125,8 +186,26 @@ fn main() {
         ],
     );
     check(
+        "running_out_of_mappings_with_mprotect_guards_says_each_stack_takes_two",
+        "map-count",
+        Some("mprotect"),
+        &[
+            "each guarded stack takes 2",
+            "sysctl -w vm.max_map_count=",
+            "panic: cannot map a 256 KiB coroutine stack",
+            "after freeing: Some(7)",
+        ],
+    );
+    check(
+        "a_hundred_thousand_stacks_fit_in_the_default_map_count_with_guard_regions",
+        "many-stacks",
+        None,
+        &["suspended 100000 with"],
+    );
+    check(
         "running_out_of_address_space_names_rlimit_as",
         "address-space",
+        None,
         &["error: cannot map a 1 MiB coroutine stack: the address-space limit RLIMIT_AS (`ulimit -v`)"],
     );
     if failed == 0 {

@@ -32,10 +32,12 @@
 //!   were woken, spawned, or yielded; timers due at the same time fire in the
 //!   order they were set.
 //! - **Fairness.** Each turn of the loop runs only the tasks that were queued
-//!   when the turn began (what they queue runs next turn), then polls for I/O
-//!   (without waiting, if the run queue is not empty), then fires due timers.
+//!   when the turn began (what they queue runs next turn). When the run queue
+//!   is empty, or at the latest after 64 tasks, the loop polls for I/O
+//!   (without waiting, if the run queue is not empty) and fires due timers.
 //!   A long chain of ready green threads therefore cannot starve I/O or
-//!   timers.
+//!   timers, and green threads that yield to each other do not pay a system
+//!   call per switch.
 //! - **Deadlock.** If the run queue is empty and no timer, I/O, other thread
 //!   or blocking task can ever wake anything, nothing will ever run again. The
 //!   hub then wakes the main greenlet, if it is waiting, with
@@ -370,9 +372,15 @@ pub fn idle() -> Result<(), Deadlock> {
     }
 }
 
-/// How many tasks the hub runs before it polls for I/O and timers, at most,
-/// in one turn of its loop: the tasks queued when the turn began.
-fn run_ready(hub: &Hub) {
+/// Tasks the hub runs, at most, between two polls for I/O and timers while
+/// ready tasks keep coming. Polling costs a system call, so a loop busy with
+/// green threads that yield to each other polls only every so often; a loop
+/// that runs out of ready tasks polls at once.
+const TASKS_PER_POLL: usize = 64;
+
+/// Runs the tasks that were ready when it was called (what they make ready
+/// waits for the next call); returns how many it ran.
+fn run_ready(hub: &Hub) -> usize {
     let batch = hub.ready.borrow().len();
     for _ in 0..batch {
         let Some(task) = hub.ready.borrow_mut().pop_front() else { break };
@@ -390,14 +398,21 @@ fn run_ready(hub: &Hub) {
             }
         }
     }
+    batch
 }
 
 /// The hub's loop; see the module documentation.
 fn run_loop() {
+    let mut since_poll = 0;
     loop {
         let Some(hub) = existing_hub() else { return };
-        run_ready(&hub);
-        if hub.ready.borrow().is_empty() {
+        since_poll += run_ready(&hub);
+        let busy = !hub.ready.borrow().is_empty();
+        if busy && since_poll < TASKS_PER_POLL {
+            continue;
+        }
+        since_poll = 0;
+        if !busy {
             let idlers = std::mem::take(&mut *hub.idlers.borrow_mut());
             for idler in idlers {
                 idler.wake();

@@ -7,10 +7,10 @@ use std::io;
 /// The message names the limit that was hit and how to raise it:
 ///
 /// ```text
-/// cannot map a 256 KiB coroutine stack: the process has 64506 memory mappings
-/// and vm.max_map_count allows 65530 (each guarded stack takes 2, and sprig
-/// leaves 1024 for the rest of the program); raise it with
-/// `sysctl -w vm.max_map_count=262144`, or run fewer coroutines at once
+/// cannot map a 256 KiB coroutine stack: the process has 64530 memory mappings
+/// and vm.max_map_count allows 65530 (stacks are mapped in slabs, one mapping
+/// for up to 64, and sprig leaves 1024 for the rest of the program); raise it
+/// with `sysctl -w vm.max_map_count=262144`, or run fewer coroutines at once
 /// ```
 ///
 /// It converts into an [`io::Error`] (of kind [`io::ErrorKind::OutOfMemory`]
@@ -30,7 +30,9 @@ struct Inner {
 pub(crate) enum Limit {
     /// `vm.max_map_count` is exhausted, or would be but for the `reserve`
     /// sprig keeps for the rest of the program.
-    MapCount { count: u64, max: u64, reserve: u64 },
+    /// `slabs`: whether stacks were being mapped in slabs (one mapping for
+    /// many) or one guarded mapping pair each.
+    MapCount { count: u64, max: u64, reserve: u64, slabs: bool },
     /// `RLIMIT_AS` (`ulimit -v`) is exhausted.
     AddressSpace { bytes: u64 },
     /// Strict overcommit (`vm.overcommit_memory = 2`) refused the mapping.
@@ -79,12 +81,18 @@ impl fmt::Display for StackError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let size = Size(self.inner.size as u64);
         match &self.inner.limit {
-            Limit::MapCount { count, max, reserve } => write!(
+            Limit::MapCount { count, max, reserve, slabs } => write!(
                 f,
                 "cannot map a {size} coroutine stack: the process has {count} memory mappings \
-                 and vm.max_map_count allows {max} (each guarded stack takes 2, and sprig \
-                 leaves {reserve} for the rest of the program); raise it with \
-                 `sysctl -w vm.max_map_count=262144`, or run fewer coroutines at once"
+                 and vm.max_map_count allows {max} ({}, and sprig leaves {reserve} for the \
+                 rest of the program); raise it with `sysctl -w vm.max_map_count=262144`, or \
+                 run fewer coroutines at once",
+                if *slabs {
+                    "stacks are mapped in slabs, one mapping for up to 64"
+                } else {
+                    "each guarded stack takes 2: this kernel has no guard regions (Linux 6.13+) \
+                     or SPRIG_STACK_GUARD=mprotect is set"
+                }
             ),
             Limit::AddressSpace { bytes } => write!(
                 f,

@@ -32,15 +32,23 @@
 //!   stack that came back after its coroutine ran deep (more than 64 KiB down)
 //!   gives those deeper pages back to the kernel before it is pooled, and
 //!   [`trim`] gives back every page of every pooled stack but the top one.
-//! - **Limits.** Each stack is two memory mappings (the guard and the rest),
-//!   and Linux caps a process at `vm.max_map_count` mappings (65530 by
-//!   default). Hitting that limit, `RLIMIT_AS`, or strict overcommit gives a
-//!   [`StackError`] that names the limit and says how to raise it.
+//! - **Guards and limits.** Linux caps a process at `vm.max_map_count`
+//!   mappings (65530 by default). Where the kernel has guard regions (Linux
+//!   6.13 and later), stacks are slots in slabs of up to 64, one mapping per
+//!   slab, each slot guarded by a guard region that does not split the
+//!   mapping: a default process can hold millions of stacks, as memory
+//!   allows. Elsewhere (older kernels, emulators such as qemu-user, or
+//!   `SPRIG_STACK_GUARD=mprotect`), each stack is a mapping of its own with an
+//!   mprotect(2)ed guard page, two mappings a stack, which caps a default
+//!   process at about 32,000 stacks. Hitting the map limit, `RLIMIT_AS`, or
+//!   strict overcommit gives a [`StackError`] that names the limit and says
+//!   how to raise it.
 
 mod error;
 mod mmap;
 mod overflow;
 mod pool;
+mod slab;
 
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,7 +120,9 @@ pub(crate) struct Header {
     registration: overflow::Registration,
     /// The next stack in this thread's pool, while pooled.
     next: Option<Stack>,
-    _reserved: usize,
+    /// The slab the stack is a slot of, if it is one (else it is a mapping
+    /// of its own).
+    slab: Option<NonNull<slab::Slab>>,
 }
 
 /// The bytes [`Header`] takes at the top of a stack.
@@ -144,12 +154,16 @@ impl Stack {
         let len = size.checked_add(page).ok_or_else(|| {
             StackError::new(Limit::Os(std::io::Error::from(std::io::ErrorKind::InvalidInput)), size)
         })?;
-        let base = mmap::map_guarded(len, page, size)?;
-        let guard_lo = base.as_ptr() as usize;
+        let (guard_lo, slab) = if mmap::guard_regions() {
+            let (start, slab) = slab::allocate(len, size)?;
+            (start, Some(slab))
+        } else {
+            (mmap::map_guarded(len, page, size)?.as_ptr() as usize, None)
+        };
         let top = guard_lo + len;
         let registration = overflow::register(guard_lo, guard_lo + page, top);
         let header = (top - HEADER_SIZE) as *mut Header;
-        // SAFETY: the header lies in the usable part of the mapping just made.
+        // SAFETY: the header lies in the usable part of the stack just made.
         unsafe {
             header.write(Header {
                 name_ptr: std::ptr::null(),
@@ -157,7 +171,7 @@ impl Stack {
                 size,
                 registration,
                 next: None,
-                _reserved: 0,
+                slab,
             })
         };
         // SAFETY: the end of a mapping is not null.
@@ -232,13 +246,19 @@ impl Drop for Stack {
     fn drop(&mut self) {
         let page = mmap::page_size();
         let size = self.size();
+        let guard_lo = self.top() - size - page;
         // SAFETY: our header is initialised; after this we no longer read it.
-        let registration = unsafe { ptr::read(&(*self.header()).registration) };
-        // Unregister first, so that the overflow handler never looks at an
-        // unmapped header.
+        let (registration, slab) =
+            unsafe { (ptr::read(&(*self.header()).registration), (*self.header()).slab) };
+        // Unregister first, so that the overflow handler never looks at a
+        // header that is gone.
         registration.unregister();
-        // SAFETY: the mapping (guard page included) is ours and unused.
-        unsafe { mmap::unmap(NonNull::new_unchecked((self.top() - size - page) as *mut u8), size + page) };
+        match slab {
+            // SAFETY: the slot is ours, from `slab::allocate`, and unused.
+            Some(slab) => unsafe { slab::free(slab, guard_lo) },
+            // SAFETY: the mapping (guard page included) is ours and unused.
+            None => unsafe { mmap::unmap(NonNull::new_unchecked(guard_lo as *mut u8), size + page) },
+        }
     }
 }
 
