@@ -56,6 +56,23 @@ fn coroutines_generators_and_greenlets_stay_on_their_thread() {
 }
 
 #[test]
+fn green_thread_handles_and_timeouts_stay_on_their_hub() {
+    // They hold `Rc`s into their thread's hub.
+    not_send_or_sync!(sprig::JoinHandle<u32>, sprig::Timeout);
+}
+
+#[test]
+fn hub_handles_and_hub_errors_cross_threads() {
+    // `Handle` is how other threads reach a hub.
+    is_send::<sprig::hub::Handle>();
+    is_sync::<sprig::hub::Handle>();
+    is_send::<sprig::hub::Deadlock>();
+    is_sync::<sprig::hub::Deadlock>();
+    is_send::<sprig::hub::TimedOut>();
+    is_sync::<sprig::hub::TimedOut>();
+}
+
+#[test]
 fn errors_and_plain_data_cross_threads() {
     is_send::<StackError>();
     is_sync::<StackError>();

@@ -5,6 +5,7 @@
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
+use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,9 @@ thread_local! {
 /// assert!(!timeout.is_pending());
 /// ```
 ///
+/// A `Timeout` is `!Send`: once started, it is a timer on its thread's hub,
+/// aimed at the green thread that started it.
+///
 /// # What expiry does
 ///
 /// A timeout that expires *unwinds* the timed-out code from the blocking call
@@ -109,6 +113,9 @@ pub struct Timeout {
     id: u64,
     duration: Duration,
     timer: Option<TimerId>,
+    /// `!Send` and `!Sync`: a started timeout is a timer on its thread's hub,
+    /// aimed at the green thread that started it.
+    _on_its_hub: PhantomData<*const ()>,
 }
 
 impl From<Duration> for TimedOut {
@@ -121,7 +128,7 @@ impl Timeout {
     /// A timeout of `duration`, not started.
     pub fn new(duration: Duration) -> Timeout {
         let id = NEXT_ID.with(|next| next.replace(next.get() + 1));
-        Timeout { id, duration, timer: None }
+        Timeout { id, duration, timer: None, _on_its_hub: PhantomData }
     }
 
     /// A timeout of `duration`, started now.
