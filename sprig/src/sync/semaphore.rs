@@ -206,13 +206,13 @@ impl Semaphore {
     /// assert!(semaphore.acquire_timeout(Duration::from_millis(5)).unwrap().is_none());
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<SemaphorePermit<'_>>, Deadlock> {
-        Ok(self.raw.acquire(super::deadline(timeout))?.then_some(SemaphorePermit { semaphore: &self.raw }))
+        Ok(self.raw.acquire(super::deadline(timeout))?.then(|| SemaphorePermit { semaphore: &self.raw }))
     }
 
     /// Takes a permit if one is free, without waiting. A permit that has been
     /// handed to a waiting green thread is not free.
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.raw.try_acquire().then_some(SemaphorePermit { semaphore: &self.raw })
+        self.raw.try_acquire().then(|| SemaphorePermit { semaphore: &self.raw })
     }
 
     /// Adds a permit: hands it to the first green thread waiting, if any.
@@ -301,12 +301,12 @@ impl BoundedSemaphore {
     ///
     /// [`Deadlock`] if no permit would ever come, nor the time pass.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<SemaphorePermit<'_>>, Deadlock> {
-        Ok(self.raw.acquire(super::deadline(timeout))?.then_some(SemaphorePermit { semaphore: &self.raw }))
+        Ok(self.raw.acquire(super::deadline(timeout))?.then(|| SemaphorePermit { semaphore: &self.raw }))
     }
 
     /// Takes a permit if one is free, without waiting.
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.raw.try_acquire().then_some(SemaphorePermit { semaphore: &self.raw })
+        self.raw.try_acquire().then(|| SemaphorePermit { semaphore: &self.raw })
     }
 
     /// Gives back a permit kept with [`SemaphorePermit::forget`]: hands it to
