@@ -87,7 +87,11 @@ fn set_wakes_every_waiter_in_the_order_they_came() {
         .map(|n| {
             let (result, woken) = (result.clone(), woken.clone());
             sprig::spawn(move || {
-                let value = if n % 2 == 0 { result.get().unwrap() } else { result.get_timeout(LONG).unwrap().unwrap() };
+                let value = if n % 2 == 0 {
+                    result.get().unwrap()
+                } else {
+                    result.get_timeout(LONG).unwrap().unwrap()
+                };
                 woken.borrow_mut().push((n, value));
             })
         })

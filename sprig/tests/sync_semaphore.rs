@@ -67,7 +67,8 @@ fn forget_and_release_are_gevent_acquire_and_release() {
 fn waiters_get_permits_in_the_order_they_came() {
     let semaphore = Rc::new(Semaphore::new(0));
     let log = Log::default();
-    let takers: Vec<_> = ["a", "b", "c", "d", "e"].into_iter().map(|n| spawn_taker(&semaphore, &log, n)).collect();
+    let takers: Vec<_> =
+        ["a", "b", "c", "d", "e"].into_iter().map(|n| spawn_taker(&semaphore, &log, n)).collect();
     settle();
     assert_eq!(format!("{semaphore:?}"), "Semaphore { available: 0, waiting: 5 }");
     semaphore.release(); // each passes it on to the next as it leaves
@@ -304,8 +305,8 @@ fn a_bounded_semaphore_hands_permits_over_in_order_and_counts_them_out() {
         .collect();
     settle();
     assert_eq!(semaphore.release(), Ok(())); // handed to "a"
-    // Handed over, not yet taken: still counts as out, so one more
-    // release is one too many.
+                                             // Handed over, not yet taken: still counts as out, so one more
+                                             // release is one too many.
     assert_eq!(semaphore.release(), Err(TooManyReleases));
     sprig::hub::joinall(&takers).unwrap();
     assert_eq!(*log.borrow(), ["a", "b", "c"]);

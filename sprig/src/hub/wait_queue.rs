@@ -67,7 +67,8 @@ impl WaitQueue {
                 }
             }
         }
-        let leave = Leave { queue: self, waiter: &waiter, acted: Cell::new(false), unclaimed: Some(unclaimed) };
+        let leave =
+            Leave { queue: self, waiter: &waiter, acted: Cell::new(false), unclaimed: Some(unclaimed) };
         let reason = park(&waiter, deadline);
         leave.acted.set(reason == Wake::Notified);
         reason

@@ -11,7 +11,7 @@ use std::error::Error;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::hub::{Deadlock, Wake, WaitQueue};
+use crate::hub::{Deadlock, WaitQueue, Wake};
 
 /// A value or an error that is set once and that any number of green
 /// threads can wait for (gevent's `AsyncResult`): a one-shot future for

@@ -11,7 +11,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::mutex::{Mutex, MutexGuard};
-use crate::hub::{Deadlock, Wake, WaitQueue};
+use crate::hub::{Deadlock, WaitQueue, Wake};
 
 /// A condition variable for green threads, used with a [`Mutex`]: a green
 /// thread holding the lock [`wait`](Self::wait)s until another, having

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::hub::{Deadlock, Wake, WaitQueue};
+use crate::hub::{Deadlock, WaitQueue, Wake};
 
 /// A flag that green threads can wait for: [`wait`](Self::wait) blocks until
 /// it is [`set`](Self::set), which wakes every waiter at once (gevent's

@@ -135,7 +135,7 @@ impl<T: ?Sized> RLock<T> {
     /// release it.
     ///
     /// ```
-    /// let lock = sprig::sync::RLock::default();
+    /// let lock: sprig::sync::RLock = Default::default(); // RLock<()>
     /// lock.acquire().unwrap();
     /// lock.acquire().unwrap();
     /// assert_eq!(lock.hold_count(), 2);

@@ -26,7 +26,7 @@ use std::error::Error;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::hub::{Deadlock, Wake, WaitQueue};
+use crate::hub::{Deadlock, WaitQueue, Wake};
 
 /// A counting semaphore with first-come, first-served hand-off: the engine of
 /// [`Semaphore`], [`BoundedSemaphore`], [`Mutex`](super::Mutex) and
@@ -105,6 +105,11 @@ impl RawSemaphore {
             self.available.set(self.available.get() + 1);
         }
         Ok(())
+    }
+
+    /// The guard of a permit just taken.
+    fn permit(&self) -> SemaphorePermit<'_> {
+        SemaphorePermit { semaphore: self }
     }
 
     /// How many permits are free.
@@ -188,7 +193,7 @@ impl Semaphore {
     /// ```
     pub fn acquire(&self) -> Result<SemaphorePermit<'_>, Deadlock> {
         self.raw.acquire(None)?;
-        Ok(SemaphorePermit { semaphore: &self.raw })
+        Ok(self.raw.permit())
     }
 
     /// [`acquire`](Self::acquire), waiting at most `timeout`; `None` if the
@@ -206,13 +211,13 @@ impl Semaphore {
     /// assert!(semaphore.acquire_timeout(Duration::from_millis(5)).unwrap().is_none());
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<SemaphorePermit<'_>>, Deadlock> {
-        Ok(self.raw.acquire(super::deadline(timeout))?.then(|| SemaphorePermit { semaphore: &self.raw }))
+        Ok(self.raw.acquire(super::deadline(timeout))?.then(|| self.raw.permit()))
     }
 
     /// Takes a permit if one is free, without waiting. A permit that has been
     /// handed to a waiting green thread is not free.
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.raw.try_acquire().then(|| SemaphorePermit { semaphore: &self.raw })
+        self.raw.try_acquire().then(|| self.raw.permit())
     }
 
     /// Adds a permit: hands it to the first green thread waiting, if any.
@@ -291,7 +296,7 @@ impl BoundedSemaphore {
     /// [`Deadlock`] if none would ever come.
     pub fn acquire(&self) -> Result<SemaphorePermit<'_>, Deadlock> {
         self.raw.acquire(None)?;
-        Ok(SemaphorePermit { semaphore: &self.raw })
+        Ok(self.raw.permit())
     }
 
     /// [`acquire`](Self::acquire), waiting at most `timeout`; `None` if the
@@ -301,12 +306,12 @@ impl BoundedSemaphore {
     ///
     /// [`Deadlock`] if no permit would ever come, nor the time pass.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<SemaphorePermit<'_>>, Deadlock> {
-        Ok(self.raw.acquire(super::deadline(timeout))?.then(|| SemaphorePermit { semaphore: &self.raw }))
+        Ok(self.raw.acquire(super::deadline(timeout))?.then(|| self.raw.permit()))
     }
 
     /// Takes a permit if one is free, without waiting.
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.raw.try_acquire().then(|| SemaphorePermit { semaphore: &self.raw })
+        self.raw.try_acquire().then(|| self.raw.permit())
     }
 
     /// Gives back a permit kept with [`SemaphorePermit::forget`]: hands it to
