@@ -54,15 +54,14 @@ impl WaitQueue {
         impl<F: FnOnce()> Drop for Leave<'_, F> {
             fn drop(&mut self) {
                 let was_queued = self.queue.remove(self.waiter);
-                if !was_queued
-                    && !self.acted.get()
-                    && self.waiter.reason.get() == Wake::Notified
-                    && !self.queue.notify_one()
-                {
-                    // Woken, but leaving without acting on it, and nobody
-                    // to pass the wake-up to.
-                    if let Some(unclaimed) = self.unclaimed.take() {
-                        unclaimed();
+                if !was_queued && !self.acted.get() && self.waiter.reason.get() == Wake::Notified {
+                    // Woken, but leaving without acting on it: the wake-up
+                    // goes to the next in line or, with nobody left, what
+                    // came with it is taken back.
+                    if !self.queue.notify_one() {
+                        if let Some(unclaimed) = self.unclaimed.take() {
+                            unclaimed();
+                        }
                     }
                 }
             }
