@@ -7,6 +7,10 @@
 //! `Send + Sync`.
 
 use sprig::greenlet::{Greenlet, GreenletLocal, ParentError, Thrown, Value};
+use sprig::sync::{
+    AlreadySet, AsyncResult, BoundedSemaphore, Condvar, Event, GetError, Mutex, MutexGuard, NotOwner, RLock,
+    RLockGuard, Semaphore, SemaphorePermit, TooManyReleases,
+};
 use sprig::{
     Builder, CloseError, Co, Coroutine, CoroutineResult, ForcedUnwind, Generator, GeneratorExit,
     GeneratorState, GreenletExit, ResumeError, StackError, Yielder,
@@ -73,6 +77,22 @@ fn hub_handles_and_hub_errors_cross_threads() {
 }
 
 #[test]
+fn sync_primitives_and_their_guards_stay_on_their_thread() {
+    not_send_or_sync!(
+        Event,
+        AsyncResult<u32, u32>,
+        Semaphore,
+        BoundedSemaphore,
+        SemaphorePermit<'static>,
+        Mutex<u32>,
+        MutexGuard<'static, u32>,
+        RLock<u32>,
+        RLockGuard<'static, u32>,
+        Condvar,
+    );
+}
+
+#[test]
 fn errors_and_plain_data_cross_threads() {
     is_send::<StackError>();
     is_sync::<StackError>();
@@ -85,6 +105,14 @@ fn errors_and_plain_data_cross_threads() {
     is_send::<CoroutineResult<u32, String>>();
     is_send::<Builder>();
     is_sync::<Builder>();
+    is_send::<AlreadySet<u32>>();
+    is_sync::<AlreadySet<u32>>();
+    is_send::<GetError<u32>>();
+    is_sync::<GetError<u32>>();
+    is_send::<TooManyReleases>();
+    is_sync::<TooManyReleases>();
+    is_send::<NotOwner>();
+    is_sync::<NotOwner>();
     // Unwinding payloads must be `Send` to be panic payloads at all.
     is_send::<ForcedUnwind>();
     is_send::<GeneratorExit>();

@@ -31,23 +31,43 @@ impl WaitQueue {
     /// Wake-ups can be spurious (a passed-on one may find the condition gone
     /// again): callers check their condition in a loop.
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Wake {
+        self.wait_handoff(deadline, || {})
+    }
+
+    /// [`wait`](Self::wait) for a hand-off, where whoever notifies hands
+    /// something over to the greenlet it wakes (a permit, a lock) instead of
+    /// leaving it for anyone to take.
+    ///
+    /// A greenlet woken this way that leaves without acting on it (it is
+    /// killed, or a `Timeout` unwinds it, before it resumed) passes the
+    /// wake-up on to the next in line, as with `wait`; if nobody is left to
+    /// pass it to, `unclaimed` is called to take back what was handed over.
+    pub(crate) fn wait_handoff(&self, deadline: Option<Instant>, unclaimed: impl FnOnce()) -> Wake {
         let waiter = Waiter::new();
         self.waiters.borrow_mut().push_back(waiter.clone());
-        struct Leave<'a> {
+        struct Leave<'a, F: FnOnce()> {
             queue: &'a WaitQueue,
             waiter: &'a Rc<Waiter>,
             acted: Cell<bool>,
+            unclaimed: Option<F>,
         }
-        impl Drop for Leave<'_> {
+        impl<F: FnOnce()> Drop for Leave<'_, F> {
             fn drop(&mut self) {
                 let was_queued = self.queue.remove(self.waiter);
                 if !was_queued && !self.acted.get() && self.waiter.reason.get() == Wake::Notified {
-                    // Woken, but leaving without acting on it.
-                    self.queue.notify_one();
+                    // Woken, but leaving without acting on it: the wake-up
+                    // goes to the next in line or, with nobody left, what
+                    // came with it is taken back.
+                    if !self.queue.notify_one() {
+                        if let Some(unclaimed) = self.unclaimed.take() {
+                            unclaimed();
+                        }
+                    }
                 }
             }
         }
-        let leave = Leave { queue: self, waiter: &waiter, acted: Cell::new(false) };
+        let leave =
+            Leave { queue: self, waiter: &waiter, acted: Cell::new(false), unclaimed: Some(unclaimed) };
         let reason = park(&waiter, deadline);
         leave.acted.set(reason == Wake::Notified);
         reason
