@@ -192,3 +192,36 @@ pub(crate) fn sleep(n: u64) {
     report_ratio("sprig_vs_may_sleep_ratio", &sprig, &may);
     report("sleep_batch_size", n as f64, "green_threads");
 }
+
+/// This process's resident memory, in bytes (Linux: /proc/self/statm).
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: usize = statm.split_whitespace().nth(1).and_then(|field| field.parse().ok()).expect("statm");
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    pages * page
+}
+
+/// `N` green threads each blocked on one `Event`: the resident memory they
+/// add, per green thread (their stacks, their handles and their places in
+/// the event's wait queue). Then the event is set and all are joined.
+pub(crate) fn idle(n: u64) {
+    let started = std::time::Instant::now();
+    let event = std::rc::Rc::new(sprig::sync::Event::new());
+    sprig::yield_now(); // the hub exists before the baseline is read
+    let before = resident_bytes();
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let event = event.clone();
+            sprig::spawn(move || event.wait().expect("the event is set"))
+        })
+        .collect();
+    sprig::hub::idle().expect("every green thread blocks on the event");
+    let after = resident_bytes();
+    event.set();
+    sprig::hub::joinall(&handles).expect("every green thread finishes");
+    let per_thread = after.saturating_sub(before) as f64 / n as f64;
+    report("sprig_idle_green_thread_rss_bytes", per_thread, "bytes");
+    report("idle_green_threads", n as f64, "green_threads");
+    eprintln!("# idle: {n} green threads blocked at once, set free and joined in {:.2?}", started.elapsed());
+}

@@ -88,6 +88,12 @@ const CASES: &[Case] = &[
         run: hub::sleep,
     },
     Case {
+        name: "idle",
+        about: "N green threads each blocked on an Event: resident memory per green thread",
+        default_n: 100_000,
+        run: hub::idle,
+    },
+    Case {
         name: "python",
         about: "Python's generators and greenlets (python/baseline.py, needs python3; greenlet optional)",
         default_n: 200_000,
