@@ -244,6 +244,37 @@ fn kill_kills_every_member_and_waits() {
 }
 
 #[test]
+fn a_killer_killed_while_it_waits_in_kill() {
+    let group = Group::new();
+    let log = Log::default();
+    // A member whose death takes time: its destructor blocks.
+    struct SlowDeath(Log);
+    impl Drop for SlowDeath {
+        fn drop(&mut self) {
+            sprig::sleep(Duration::from_millis(5));
+            self.0.push("member died");
+        }
+    }
+    let member_log = log.clone();
+    let member = group.spawn(move || {
+        let _slow = SlowDeath(member_log);
+        sprig::sleep(LONG);
+    });
+    sprig::yield_now();
+    let killer = {
+        let group = group.clone();
+        sprig::spawn(move || group.kill())
+    };
+    yields(2); // the member is dying, the killer waits
+    assert!(!member.is_ready());
+    killer.kill().unwrap();
+    assert!(killer.get().unwrap_err().is_killed());
+    group.join().unwrap();
+    assert_eq!(log.take(), ["member died"]);
+    assert!(member.get().unwrap_err().is_killed());
+}
+
+#[test]
 fn kill_async_returns_at_once() {
     let group = Group::new();
     let handles: Vec<_> = (0..2).map(|_| group.spawn(|| sprig::sleep(LONG))).collect();

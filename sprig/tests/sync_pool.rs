@@ -499,6 +499,76 @@ fn imap_reports_panics_and_kills_in_place() {
 }
 
 #[test]
+fn a_consumer_killed_in_imap_loses_nothing() {
+    let pool = Pool::new(2);
+    let ran = Rc::new(Cell::new(0));
+    // Another member holds a slot, so the consumer also stands in line.
+    let other = pool.spawn(|| sprig::sleep(Duration::from_millis(5))).unwrap();
+    let consumer = {
+        let (pool, ran) = (pool.clone(), ran.clone());
+        sprig::spawn(move || {
+            let results = pool.imap(
+                move |n: u32| {
+                    ran.set(ran.get() + 1);
+                    sprig::sleep(LONG);
+                    n
+                },
+                0..10,
+            );
+            results.map(Result::unwrap).sum::<u32>()
+        })
+    };
+    sprig::yield_now(); // item 0 started, the consumer waits for a slot
+    assert_eq!(pool.len(), 2);
+    consumer.kill().unwrap();
+    assert!(consumer.get().unwrap_err().is_killed());
+    // Its started item carries on in the pool; nothing more starts, and
+    // the slot the other member frees stays free.
+    other.join().unwrap();
+    yields(2);
+    assert_eq!(ran.get(), 1);
+    assert_eq!((pool.len(), pool.free_count()), (1, 1));
+    pool.kill().unwrap();
+    assert_eq!(pool.free_count(), 2);
+}
+
+#[test]
+fn a_caller_killed_in_apply_leaves_the_member_running() {
+    let pool = Pool::new(1);
+    let done = Rc::new(Cell::new(false));
+    let caller = {
+        let (pool, done) = (pool.clone(), done.clone());
+        sprig::spawn(move || {
+            pool.apply(move || {
+                yields(3);
+                done.set(true);
+            })
+        })
+    };
+    sprig::yield_now();
+    assert_eq!(pool.len(), 1);
+    caller.kill().unwrap();
+    pool.join().unwrap();
+    assert!(done.get(), "the member carried on");
+    assert_eq!(pool.free_count(), 1);
+}
+
+#[test]
+fn a_timeout_around_wait_available() {
+    let pool = Pool::new(1);
+    let holder = pool.spawn(|| sprig::sleep(LONG)).unwrap();
+    let outcome = sprig::with_timeout(Duration::from_millis(1), || pool.wait_available());
+    assert!(outcome.is_err());
+    let watcher = {
+        let pool = pool.clone();
+        sprig::spawn(move || pool.wait_available())
+    };
+    holder.kill().unwrap();
+    assert_eq!(watcher.get().unwrap(), Ok(()));
+    assert_eq!(pool.free_count(), 1);
+}
+
+#[test]
 fn apply_runs_in_the_pool_and_waits() {
     let pool = Pool::new(1);
     let on_main = pool.apply(|| sprig::getcurrent().is_main()).unwrap();

@@ -35,6 +35,10 @@ use crate::{JoinError, JoinHandle};
 /// its green thread (if it started) is left to itself, and iteration goes on
 /// with the next item.
 ///
+/// Results that finish ahead of a slow item wait in the iterator until
+/// their turn: behind one very slow item, the rest of the items may all run
+/// and wait there.
+///
 /// Dropping the iterator starts nothing more; the items already started
 /// carry on in the pool, their results unread.
 ///

@@ -63,6 +63,11 @@ use crate::{JoinError, JoinHandle};
 /// payload, and the other items carry on. [`apply`](Self::apply) runs one
 /// function in the pool and waits for it.
 ///
+/// A member that maps over its own pool competes for slots with the items it
+/// waits for, its own slot held meanwhile: in a pool of size 1 it would wait
+/// forever. Give nested work a pool of its own (or use `apply`, which runs
+/// inline in a member).
+///
 /// # Sharing
 ///
 /// Clones are handles to the same pool: a member that spawns into its own

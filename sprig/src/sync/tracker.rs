@@ -43,7 +43,6 @@
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
@@ -378,19 +377,5 @@ impl Tracker {
             Turn::Acquired => self.spawn_holding(f).get(),
             Turn::TimedOut | Turn::Interrupted | Turn::Deadlock => Err(JoinError::deadlock()),
         }
-    }
-}
-
-impl fmt::Debug for Tracker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut debug = f.debug_struct("Tracker");
-        debug.field("members", &self.len());
-        if let Some(slots) = &self.slots {
-            debug
-                .field("size", &slots.size)
-                .field("free", &slots.free.get())
-                .field("waiting", &slots.line.borrow().len());
-        }
-        debug.finish()
     }
 }
