@@ -71,7 +71,7 @@ pub use timeout::{with_timeout, TimedOut, Timeout};
 
 pub(crate) use timeout::is_timeout_expiry;
 
-pub(crate) use thread::spawn_with;
+pub(crate) use thread::{spawn_with, AnyJoinHandle};
 pub(crate) use wait_queue::WaitQueue;
 
 use crate::greenlet::{self, Greenlet};

@@ -42,6 +42,18 @@ impl JoinError {
         matches!(self.kind, JoinErrorKind::Deadlock)
     }
 
+    /// The error of a green thread that panicked with `payload`, for code
+    /// that runs a green thread's work inline (a pool's `apply` from one of
+    /// its own members).
+    pub(crate) fn panicked(payload: Payload) -> JoinError {
+        JoinError { kind: JoinErrorKind::Panicked(payload) }
+    }
+
+    /// The error for a value that waiting for would never produce.
+    pub(crate) fn deadlock() -> JoinError {
+        JoinError { kind: JoinErrorKind::Deadlock }
+    }
+
     /// The panic's payload, if it panicked (to continue it with
     /// [`std::panic::resume_unwind`]); the error itself otherwise.
     pub fn into_panic(self) -> Result<Payload, JoinError> {
@@ -380,6 +392,40 @@ impl<T> JoinHandle<T> {
     /// The joiners' queue, for [`wait_any`].
     fn joiners(&self) -> &WaitQueue {
         &self.shared.joiners
+    }
+}
+
+/// A green thread seen without its value type, for collections of green
+/// threads of mixed types (the groups and pools of [`crate::sync`]).
+pub(crate) trait AnyJoinHandle {
+    /// [`JoinHandle::kill_async`].
+    fn kill_async(&self);
+    /// [`JoinHandle::join`].
+    fn join(&self) -> Result<(), Deadlock>;
+    /// Whether it is the running green thread.
+    fn is_current(&self) -> bool;
+}
+
+impl<T> AnyJoinHandle for JoinHandle<T> {
+    fn kill_async(&self) {
+        JoinHandle::kill_async(self);
+    }
+
+    fn join(&self) -> Result<(), Deadlock> {
+        JoinHandle::join(self)
+    }
+
+    fn is_current(&self) -> bool {
+        self.greenlet.is_current()
+    }
+}
+
+impl<T: 'static> JoinHandle<T> {
+    /// Another handle to the same green thread, without its value type. It
+    /// never takes the value: [`get`](Self::get) on this handle still
+    /// returns it.
+    pub(crate) fn erased(&self) -> Rc<dyn AnyJoinHandle> {
+        Rc::new(JoinHandle { shared: self.shared.clone(), greenlet: self.greenlet.clone() })
     }
 }
 
