@@ -10,6 +10,7 @@ pub mod greenlet;
 pub mod hub;
 mod raw;
 pub mod stack;
+pub mod sync;
 mod unwind;
 
 pub use builder::Builder;
