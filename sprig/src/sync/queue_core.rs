@@ -11,8 +11,8 @@
 //!   [`WaitQueue`] passes the unused wake-up on to the next getter. A putter
 //!   keeps its value until it pushes it, so one killed while blocked leaves
 //!   nothing behind.
-//! - **One wake-up per change.** Each push wakes one getter (and every
-//!   peeker, since a peek leaves the value for a getter); each pop wakes one
+//! - **One wake-up per change.** Each push wakes every peeker (a peek
+//!   leaves the value for a getter), then one getter; each pop wakes one
 //!   putter. A woken waiter that finds its condition gone again (a green
 //!   thread that did not have to wait took the value or the room first)
 //!   waits again: wake-ups may be spurious, never lost.
@@ -170,8 +170,10 @@ impl<S: Storage> Core<S> {
         }
         self.items.borrow_mut().push(value);
         self.unfinished.set(self.unfinished.get() + 1);
-        self.getters.notify_one();
+        // Peekers first: they run first, and see the value before a getter
+        // takes it.
         self.peekers.notify_all();
+        self.getters.notify_one();
         Ok(())
     }
 
