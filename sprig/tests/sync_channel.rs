@@ -13,10 +13,10 @@ use sprig::hub::{Deadlock, TimedOut};
 use sprig::sync::{Channel, GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
 use sprig::{sleep, spawn, with_timeout, yield_now, JoinHandle};
 
-/// Long enough never to expire in a passing test: it only turns a hang into
-/// a failure.
-const GENEROUS: Duration = Duration::from_secs(10);
-const SHORT: Duration = Duration::from_millis(10);
+mod sync_support;
+use sync_support::{
+    every_value_received_once, every_value_received_once_blocking, KillProducers, Tracked, GENEROUS, SHORT,
+};
 
 fn getter<T: 'static>(channel: &Rc<Channel<T>>) -> JoinHandle<Result<T, GetError>> {
     let channel = channel.clone();
@@ -26,19 +26,6 @@ fn getter<T: 'static>(channel: &Rc<Channel<T>>) -> JoinHandle<Result<T, GetError
 fn putter<T: 'static>(channel: &Rc<Channel<T>>, value: T) -> JoinHandle<Result<(), PutError<T>>> {
     let channel = channel.clone();
     spawn(move || channel.put(value))
-}
-
-/// Counts how many were dropped.
-#[derive(Debug)]
-struct Tracked {
-    id: u32,
-    drops: Rc<Cell<u32>>,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.drops.set(self.drops.get() + 1);
-    }
 }
 
 // ------------------------------------------------------------- rendezvous
@@ -321,83 +308,8 @@ fn a_try_put_value_whose_getter_was_killed_waits_for_the_next_getter() {
 
 #[test]
 fn many_putters_and_getters_every_value_received_once() {
-    const PRODUCERS: u32 = 15;
-    const PER_PRODUCER: u32 = 100;
-    let channel = Rc::new(Channel::new());
-    let received = Rc::new(RefCell::new(Vec::new()));
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|p| {
-            let channel = channel.clone();
-            spawn(move || {
-                for n in 0..PER_PRODUCER {
-                    let mut value = p * 1000 + n;
-                    // Short timeouts, retried with the value handed back.
-                    while let Err(err) =
-                        channel.put_timeout(value, Duration::from_micros(u64::from(n % 7) * 300))
-                    {
-                        assert!(err.is_timeout(), "{err}");
-                        value = err.into_inner();
-                    }
-                }
-            })
-        })
-        .collect();
-    let consumer = |id: u64| {
-        let (channel, received) = (channel.clone(), received.clone());
-        spawn(move || loop {
-            match channel.get_timeout(Duration::from_micros(200 + id * 150)) {
-                Ok(value) => received.borrow_mut().push(value),
-                Err(GetTimeoutError::TimedOut) => {}
-                Err(GetTimeoutError::Closed) => break,
-                Err(err) => panic!("unexpected {err}"),
-            }
-        })
-    };
-    let mut consumers: Vec<_> = (0..6).map(consumer).collect();
-    // Kill consumers wherever they wait (or are about to resume), and
-    // replace them.
-    for round in 0..30u64 {
-        sleep(Duration::from_micros(300 + round * 20));
-        let victim = (round % 6) as usize;
-        consumers[victim].kill().unwrap();
-        consumers[victim] = consumer(round % 6);
-    }
-    sprig::hub::joinall(&producers).unwrap();
-    channel.shutdown();
-    sprig::hub::joinall(&consumers).unwrap();
-    let mut received = received.take();
-    received.sort_unstable();
-    let expected: Vec<u32> =
-        (0..PRODUCERS).flat_map(|p| (0..PER_PRODUCER).map(move |n| p * 1000 + n)).collect();
-    assert_eq!(received, expected);
-}
-
-#[test]
-fn many_blocking_putters_and_getters() {
-    let channel = Rc::new(Channel::new());
-    let received = Rc::new(RefCell::new(Vec::new()));
-    let consumers: Vec<_> = (0..10)
-        .map(|_| {
-            let (channel, received) = (channel.clone(), received.clone());
-            spawn(move || {
-                for value in &*channel {
-                    received.borrow_mut().push(value);
-                }
-            })
-        })
-        .collect();
-    let producers: Vec<_> = (0..10u32)
-        .map(|p| {
-            let channel = channel.clone();
-            spawn(move || (0..100).for_each(|n| channel.put(p * 100 + n).unwrap()))
-        })
-        .collect();
-    sprig::hub::joinall(&producers).unwrap();
-    channel.shutdown();
-    sprig::hub::joinall(&consumers).unwrap();
-    let mut received = received.take();
-    received.sort_unstable();
-    assert_eq!(received, (0..1000).collect::<Vec<_>>());
+    every_value_received_once(Rc::new(Channel::new()), KillProducers::No);
+    every_value_received_once_blocking(Rc::new(Channel::new()));
 }
 
 // ---------------------------------------------------------------- shutdown
@@ -465,24 +377,4 @@ fn two_putters_and_no_getter_is_a_deadlock() {
     assert_eq!(stuck.join(), Err(Deadlock));
     assert_eq!(channel.get(), Ok(1));
     assert_eq!(stuck.get().unwrap(), Ok(()));
-}
-
-// ---------------------------------------------------------------- threads
-
-trait AmbiguousIfSend<A> {
-    fn some_item() {}
-}
-impl<T: ?Sized> AmbiguousIfSend<()> for T {}
-impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
-
-trait AmbiguousIfSync<A> {
-    fn some_item() {}
-}
-impl<T: ?Sized> AmbiguousIfSync<()> for T {}
-impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
-
-#[test]
-fn channels_stay_on_their_thread() {
-    let _ = <Channel<u32> as AmbiguousIfSend<_>>::some_item;
-    let _ = <Channel<u32> as AmbiguousIfSync<_>>::some_item;
 }

@@ -5,7 +5,7 @@
 //! Each test runs on its own thread, so on its own hub; the test function is
 //! the main greenlet.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::rc::Rc;
 use std::time::Duration;
@@ -17,10 +17,10 @@ use sprig::sync::{
 };
 use sprig::{sleep, spawn, with_timeout, yield_now, JoinHandle};
 
-/// Long enough never to expire in a passing test: it only turns a hang into
-/// a failure.
-const GENEROUS: Duration = Duration::from_secs(10);
-const SHORT: Duration = Duration::from_millis(10);
+mod sync_support;
+use sync_support::{
+    every_value_received_once, every_value_received_once_blocking, KillProducers, Tracked, GENEROUS, SHORT,
+};
 
 /// A green thread that takes one value from `queue`.
 fn getter<T: 'static>(queue: &Rc<Queue<T>>) -> JoinHandle<Result<T, GetError>> {
@@ -32,19 +32,6 @@ fn getter<T: 'static>(queue: &Rc<Queue<T>>) -> JoinHandle<Result<T, GetError>> {
 fn putter<T: 'static>(queue: &Rc<Queue<T>>, value: T) -> JoinHandle<Result<(), PutError<T>>> {
     let queue = queue.clone();
     spawn(move || queue.put(value))
-}
-
-/// Counts how many of its clones were dropped.
-#[derive(Debug)]
-struct Tracked {
-    id: u32,
-    drops: Rc<Cell<u32>>,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.drops.set(self.drops.get() + 1);
-    }
 }
 
 // ---------------------------------------------------------------- order
@@ -431,138 +418,20 @@ fn a_joiner_killed_while_waiting_does_not_disturb_other_joiners() {
 
 // ---------------------------------------------- many green threads, no loss
 
-/// A small deterministic generator, to vary timeouts and kills.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-/// Producers and consumers on one bounded queue, with timeouts retried and
-/// green threads of both kinds killed wherever they wait: every value that a
-/// put reported as put is received exactly once, and no other.
-fn every_value_received_once<Q: 'static>(
-    queue: Rc<Q>,
-    put_timeout: fn(&Q, u32, Duration) -> Result<(), PutTimeoutError<u32>>,
-    get_timeout: fn(&Q, Duration) -> Result<u32, GetTimeoutError>,
-    shutdown: fn(&Q),
-) {
-    const PRODUCERS: u32 = 12;
-    const PER_PRODUCER: u32 = 150;
-    let put_ok = Rc::new(RefCell::new(Vec::new()));
-    let received = Rc::new(RefCell::new(Vec::new()));
-    let rng = Rc::new(RefCell::new(XorShift(0x9E37_79B9_7F4A_7C15)));
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|p| {
-            let (queue, put_ok, rng) = (queue.clone(), put_ok.clone(), rng.clone());
-            spawn(move || {
-                for n in 0..PER_PRODUCER {
-                    let mut value = p * 1000 + n;
-                    loop {
-                        let wait = Duration::from_micros(rng.borrow_mut().below(2000));
-                        match put_timeout(&queue, value, wait) {
-                            Ok(()) => break,
-                            Err(PutTimeoutError::TimedOut(back)) => value = back, // handed back: retry
-                            Err(err) => panic!("unexpected {err}"),
-                        }
-                    }
-                    put_ok.borrow_mut().push(value);
-                }
-            })
-        })
-        .collect();
-    let consumer = || {
-        let (queue, received, rng) = (queue.clone(), received.clone(), rng.clone());
-        spawn(move || loop {
-            let wait = Duration::from_micros(rng.borrow_mut().below(3000));
-            match get_timeout(&queue, wait) {
-                Ok(value) => received.borrow_mut().push(value),
-                Err(GetTimeoutError::TimedOut) => {}
-                Err(GetTimeoutError::Closed) => break,
-                Err(err) => panic!("unexpected {err}"),
-            }
-        })
-    };
-    let mut consumers: Vec<_> = (0..7).map(|_| consumer()).collect();
-    // Kill a consumer now and then (it is waiting, or ready to run after a
-    // wake-up), and replace it; kill two producers too.
-    let mut killed_producers = 0;
-    for round in 0..40 {
-        let pause = Duration::from_micros(rng.borrow_mut().below(1500));
-        sleep(pause);
-        let victim = rng.borrow_mut().below(consumers.len() as u64) as usize;
-        consumers[victim].kill().unwrap();
-        consumers[victim] = consumer();
-        if round % 15 == 14 {
-            producers[killed_producers * 5].kill_async();
-            killed_producers += 1;
-        }
-    }
-    sprig::hub::joinall(&producers).unwrap();
-    shutdown(&queue);
-    sprig::hub::joinall(&consumers).unwrap();
-    let mut put_ok = put_ok.take();
-    let mut received = received.take();
-    assert!(put_ok.len() >= (PRODUCERS as usize - 2) * PER_PRODUCER as usize);
-    put_ok.sort_unstable();
-    received.sort_unstable();
-    assert_eq!(received, put_ok);
-}
-
 #[test]
 fn many_producers_and_consumers_every_value_received_once() {
     let queue = Rc::new(Queue::bounded(5));
-    every_value_received_once(queue.clone(), Queue::put_timeout, Queue::get_timeout, Queue::shutdown);
+    every_value_received_once(queue.clone(), KillProducers::Yes);
     assert!(queue.is_empty());
+    every_value_received_once_blocking(Rc::new(Queue::bounded(3)));
 }
 
 #[test]
 fn lifo_and_priority_queues_lose_nothing_either() {
-    every_value_received_once(
-        Rc::new(LifoQueue::bounded(3)),
-        LifoQueue::put_timeout,
-        LifoQueue::get_timeout,
-        LifoQueue::shutdown,
-    );
-    every_value_received_once(
-        Rc::new(PriorityQueue::bounded(4)),
-        PriorityQueue::put_timeout,
-        PriorityQueue::get_timeout,
-        PriorityQueue::shutdown,
-    );
-}
-
-#[test]
-fn many_blocking_getters_and_putters_without_timeouts() {
-    let queue = Rc::new(Queue::bounded(3));
-    let received = Rc::new(RefCell::new(Vec::new()));
-    let consumers: Vec<_> = (0..20)
-        .map(|_| {
-            let (queue, received) = (queue.clone(), received.clone());
-            spawn(move || {
-                for value in &*queue {
-                    received.borrow_mut().push(value);
-                }
-            })
-        })
-        .collect();
-    let producers: Vec<_> = (0..20u32)
-        .map(|p| {
-            let queue = queue.clone();
-            spawn(move || (0..100).for_each(|n| queue.put(p * 100 + n).unwrap()))
-        })
-        .collect();
-    sprig::hub::joinall(&producers).unwrap();
-    queue.shutdown();
-    sprig::hub::joinall(&consumers).unwrap();
-    let mut received = received.take();
-    received.sort_unstable();
-    assert_eq!(received, (0..2000).collect::<Vec<_>>());
+    every_value_received_once(Rc::new(LifoQueue::bounded(3)), KillProducers::Yes);
+    every_value_received_once(Rc::new(PriorityQueue::bounded(4)), KillProducers::Yes);
+    every_value_received_once_blocking(Rc::new(LifoQueue::unbounded()));
+    every_value_received_once_blocking(Rc::new(PriorityQueue::bounded(2)));
 }
 
 // ---------------------------------------------------------------- shutdown
@@ -797,40 +666,4 @@ fn try_calls_never_wait() {
     assert_eq!(queue.try_put(1), Ok(()));
     assert_eq!(queue.try_put(2), Err(TryPutError::Full(2)));
     assert_eq!(queue.try_get(), Ok(1));
-}
-
-// ---------------------------------------------------------------- threads
-
-/// `AmbiguousIfSend::<_>::some_item` resolves only if `T` is *not* `Send`
-/// (see `auto_traits.rs`).
-trait AmbiguousIfSend<A> {
-    fn some_item() {}
-}
-impl<T: ?Sized> AmbiguousIfSend<()> for T {}
-impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
-
-trait AmbiguousIfSync<A> {
-    fn some_item() {}
-}
-impl<T: ?Sized> AmbiguousIfSync<()> for T {}
-impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
-
-fn is_send_sync<T: Send + Sync>() {}
-
-#[test]
-fn queues_stay_on_their_thread_and_errors_cross_threads() {
-    let _ = <Queue<u32> as AmbiguousIfSend<_>>::some_item;
-    let _ = <Queue<u32> as AmbiguousIfSync<_>>::some_item;
-    let _ = <LifoQueue<u32> as AmbiguousIfSend<_>>::some_item;
-    let _ = <LifoQueue<u32> as AmbiguousIfSync<_>>::some_item;
-    let _ = <PriorityQueue<u32> as AmbiguousIfSend<_>>::some_item;
-    let _ = <PriorityQueue<u32> as AmbiguousIfSync<_>>::some_item;
-    let _ = <sprig::sync::Iter<'_, u32> as AmbiguousIfSend<_>>::some_item;
-    is_send_sync::<PutError<u32>>();
-    is_send_sync::<PutTimeoutError<u32>>();
-    is_send_sync::<TryPutError<u32>>();
-    is_send_sync::<GetError>();
-    is_send_sync::<GetTimeoutError>();
-    is_send_sync::<TryGetError>();
-    is_send_sync::<TaskDoneError>();
 }

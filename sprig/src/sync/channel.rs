@@ -30,7 +30,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::queue_core::{block_on, deadline_after, Stop};
+use super::queue_core::{block_on, deadline_after, try_outcome, Stop};
 use super::queue_error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
 use super::queue_iter::{Iter, Receive, TryIter};
 use crate::hub::{park, WaitQueue, Waiter, Wake};
@@ -291,11 +291,7 @@ impl<T> Channel<T> {
     /// offer; [`TryGetError::Closed`](super::TryGetError::Closed) if none is
     /// and the channel is shut down.
     pub fn try_get(&self) -> Result<T, TryGetError> {
-        match self.attempt_get() {
-            Some(Ok(value)) => Ok(value),
-            Some(Err(_)) => Err(TryGetError::Closed),
-            None => Err(TryGetError::Empty),
-        }
+        try_outcome(self.attempt_get())
     }
 
     /// How many values are on offer minus how many getters wait (gevent's

@@ -113,6 +113,16 @@ pub(crate) fn block_on<R>(
     }
 }
 
+/// A `try_get` (or `try_peek`) from the attempt a blocking call makes:
+/// nothing there is `Empty`.
+pub(crate) fn try_outcome<T>(attempt: Option<Result<T, Stop>>) -> Result<T, TryGetError> {
+    match attempt {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(_)) => Err(TryGetError::Closed),
+        None => Err(TryGetError::Empty),
+    }
+}
+
 /// A queue's state and waiting logic; the public types wrap one.
 pub(crate) struct Core<S> {
     items: RefCell<S>,
@@ -223,11 +233,7 @@ impl<S: Storage> Core<S> {
     }
 
     pub(crate) fn try_get(&self) -> Result<S::Item, TryGetError> {
-        match self.attempt_get() {
-            Some(Ok(value)) => Ok(value),
-            Some(Err(_)) => Err(TryGetError::Closed),
-            None => Err(TryGetError::Empty),
-        }
+        try_outcome(self.attempt_get())
     }
 
     /// A clone of the next value, waiting for one until `deadline`.
@@ -253,11 +259,7 @@ impl<S: Storage> Core<S> {
     where
         S::Item: Clone,
     {
-        match self.attempt_peek() {
-            Some(Ok(value)) => Ok(value),
-            Some(Err(_)) => Err(TryGetError::Closed),
-            None => Err(TryGetError::Empty),
-        }
+        try_outcome(self.attempt_peek())
     }
 
     pub(crate) fn shutdown(&self) {
