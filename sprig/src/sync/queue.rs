@@ -13,7 +13,9 @@ use super::queue_core::{Core, Storage};
 ///   to the pace of consumers. [`Queue::unbounded`] never makes a put wait.
 /// - **Waiting.** [`get`](Queue::get) waits while the queue is empty. Green
 ///   threads waiting to put, and those waiting to get, are each served in the
-///   order they began to wait. Each blocking call has a `_timeout` variant
+///   order they began to wait. (A call that finds a value, or room, takes it
+///   at once, even if a waiter was woken for it and has not run yet; that
+///   waiter then waits again.) Each blocking call has a `_timeout` variant
 ///   and a `try_` variant that never waits.
 /// - **Nothing is lost.** A value put is either taken by a get or handed
 ///   back to the putter in the error. A getter killed while it waits takes

@@ -15,7 +15,8 @@
 //!   leaves the value for a getter), then one getter; each pop wakes one
 //!   putter. A woken waiter that finds its condition gone again (a green
 //!   thread that did not have to wait took the value or the room first)
-//!   waits again: wake-ups may be spurious, never lost.
+//!   waits again, at the back of the line: wake-ups may be spurious, never
+//!   lost.
 //! - **Shutdown** wakes every getter, putter and peeker. Puts then fail
 //!   (handing the value back); gets still drain what is left, then fail.
 //! - **Tasks.** `unfinished` counts values put and not yet marked done with
