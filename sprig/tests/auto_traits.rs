@@ -3,13 +3,15 @@
 //!
 //! Coroutines, generators, greenlets and their handles are `!Send` and
 //! `!Sync` (a suspended stack can hold anything, thread-local addresses
-//! included, so it must stay on its thread); errors and plain data are
-//! `Send + Sync`.
+//! included, so it must stay on its thread); so are the `sync` primitives
+//! (they wake green threads of their own thread's hub); errors and plain
+//! data are `Send + Sync`.
 
 use sprig::greenlet::{Greenlet, GreenletLocal, ParentError, Thrown, Value};
 use sprig::sync::{
-    AlreadySet, AsyncResult, BoundedSemaphore, Condvar, Event, GetError, Mutex, MutexGuard, NotOwner, RLock,
-    RLockGuard, Semaphore, SemaphorePermit, TooManyReleases,
+    AlreadySet, AsyncResult, AsyncResultError, BoundedSemaphore, Channel, Condvar, Event, GetError,
+    GetTimeoutError, LifoQueue, Mutex, MutexGuard, NotOwner, PriorityQueue, PutError, PutTimeoutError, Queue,
+    RLock, RLockGuard, Semaphore, SemaphorePermit, TaskDoneError, TooManyReleases, TryGetError, TryPutError,
 };
 use sprig::{
     Builder, CloseError, Co, Coroutine, CoroutineResult, ForcedUnwind, Generator, GeneratorExit,
@@ -107,8 +109,8 @@ fn errors_and_plain_data_cross_threads() {
     is_sync::<Builder>();
     is_send::<AlreadySet<u32>>();
     is_sync::<AlreadySet<u32>>();
-    is_send::<GetError<u32>>();
-    is_sync::<GetError<u32>>();
+    is_send::<AsyncResultError<u32>>();
+    is_sync::<AsyncResultError<u32>>();
     is_send::<TooManyReleases>();
     is_sync::<TooManyReleases>();
     is_send::<NotOwner>();
@@ -119,4 +121,30 @@ fn errors_and_plain_data_cross_threads() {
     is_send::<GreenletExit>();
     // A greenlet-local is declared as a `static`.
     is_sync::<GreenletLocal<std::cell::Cell<u32>>>();
+}
+
+#[test]
+fn queues_and_channels_stay_on_their_thread_and_their_errors_cross_threads() {
+    not_send_or_sync!(
+        Queue<u32>,
+        LifoQueue<u32>,
+        PriorityQueue<u32>,
+        Channel<u32>,
+        sprig::sync::Iter<'static, u32>,
+        sprig::sync::TryIter<'static, u32>,
+    );
+    is_send::<PutError<u32>>();
+    is_sync::<PutError<u32>>();
+    is_send::<PutTimeoutError<u32>>();
+    is_sync::<PutTimeoutError<u32>>();
+    is_send::<TryPutError<u32>>();
+    is_sync::<TryPutError<u32>>();
+    is_send::<GetError>();
+    is_sync::<GetError>();
+    is_send::<GetTimeoutError>();
+    is_sync::<GetTimeoutError>();
+    is_send::<TryGetError>();
+    is_sync::<TryGetError>();
+    is_send::<TaskDoneError>();
+    is_sync::<TaskDoneError>();
 }

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use sprig::hub::Deadlock;
-use sprig::sync::{AlreadySet, AsyncResult, GetError};
+use sprig::sync::{AlreadySet, AsyncResult, AsyncResultError};
 
 const LONG: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_millis(10);
@@ -47,8 +47,8 @@ fn an_error_set_once_is_got_by_everyone() {
     result.set_error("broken".to_string()).unwrap();
     assert!(result.is_ready());
     assert!(!result.is_successful());
-    assert_eq!(result.get(), Err(GetError::Failed("broken".to_string())));
-    assert_eq!(result.get_timeout(SHORT), Err(GetError::Failed("broken".to_string())));
+    assert_eq!(result.get(), Err(AsyncResultError::Failed("broken".to_string())));
+    assert_eq!(result.get_timeout(SHORT), Err(AsyncResultError::Failed("broken".to_string())));
     assert_eq!(result.try_get(), Some(Err("broken".to_string())));
     assert_eq!(result.get().unwrap_err().into_failed(), Some("broken".to_string()));
     assert_eq!(result.into_inner(), Some(Err("broken".to_string())));
@@ -76,7 +76,7 @@ fn a_second_set_is_an_error_that_hands_the_value_back() {
     let failed: AsyncResult<u8, &str> = AsyncResult::new();
     failed.set_result(Err("first")).unwrap();
     assert_eq!(failed.set(1).unwrap_err().into_inner(), 1);
-    assert_eq!(failed.get(), Err(GetError::Failed("first")));
+    assert_eq!(failed.get(), Err(AsyncResultError::Failed("first")));
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn set_from_another_green_thread_while_main_waits() {
             result.set_error("failed").unwrap();
         })
     };
-    assert_eq!(result.get(), Err(GetError::Failed("failed")));
+    assert_eq!(result.get(), Err(AsyncResultError::Failed("failed")));
     setter.join().unwrap();
 }
 
@@ -168,7 +168,7 @@ fn a_getter_killed_while_waiting_or_once_woken_costs_the_others_nothing() {
 #[test]
 fn waiting_for_a_result_nobody_can_set_is_a_deadlock() {
     let result: AsyncResult<u32, String> = AsyncResult::new();
-    assert_eq!(result.get(), Err(GetError::Deadlock));
+    assert_eq!(result.get(), Err(AsyncResultError::Deadlock));
     assert!(result.get().unwrap_err().is_deadlock());
     assert_eq!(result.wait(), Err(Deadlock));
     assert_eq!(result.get_timeout(SHORT), Ok(None));
@@ -196,13 +196,13 @@ impl Error for Failure {}
 
 #[test]
 fn get_errors_read_well_and_work_with_question_mark() {
-    let failed = GetError::Failed(Failure);
+    let failed = AsyncResultError::Failed(Failure);
     assert_eq!(failed.to_string(), "the job failed");
     assert!(failed.source().is_none());
     assert!(!failed.is_deadlock());
-    let deadlock: GetError<Failure> = GetError::Deadlock;
+    let deadlock: AsyncResultError<Failure> = AsyncResultError::Deadlock;
     assert_eq!(deadlock.to_string(), Deadlock.to_string());
-    assert_eq!(GetError::<Failure>::from(Deadlock), GetError::Deadlock);
+    assert_eq!(AsyncResultError::<Failure>::from(Deadlock), AsyncResultError::Deadlock);
     assert_eq!(deadlock.into_failed(), None);
 
     fn job(result: &AsyncResult<u32, Failure>) -> Result<u32, Box<dyn Error>> {

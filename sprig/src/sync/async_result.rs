@@ -25,7 +25,7 @@ use crate::hub::{Deadlock, WaitQueue, Wake};
 ///
 /// ```
 /// use std::rc::Rc;
-/// use sprig::sync::{AsyncResult, GetError};
+/// use sprig::sync::{AsyncResult, AsyncResultError};
 ///
 /// let answer: Rc<AsyncResult<u32, String>> = Rc::new(AsyncResult::new());
 /// let readers: Vec<_> = (0..2)
@@ -44,17 +44,17 @@ use crate::hub::{Deadlock, WaitQueue, Wake};
 ///
 /// let failed: AsyncResult<u32, String> = AsyncResult::new();
 /// failed.set_error("no answer".to_string()).unwrap();
-/// assert_eq!(failed.get(), Err(GetError::Failed("no answer".to_string())));
+/// assert_eq!(failed.get(), Err(AsyncResultError::Failed("no answer".to_string())));
 /// ```
 ///
-/// # Why `get` returns `Result<T, GetError<E>>`
+/// # Why `get` returns `Result<T, AsyncResultError<E>>`
 ///
 /// The outcome is itself a `Result<T, E>`, and waiting for it can fail too
 /// ([`Deadlock`]). `get` folds the two failures into one error,
-/// [`GetError`], so the common case is a single `?` (as
+/// [`AsyncResultError`], so the common case is a single `?` (as
 /// [`JoinHandle::get`](crate::JoinHandle::get) folds a deadlock into its
 /// `JoinError`), while a `match` still tells the stored error
-/// ([`GetError::Failed`]) from the deadlock. The value and the error are
+/// ([`AsyncResultError::Failed`]) from the deadlock. The value and the error are
 /// cloned for each caller, since many green threads may get them; for types
 /// that are not `Clone`, store an `Rc`, borrow with [`peek`](Self::peek),
 /// or take them with [`into_inner`](Self::into_inner).
@@ -188,9 +188,9 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
     ///
     /// # Errors
     ///
-    /// [`GetError::Failed`] with a clone of the error, if an error was set;
-    /// [`GetError::Deadlock`] if nothing could ever set one.
-    pub fn get(&self) -> Result<T, GetError<E>> {
+    /// [`AsyncResultError::Failed`] with a clone of the error, if an error was set;
+    /// [`AsyncResultError::Deadlock`] if nothing could ever set one.
+    pub fn get(&self) -> Result<T, AsyncResultError<E>> {
         self.wait()?;
         self.cloned()
     }
@@ -210,7 +210,7 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
     /// result.set(7).unwrap();
     /// assert_eq!(result.get_timeout(Duration::from_millis(5)), Ok(Some(7)));
     /// ```
-    pub fn get_timeout(&self, timeout: Duration) -> Result<Option<T>, GetError<E>> {
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Option<T>, AsyncResultError<E>> {
         if !self.wait_timeout(timeout)? {
             return Ok(None);
         }
@@ -223,10 +223,10 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
         self.outcome.get().cloned()
     }
 
-    fn cloned(&self) -> Result<T, GetError<E>> {
+    fn cloned(&self) -> Result<T, AsyncResultError<E>> {
         match self.outcome.get() {
             Some(Ok(value)) => Ok(value.clone()),
-            Some(Err(error)) => Err(GetError::Failed(error.clone())),
+            Some(Err(error)) => Err(AsyncResultError::Failed(error.clone())),
             None => unreachable!("waited until it was set"),
         }
     }
@@ -249,52 +249,52 @@ impl<T: fmt::Debug, E: fmt::Debug> fmt::Debug for AsyncResult<T, E> {
 
 /// Why [`AsyncResult::get`] returned no value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GetError<E> {
+pub enum AsyncResultError<E> {
     /// The `AsyncResult` was set to this error (a clone of it).
     Failed(E),
     /// Nothing could ever set the `AsyncResult`: waiting would block forever.
     Deadlock,
 }
 
-impl<E> GetError<E> {
+impl<E> AsyncResultError<E> {
     /// The error that was set, if that is what this is.
     pub fn into_failed(self) -> Option<E> {
         match self {
-            GetError::Failed(error) => Some(error),
-            GetError::Deadlock => None,
+            AsyncResultError::Failed(error) => Some(error),
+            AsyncResultError::Deadlock => None,
         }
     }
 
     /// Whether waiting would have blocked forever.
     pub fn is_deadlock(&self) -> bool {
-        matches!(self, GetError::Deadlock)
+        matches!(self, AsyncResultError::Deadlock)
     }
 }
 
-impl<E> From<Deadlock> for GetError<E> {
-    fn from(_: Deadlock) -> GetError<E> {
-        GetError::Deadlock
+impl<E> From<Deadlock> for AsyncResultError<E> {
+    fn from(_: Deadlock) -> AsyncResultError<E> {
+        AsyncResultError::Deadlock
     }
 }
 
 /// Shows the error that was set as it is (its message is the message), or
 /// the deadlock.
-impl<E: fmt::Display> fmt::Display for GetError<E> {
+impl<E: fmt::Display> fmt::Display for AsyncResultError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GetError::Failed(error) => error.fmt(f),
-            GetError::Deadlock => Deadlock.fmt(f),
+            AsyncResultError::Failed(error) => error.fmt(f),
+            AsyncResultError::Deadlock => Deadlock.fmt(f),
         }
     }
 }
 
 /// Transparent: the error that was set stands for itself, so its source is
 /// this one's.
-impl<E: Error> Error for GetError<E> {
+impl<E: Error> Error for AsyncResultError<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            GetError::Failed(error) => error.source(),
-            GetError::Deadlock => None,
+            AsyncResultError::Failed(error) => error.source(),
+            AsyncResultError::Deadlock => None,
         }
     }
 }
