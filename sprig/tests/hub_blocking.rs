@@ -146,6 +146,10 @@ fn a_green_threads_panic_is_reported_with_its_name_and_message() {
     assert!(output.status.success(), "{}", output.stderr);
     assert!(output.stdout.contains("get: the green thread panicked: something broke"), "{}", output.stdout);
     assert!(output.stderr.contains("something broke"), "{}", output.stderr);
-    assert!(output.stderr.contains("sprig: 'reporter' (green thread 1) failed: something broke"), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("sprig: 'reporter' (green thread 1) failed: something broke"),
+        "{}",
+        output.stderr
+    );
     assert!(output.stderr.contains("hub_blocking.rs"), "the panic's location is printed:\n{}", output.stderr);
 }

@@ -112,11 +112,19 @@ fn idle_returns_once_every_other_green_thread_is_blocked() {
     hub::joinall(&handles).unwrap();
 }
 
+/// Under an emulator (the aarch64 run of `.ci/run`, which names it in
+/// `SPRIG_TEST_RUNNER`) everything runs tens of times slower, and qemu-user
+/// ignores guard regions, so stacks take two mappings each and at most about
+/// 32,000 fit under the default `vm.max_map_count`: the big test shrinks.
+fn emulated() -> bool {
+    std::env::var_os("SPRIG_TEST_RUNNER").is_some_and(|runner| !runner.is_empty())
+}
+
 #[test]
 fn a_hundred_thousand_green_threads_sleep_on_timers_at_once() {
-    const N: usize = 100_000;
+    let n: usize = if emulated() { 10_000 } else { 100_000 };
     let woke = Rc::new(Cell::new(0usize));
-    let handles: Vec<_> = (0..N)
+    let handles: Vec<_> = (0..n)
         .map(|i| {
             let woke = woke.clone();
             sprig::spawn(move || {
@@ -127,7 +135,7 @@ fn a_hundred_thousand_green_threads_sleep_on_timers_at_once() {
         })
         .collect();
     hub::joinall(&handles).unwrap();
-    assert_eq!(woke.get(), N);
+    assert_eq!(woke.get(), n);
     assert!(handles.iter().all(|h| h.is_successful()));
 }
 

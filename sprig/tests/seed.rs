@@ -106,3 +106,28 @@ fn pipeline_reads_the_sample_file() {
     assert_eq!(lines[1], "processed line 0");
     assert_eq!(lines.len(), 14);
 }
+
+#[test]
+fn green_pipeline_hands_every_line_to_the_consumer_in_order() {
+    let path = std::env::temp_dir().join(format!("sprig-seed-green-pipeline-{}.txt", std::process::id()));
+    let mut file = std::fs::File::create(&path).unwrap();
+    writeln!(file, "first line\nSecond Line\n\nlast").unwrap();
+    drop(file);
+    let printer = Printer::quiet();
+    let outcome = seed::green_pipeline(&path, &printer);
+    std::fs::remove_file(&path).unwrap();
+    outcome.unwrap();
+    let lines = printer.lines();
+    let upper: Vec<_> = lines.iter().filter(|line| !line.starts_with("processed")).cloned().collect();
+    let processed: Vec<_> = lines.iter().filter(|line| line.starts_with("processed")).cloned().collect();
+    assert_eq!(upper, ["FIRST LINE", "SECOND LINE", "", "LAST"]);
+    assert_eq!(processed, ["processed line 0", "processed line 1", "processed line 2", "processed line 3"]);
+}
+
+#[test]
+fn green_pipeline_reports_a_missing_file_and_the_consumer_ends() {
+    let printer = Printer::quiet();
+    let err = seed::green_pipeline(std::path::Path::new("/nonexistent/sprig-seed"), &printer).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    assert!(printer.lines().is_empty());
+}

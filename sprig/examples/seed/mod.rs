@@ -224,6 +224,44 @@ pub fn pipeline(path: &Path, printer: &Printer) -> io::Result<()> {
     lines.return_value().unwrap_or(Ok(()))
 }
 
+/// The same pipeline with green threads instead of generators, the way the
+/// seed's last paragraph suggests (coroutines plus a scheduler): a producer
+/// green thread reads the file and hands each line over a rendezvous
+/// [`Channel`](sprig::sync::Channel) to a consumer green thread, which
+/// prints it upper-cased. Neither calls the other; each is plain blocking
+/// code, and the hub switches between them whenever one waits for the other.
+pub fn green_pipeline(path: &Path, printer: &Printer) -> io::Result<()> {
+    use sprig::sync::Channel;
+
+    let lines = Rc::new(Channel::<String>::new());
+    let consumer = {
+        let (lines, printer) = (lines.clone(), printer.clone());
+        Builder::new().name("consumer").spawn(move || {
+            for line in lines.iter() {
+                printer.print(line.to_uppercase());
+            }
+        })
+    };
+    let producer = {
+        let (path, printer) = (path.to_owned(), printer.clone());
+        Builder::new().name("producer").spawn(move || {
+            // Whatever happens, the consumer is told that nothing more comes.
+            let _done = Finally(|| lines.shutdown());
+            let file = BufReader::new(File::open(&path)?);
+            for (i, line) in file.lines().enumerate() {
+                if lines.put(line?).is_err() {
+                    break; // the consumer is gone
+                }
+                printer.print(format!("processed line {i}"));
+            }
+            Ok(())
+        })
+    };
+    let outcome = producer.get().unwrap_or_else(|err| Err(io::Error::other(err.to_string())));
+    consumer.get().map_err(|err| io::Error::other(err.to_string()))?;
+    outcome
+}
+
 /// The file the tour's pipeline reads.
 pub fn sample_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/property1.py")

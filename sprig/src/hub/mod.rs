@@ -342,9 +342,23 @@ pub fn yield_now() {
     let waiter = Waiter::new();
     waiter.state.set(WaitState::Parked);
     waiter.wake();
+    // However the switch ends (a kill unwinds through it), the queued resume
+    // must be left stale.
+    struct Settle<'a>(&'a Waiter);
+    impl Drop for Settle<'_> {
+        fn drop(&mut self) {
+            self.0.state.set(WaitState::Idle);
+        }
+    }
+    let settle = Settle(&waiter);
     let hub = with_hub(|hub| hub.greenlet.clone());
-    let _ = hub.switch(());
-    waiter.state.set(WaitState::Idle);
+    // An expired timeout is thrown in, as into a park.
+    if let Err(greenlet::Thrown(value)) = hub.switch(()) {
+        if let Ok(signal) = value.downcast::<timeout::TimeoutSignal>() {
+            drop(settle);
+            signal.raise();
+        }
+    }
 }
 
 /// Blocks the current green thread for `duration`; other green threads run
