@@ -37,8 +37,51 @@ fn main() {
     section("Greenlets: switch to anyone, parents, throw, kill");
     greenlets();
 
+    section("The hub: green threads, a timeout, a pool");
+    hub();
+
+    section("The seed's pipeline again, with green threads and a channel");
+    if let Err(err) = seed::green_pipeline(&path, &seed::Printer::stdout()) {
+        println!("green pipeline failed: {err}");
+    }
+
     section("Stacks");
     stacks();
+}
+
+fn hub() {
+    use std::time::Duration;
+
+    // Three green threads sleep at once: about 30 ms in all, not 60.
+    let workers: Vec<_> = (1..=3u64)
+        .map(|n| {
+            sprig::spawn(move || {
+                sprig::sleep(Duration::from_millis(10 * n));
+                n * n
+            })
+        })
+        .collect();
+    let squares: Vec<u64> = workers.into_iter().map(|w| w.get().unwrap()).collect();
+    println!("spawn/join: squares {squares:?} from 3 green threads sleeping 10, 20, 30 ms at once");
+
+    // A timeout unwinds the slow call at its sleep.
+    let outcome = sprig::with_timeout(Duration::from_millis(20), || {
+        sprig::sleep(Duration::from_secs(10));
+        "finished"
+    });
+    println!("with_timeout(20 ms) around a 10 s sleep: {outcome:?}");
+
+    // A pool runs at most 2 at a time; map keeps the input order.
+    let pool = sprig::sync::Pool::new(2);
+    let lengths = pool.map(
+        |word: &'static str| {
+            sprig::sleep(Duration::from_millis(word.len() as u64));
+            word.len()
+        },
+        ["green", "threads", "on", "a", "hub"],
+    );
+    let lengths: Vec<usize> = lengths.into_iter().map(Result::unwrap).collect();
+    println!("Pool::new(2).map(len) over 5 words: {lengths:?}");
 }
 
 fn stackful() {
