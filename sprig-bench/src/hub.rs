@@ -225,3 +225,73 @@ pub(crate) fn idle(n: u64) {
     report("idle_green_threads", n as f64, "green_threads");
     eprintln!("# idle: {n} green threads blocked at once, set free and joined in {:.2?}", started.elapsed());
 }
+
+/// Capacity of the bounded queues in the `queue` case.
+const QUEUE_CAPACITY: usize = 64;
+
+/// One producer and one consumer green thread pass `k` messages through a
+/// bounded queue (capacity 64): sprig's `Queue` against tokio's bounded
+/// `mpsc` on its current-thread runtime and may's `mpsc` with one worker (may
+/// has no bounded channel; its sender never waits). The figure is the time
+/// per message; messages per second are printed from it.
+pub(crate) fn queue(n: u64) {
+    configure_may();
+    let runtime = tokio_runtime();
+    let [sprig, tokio, may] = measure::interleaved([
+        Peer::new(n, |k| {
+            let queue = std::rc::Rc::new(sprig::sync::Queue::bounded(QUEUE_CAPACITY));
+            let sender = queue.clone();
+            let producer = sprig::spawn(move || {
+                for i in 0..k {
+                    sender.put(black_box(i)).expect("the queue is open");
+                }
+            });
+            let sum: u64 = (0..k).map(|_| queue.get().expect("a message")).sum();
+            producer.get().expect("the producer finishes");
+            check_sum("sprig", k, sum);
+        }),
+        Peer::new(n, |k| {
+            let sum = runtime.block_on(async {
+                let (tx, mut rx) = tokio::sync::mpsc::channel(QUEUE_CAPACITY);
+                let producer = tokio::spawn(async move {
+                    for i in 0..k {
+                        tx.send(black_box(i)).await.expect("the channel is open");
+                    }
+                });
+                let mut sum = 0;
+                for _ in 0..k {
+                    sum += rx.recv().await.expect("a message");
+                }
+                producer.await.expect("the producer finishes");
+                sum
+            });
+            check_sum("tokio", k, sum);
+        }),
+        Peer::new(n, |k| {
+            let (tx, rx) = may::sync::mpsc::channel();
+            // SAFETY: the coroutines touch no thread-local storage.
+            let consumer = unsafe {
+                may::coroutine::spawn(move || (0..k).map(|_| rx.recv().expect("a message")).sum::<u64>())
+            };
+            // SAFETY: as above.
+            let producer = unsafe {
+                may::coroutine::spawn(move || {
+                    for i in 0..k {
+                        tx.send(black_box(i)).expect("the channel is open");
+                    }
+                })
+            };
+            producer.join().expect("the producer finishes");
+            let sum: u64 = consumer.join().expect("the consumer finishes");
+            check_sum("may", k, sum);
+        }),
+    ]);
+    report_timing("sprig_queue_message_ns", &sprig);
+    report_timing("tokio_current_thread_mpsc_message_ns", &tokio);
+    report_timing("may_1_worker_mpsc_message_ns", &may);
+    report("sprig_queue_messages_per_s", 1e9 / sprig.median, "msgs/s");
+    report("tokio_current_thread_mpsc_messages_per_s", 1e9 / tokio.median, "msgs/s");
+    report("may_1_worker_mpsc_messages_per_s", 1e9 / may.median, "msgs/s");
+    report_ratio("sprig_vs_tokio_queue_ratio", &sprig, &tokio);
+    report_ratio("sprig_vs_may_queue_ratio", &sprig, &may);
+}

@@ -88,6 +88,12 @@ const CASES: &[Case] = &[
         run: hub::sleep,
     },
     Case {
+        name: "queue",
+        about: "messages through a bounded queue (64) between two green threads (vs tokio mpsc, may mpsc)",
+        default_n: 2_000_000,
+        run: hub::queue,
+    },
+    Case {
         name: "idle",
         about: "N green threads each blocked on an Event: resident memory per green thread",
         default_n: 100_000,
