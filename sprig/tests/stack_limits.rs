@@ -42,12 +42,12 @@ fn use_up_mappings(leave: usize) -> Vec<usize> {
         .map(|i| {
             let prot = if i % 2 == 0 { libc::PROT_READ } else { libc::PROT_NONE };
             // SAFETY: a fresh anonymous mapping touches no existing memory.
-            let page = unsafe {
+            unsafe {
                 libc::mmap(std::ptr::null_mut(), 4096, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
-            };
-            assert_ne!(page, libc::MAP_FAILED);
-            page as usize
+            }
         })
+        .take_while(|&page| page != libc::MAP_FAILED)
+        .map(|page| page as usize)
         .collect()
 }
 
@@ -86,6 +86,12 @@ fn run_scenario(name: &str) {
             println!("suspended {} with {maps} mappings", alive.len());
         }
         "map-count" => {
+            if std::env::var_os("SPRIG_TEST_RUNNER").is_some_and(|runner| !runner.is_empty()) {
+                // qemu-user's /proc/self/maps lists the guest's mappings, not
+                // the host process's, which is what the limit counts.
+                println!("an exact mapping count is not available here");
+                return;
+            }
             // Fewer mappings left than sprig keeps for the rest of the
             // program.
             let mut pages = use_up_mappings(1000);
