@@ -286,6 +286,20 @@ impl Hub {
 /// When called on the hub itself (from a hub callback): the hub cannot wait
 /// for itself.
 pub(crate) fn park(waiter: &Rc<Waiter>, deadline: Option<Instant>) -> Wake {
+    park_until(waiter, deadline, PastDeadline::TimesOut)
+}
+
+/// What [`park_until`] does with a deadline that has already passed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PastDeadline {
+    /// Returns [`Wake::TimedOut`] at once, without letting anything run: a
+    /// zero timeout is a check, not a wait.
+    TimesOut,
+    /// Switches to the hub anyway (a sleep always lets the others run).
+    Yields,
+}
+
+fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline) -> Wake {
     let hub = with_hub(Rc::clone);
     if hub.is_current() {
         panic!(
@@ -293,6 +307,9 @@ pub(crate) fn park(waiter: &Rc<Waiter>, deadline: Option<Instant>) -> Wake {
         );
     }
     debug_assert!(waiter.greenlet.is_current());
+    if past == PastDeadline::TimesOut && deadline.is_some_and(|at| at <= Instant::now()) {
+        return Wake::TimedOut;
+    }
     waiter.state.set(WaitState::Parked);
     let timer = deadline
         .map(|at| hub.timers.borrow_mut().insert(at, TimerAction::Wake(waiter.clone(), Wake::TimedOut)));
@@ -368,7 +385,7 @@ pub fn sleep(duration: Duration) {
         return yield_now();
     }
     let waiter = Waiter::new();
-    park(&waiter, Some(Instant::now() + duration));
+    park_until(&waiter, Some(Instant::now() + duration), PastDeadline::Yields);
 }
 
 /// Blocks until the hub has nothing else to run: every ready green thread has
