@@ -128,12 +128,14 @@ pub(crate) struct Header {
 /// The bytes [`Header`] takes at the top of a stack.
 pub(crate) const HEADER_SIZE: usize = std::mem::size_of::<Header>();
 
-/// One guarded stack mapping: a guard page, then `size()` usable bytes, the
-/// top [`HEADER_SIZE`] of which hold its [`Header`].
+/// One guarded stack: a guard page, then `size()` usable bytes, the top
+/// [`HEADER_SIZE`] of which hold its [`Header`]. It is a slot of a slab
+/// (guard regions) or a mapping of its own (an mprotect guard page).
 ///
-/// The handle owns the mapping and unmaps it on drop.
+/// The handle owns the stack: on drop it gives the slot back to its slab, or
+/// unmaps its mapping.
 pub(crate) struct Stack {
-    /// The end of the mapping; the header is just below.
+    /// The end of the stack; the header is just below.
     top: NonNull<u8>,
 }
 
