@@ -32,11 +32,12 @@ pub fn set_pool_limit(limit: usize) {
 }
 
 /// Gives the memory of this thread's pooled stacks back to the kernel,
-/// keeping only the top page of each.
+/// keeping only the top page of each, and that of every finished stack kept
+/// warm for reuse in any thread's slabs.
 ///
 /// Pooled stacks keep the pages their last coroutine touched (down to 64
-/// KiB). Call this after a burst of work to return that memory; the stacks
-/// stay mapped and pooled.
+/// KiB), and so do up to 15 finished stacks per slab. Call this after a
+/// burst of work to return that memory; the stacks stay mapped.
 pub fn trim() {
     let _ = POOL.try_with(|pool| {
         let mut stacks = pool.drain();
@@ -46,6 +47,7 @@ pub fn trim() {
         }
         pool.refill(stacks);
     });
+    super::slab::release_dirty();
 }
 
 /// The stacks of one thread, chained through their headers.
@@ -134,10 +136,9 @@ pub(crate) fn give(mut stack: Stack) {
     // stack it owns are dropped, which unmaps the stack.
     let _ = POOL.try_with(move |pool| {
         if pool.len.get() >= limit {
+            // Full: the stack goes back to its slab (or is unmapped).
             shrink(pool, limit);
-            if limit == 0 {
-                return;
-            }
+            return;
         }
         if stack.size() > WARM_DEPTH {
             let probe = stack.top() - WARM_DEPTH;
@@ -157,7 +158,7 @@ pub(crate) fn give(mut stack: Stack) {
 
 #[cold]
 fn shrink(pool: &Pool, limit: usize) {
-    while pool.len.get() >= limit.max(1) {
+    while pool.len.get() > limit {
         drop(pool.pop());
     }
 }

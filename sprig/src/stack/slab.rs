@@ -21,10 +21,16 @@
 //!
 //! Slots are handed out and taken back under one process-wide mutex; that is
 //! the slow path behind the per-thread [`pool`](super::pool). A slot that
-//! comes back gives its pages to the kernel (the guard stays installed); a
-//! slab whose slots are all back is unmapped, unless it is the only one of its
-//! size with room (so a thread that creates and drops one coroutine at a time
-//! does not map and unmap a slab each time).
+//! comes back keeps its pages at first (*dirty*), and is the first to be
+//! handed out again, so a burst of short-lived coroutines reuses warm memory
+//! without faulting it in again. Once [`DIRTY_BATCH`] slots of a slab are
+//! dirty, their pages go back to the kernel together: adjacent slots in one
+//! `madvise` (guard regions survive `MADV_DONTNEED`), so the cost of giving
+//! memory back, mostly a TLB flush, is paid per run of slots rather than per
+//! stack. A slab whose slots are all back is unmapped, unless it is the only
+//! one of its size with room (so a thread that creates and drops one
+//! coroutine at a time does not map and unmap a slab each time).
+//! [`release_dirty`] gives back the pages of every dirty slot at once.
 //!
 //! Where guard regions are missing (older kernels, emulators that ignore the
 //! advice: see [`mmap::guard_regions`]), stacks are mapped one by one with an
@@ -41,6 +47,9 @@ pub(crate) const MAX_SLOTS: usize = 64;
 /// The most address space one slab takes, unless a single stack needs more.
 const MAX_SLAB_BYTES: usize = 32 << 20;
 
+/// Dirty slots a slab holds before their pages go back to the kernel.
+const DIRTY_BATCH: usize = 16;
+
 /// One mapping holding `slots` stacks of `stride` bytes each (guard
 /// included).
 pub(crate) struct Slab {
@@ -50,14 +59,16 @@ pub(crate) struct Slab {
     /// Slots `fresh..slots` were never handed out (and have no guard yet).
     fresh: usize,
     /// Slots handed out and back again: guarded, pages given back.
-    returned: Vec<usize>,
+    clean: Vec<usize>,
+    /// Slots handed out and back again, pages still committed (warm).
+    dirty: Vec<usize>,
     /// Slots in use.
     live: usize,
 }
 
 impl Slab {
     fn is_full(&self) -> bool {
-        self.fresh == self.slots && self.returned.is_empty()
+        self.fresh == self.slots && self.clean.is_empty() && self.dirty.is_empty()
     }
 
     fn slot_start(&self, slot: usize) -> usize {
@@ -96,7 +107,7 @@ pub(crate) fn allocate(stride: usize, usable: usize) -> Result<(usize, NonNull<S
     };
     // SAFETY: as above.
     let slab = unsafe { &mut *slab_ptr.as_ptr() };
-    let start = match slab.returned.pop() {
+    let start = match slab.dirty.pop().or_else(|| slab.clean.pop()) {
         Some(slot) => slab.slot_start(slot),
         None => {
             let start = slab.slot_start(slab.fresh);
@@ -130,7 +141,8 @@ fn map(stride: usize, usable: usize) -> Result<NonNull<Slab>, StackError> {
         stride,
         slots: base.1,
         fresh: 0,
-        returned: Vec::new(),
+        clean: Vec::new(),
+        dirty: Vec::new(),
         live: 0,
     });
     Ok(NonNull::from(Box::leak(slab)))
@@ -143,7 +155,6 @@ fn map(stride: usize, usable: usize) -> Result<NonNull<Slab>, StackError> {
 /// The slot must come from [`allocate`] with this `slab`, and nothing may use
 /// its memory any more.
 pub(crate) unsafe fn free(slab_ptr: NonNull<Slab>, start: usize) {
-    let page = mmap::page_size();
     let mut slabs = SLABS.lock().unwrap_or_else(|poison| poison.into_inner());
     // SAFETY: the slab outlives its live slots, ours among them; we hold the
     // lock.
@@ -168,12 +179,44 @@ pub(crate) unsafe fn free(slab_ptr: NonNull<Slab>, start: usize) {
         mmap::forget_slab();
         return;
     }
-    // SAFETY: the slot's usable pages (above its guard) are ours and unused;
-    // the guard region stays.
-    unsafe { mmap::release(start + page, slab.stride - page) };
-    slab.returned.push((start - slab.base) / slab.stride);
+    slab.dirty.push((start - slab.base) / slab.stride);
+    if slab.dirty.len() >= DIRTY_BATCH {
+        // SAFETY: we hold the lock, and dirty slots are unused.
+        unsafe { release_slots(slab) };
+    }
     if was_full {
         slabs.with_room.push(slab_ptr);
+    }
+}
+
+/// Gives the pages of `slab`'s dirty slots back to the kernel, one
+/// `madvise` per run of adjacent slots, and marks them clean.
+///
+/// # Safety
+///
+/// The caller holds the `SLABS` lock (which guards `slab`).
+unsafe fn release_slots(slab: &mut Slab) {
+    let page = mmap::page_size();
+    slab.dirty.sort_unstable();
+    for run in slab.dirty.chunk_by(|a, b| a + 1 == *b) {
+        let (first, last) = (run[0], run[run.len() - 1]);
+        let start = slab.slot_start(first) + page;
+        let end = slab.slot_start(last) + slab.stride;
+        // SAFETY: the range covers whole dirty slots (from above the first
+        // one's guard to the last one's top), none in use. Guard regions
+        // inside it survive MADV_DONTNEED.
+        unsafe { mmap::release(start, end - start) };
+    }
+    slab.clean.append(&mut slab.dirty);
+}
+
+/// Gives the pages of every dirty slot of every slab back to the kernel
+/// (for [`trim`](super::trim)).
+pub(crate) fn release_dirty() {
+    let slabs = SLABS.lock().unwrap_or_else(|poison| poison.into_inner());
+    for slab in &slabs.with_room {
+        // SAFETY: listed slabs are alive, and we hold the lock.
+        unsafe { release_slots(&mut *slab.as_ptr()) };
     }
 }
 
@@ -185,5 +228,48 @@ impl std::fmt::Debug for Slab {
             .field("slots", &self.slots)
             .field("live", &self.live)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Slots come back dirty and are reused first; once a batch is dirty,
+    /// their pages are given back and the guards stay.
+    #[test]
+    fn dirty_slots_are_reused_then_released_in_a_batch() {
+        if !mmap::guard_regions() {
+            return; // slabs are not used here
+        }
+        let page = mmap::page_size();
+        // A stride no other test uses, so that the slab is ours alone.
+        let stride = 7 * page;
+        let slots: Vec<_> = (0..DIRTY_BATCH + 2).map(|_| allocate(stride, stride - page).unwrap()).collect();
+        let top = |start: usize| (start + stride - 1) as *mut u8;
+        for &(start, _) in &slots {
+            // SAFETY: the top byte of a slot we hold.
+            unsafe { top(start).write(7) };
+        }
+        let (first, slab) = slots[0];
+        // SAFETY: the slot is ours and unused from here on.
+        unsafe { free(slab, first) };
+        let (again, _) = allocate(stride, stride - page).unwrap();
+        assert_eq!(again, first, "the dirty slot is handed out first");
+        // SAFETY: its top byte, still committed.
+        assert_eq!(unsafe { top(again).read() }, 7, "a dirty slot keeps its pages");
+        for &(start, slab) in &slots[..DIRTY_BATCH] {
+            // SAFETY: as above.
+            unsafe { free(slab, start) };
+        }
+        for &(start, _) in &slots[..DIRTY_BATCH] {
+            // SAFETY: still mapped (the slab has live slots); released pages
+            // read as zero.
+            assert_eq!(unsafe { top(start).read() }, 0, "a full batch of dirty slots is released");
+        }
+        for &(start, slab) in &slots[DIRTY_BATCH..] {
+            // SAFETY: as above.
+            unsafe { free(slab, start) };
+        }
     }
 }
