@@ -209,6 +209,7 @@ pub(crate) fn idle(n: u64) {
     let started = std::time::Instant::now();
     let event = std::rc::Rc::new(sprig::sync::Event::new());
     sprig::yield_now(); // the hub exists before the baseline is read
+    sprig::stack::trim(); // stacks kept warm by earlier cases would hide the cost
     let before = resident_bytes();
     let handles: Vec<_> = (0..n)
         .map(|_| {

@@ -32,6 +32,12 @@
 //!   stack that came back after its coroutine ran deep (more than 64 KiB down)
 //!   gives those deeper pages back to the kernel before it is pooled, and
 //!   [`trim`] gives back every page of every pooled stack but the top one.
+//! - **Memory of finished stacks.** Beyond the pool, a finished stack that
+//!   is a slab slot keeps its pages for reuse, like memory a malloc has
+//!   freed: a burst of green threads that follows another reuses warm stacks
+//!   instead of faulting in fresh pages. Pages kept this way go back to the
+//!   kernel after 10 seconds (checked as stacks come and go), or at once with
+//!   [`trim`].
 //! - **Guards and limits.** Linux caps a process at `vm.max_map_count`
 //!   mappings (65530 by default). Where the kernel has guard regions (Linux
 //!   6.13 and later), stacks are slots in slabs of up to 64, one mapping per

@@ -20,17 +20,19 @@
 //! finds in its registry as it does for mprotect guards.
 //!
 //! Slots are handed out and taken back under one process-wide mutex; that is
-//! the slow path behind the per-thread [`pool`](super::pool). A slot that
-//! comes back keeps its pages at first (*dirty*), and is the first to be
-//! handed out again, so a burst of short-lived coroutines reuses warm memory
-//! without faulting it in again. Once [`DIRTY_BATCH`] slots of a slab are
-//! dirty, their pages go back to the kernel together: adjacent slots in one
-//! `madvise` (guard regions survive `MADV_DONTNEED`), so the cost of giving
-//! memory back, mostly a TLB flush, is paid per run of slots rather than per
-//! stack. A slab whose slots are all back is unmapped, unless it is the only
-//! one of its size with room (so a thread that creates and drops one
-//! coroutine at a time does not map and unmap a slab each time).
-//! [`release_dirty`] gives back the pages of every dirty slot at once.
+//! the slow path behind the per-thread [`pool`](super::pool).
+//!
+//! Memory is given back the way a malloc gives back freed pages, with a
+//! decay. A slot that comes back keeps its pages (it is *dirty*) and is the
+//! first to be handed out again, so the next burst of green threads reuses
+//! warm memory instead of faulting in and zeroing fresh pages. A slab whose
+//! oldest dirty slot came back more than [`DECAY`] ago gives its dirty
+//! slots' pages back: adjacent slots in one `madvise` (guard regions survive
+//! `MADV_DONTNEED`), so the cost, mostly a TLB flush, is paid per run of
+//! slots rather than per stack; if none of its slots is in use, it is
+//! unmapped instead. Returning stacks check for such slabs at most every
+//! [`SWEEP_EVERY`]; [`release_dirty`] ([`trim`](super::trim)) gives back
+//! everything at once.
 //!
 //! Where guard regions are missing (older kernels, emulators that ignore the
 //! advice: see [`mmap::guard_regions`]), stacks are mapped one by one with an
@@ -38,6 +40,7 @@
 
 use std::ptr::NonNull;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::{mmap, Limit, StackError};
 
@@ -47,8 +50,13 @@ pub(crate) const MAX_SLOTS: usize = 64;
 /// The most address space one slab takes, unless a single stack needs more.
 const MAX_SLAB_BYTES: usize = 32 << 20;
 
-/// Dirty slots a slab holds before their pages go back to the kernel.
-const DIRTY_BATCH: usize = 16;
+/// How long the pages of finished stacks are kept for reuse before they go
+/// back to the kernel (jemalloc's dirty-page decay is 10 s too).
+pub(crate) const DECAY: Duration = Duration::from_secs(10);
+
+/// How often, at most, a returning stack makes the slabs be checked for
+/// memory to give back.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 /// One mapping holding `slots` stacks of `stride` bytes each (guard
 /// included).
@@ -62,6 +70,8 @@ pub(crate) struct Slab {
     clean: Vec<usize>,
     /// Slots handed out and back again, pages still committed (warm).
     dirty: Vec<usize>,
+    /// When the oldest dirty slot came back.
+    dirty_since: Option<Instant>,
     /// Slots in use.
     live: usize,
 }
@@ -80,13 +90,15 @@ impl Slab {
 /// stacks in them (their headers point to their slab).
 struct Slabs {
     with_room: Vec<NonNull<Slab>>,
+    /// When a returning stack next checks for memory to give back.
+    next_sweep: Option<Instant>,
 }
 
 // SAFETY: the slabs are only touched under the `SLABS` mutex (or through a
 // stack's pointer to its own slab, also under the mutex).
 unsafe impl Send for Slabs {}
 
-static SLABS: Mutex<Slabs> = Mutex::new(Slabs { with_room: Vec::new() });
+static SLABS: Mutex<Slabs> = Mutex::new(Slabs { with_room: Vec::new(), next_sweep: None });
 
 /// A guarded slot of `stride` bytes: the lowest page is its guard. Returns the
 /// slot's start (its guard page) and its slab, to give back to [`free`].
@@ -97,12 +109,12 @@ pub(crate) fn allocate(stride: usize, usable: usize) -> Result<(usize, NonNull<S
         // it), and we hold the lock.
         unsafe { slab.as_ref().stride == stride }
     });
-    let slab_ptr = match found {
-        Some(index) => slabs.with_room[index],
+    let (index, slab_ptr) = match found {
+        Some(index) => (index, slabs.with_room[index]),
         None => {
             let slab = map(stride, usable)?;
             slabs.with_room.push(slab);
-            slab
+            (slabs.with_room.len() - 1, slab)
         }
     };
     // SAFETY: as above.
@@ -122,7 +134,7 @@ pub(crate) fn allocate(stride: usize, usable: usize) -> Result<(usize, NonNull<S
     };
     slab.live += 1;
     if slab.is_full() {
-        slabs.with_room.retain(|other| *other != slab_ptr);
+        slabs.with_room.swap_remove(index);
     }
     Ok((start, slab_ptr))
 }
@@ -143,6 +155,7 @@ fn map(stride: usize, usable: usize) -> Result<NonNull<Slab>, StackError> {
         fresh: 0,
         clean: Vec::new(),
         dirty: Vec::new(),
+        dirty_since: None,
         live: 0,
     });
     Ok(NonNull::from(Box::leak(slab)))
@@ -155,21 +168,52 @@ fn map(stride: usize, usable: usize) -> Result<NonNull<Slab>, StackError> {
 /// The slot must come from [`allocate`] with this `slab`, and nothing may use
 /// its memory any more.
 pub(crate) unsafe fn free(slab_ptr: NonNull<Slab>, start: usize) {
+    let now = Instant::now();
     let mut slabs = SLABS.lock().unwrap_or_else(|poison| poison.into_inner());
     // SAFETY: the slab outlives its live slots, ours among them; we hold the
     // lock.
     let slab = unsafe { &mut *slab_ptr.as_ptr() };
     let was_full = slab.is_full();
     slab.live -= 1;
-    let same_size_with_room = || {
-        slabs.with_room.iter().filter(|other| **other != slab_ptr).any(|other| {
-            // SAFETY: listed slabs are alive; we hold the lock.
-            unsafe { other.as_ref().stride == slab.stride }
-        })
-    };
-    if slab.live == 0 && (was_full || same_size_with_room()) {
-        slabs.with_room.retain(|other| *other != slab_ptr);
-        drop(slabs);
+    slab.dirty.push((start - slab.base) / slab.stride);
+    slab.dirty_since.get_or_insert(now);
+    if was_full {
+        slabs.with_room.push(slab_ptr);
+    }
+    if slabs.next_sweep.is_some_and(|at| now < at) {
+        return;
+    }
+    slabs.next_sweep = Some(now + SWEEP_EVERY);
+    let empty = sweep(&mut slabs, |since| now.saturating_duration_since(since) >= DECAY);
+    drop(slabs);
+    unmap_all(empty);
+}
+
+/// Gives back the pages of the dirty slots of every slab whose oldest dirty
+/// slot is `stale`, and takes the empty ones among them off the list, to be
+/// unmapped (outside the lock) by [`unmap_all`].
+fn sweep(slabs: &mut Slabs, stale: impl Fn(Instant) -> bool) -> Vec<NonNull<Slab>> {
+    let mut empty = Vec::new();
+    slabs.with_room.retain(|&slab_ptr| {
+        // SAFETY: listed slabs are alive, and the caller holds the lock.
+        let slab = unsafe { &mut *slab_ptr.as_ptr() };
+        if !slab.dirty_since.is_some_and(&stale) {
+            return true;
+        }
+        if slab.live == 0 {
+            empty.push(slab_ptr);
+            return false;
+        }
+        // SAFETY: we hold the lock.
+        unsafe { release_slots(slab) };
+        true
+    });
+    empty
+}
+
+/// Unmaps slabs with no slot in use that have left the list.
+fn unmap_all(empty: Vec<NonNull<Slab>>) {
+    for slab_ptr in empty {
         // SAFETY: no slot of the slab is in use, and it has left the list, so
         // nothing refers to its memory or its bookkeeping any more.
         unsafe {
@@ -177,15 +221,6 @@ pub(crate) unsafe fn free(slab_ptr: NonNull<Slab>, start: usize) {
             mmap::unmap(NonNull::new_unchecked(slab.base as *mut u8), slab.slots * slab.stride);
         }
         mmap::forget_slab();
-        return;
-    }
-    slab.dirty.push((start - slab.base) / slab.stride);
-    if slab.dirty.len() >= DIRTY_BATCH {
-        // SAFETY: we hold the lock, and dirty slots are unused.
-        unsafe { release_slots(slab) };
-    }
-    if was_full {
-        slabs.with_room.push(slab_ptr);
     }
 }
 
@@ -208,16 +243,17 @@ unsafe fn release_slots(slab: &mut Slab) {
         unsafe { mmap::release(start, end - start) };
     }
     slab.clean.append(&mut slab.dirty);
+    slab.dirty_since = None;
 }
 
-/// Gives the pages of every dirty slot of every slab back to the kernel
-/// (for [`trim`](super::trim)).
+/// Gives back now what finished stacks kept: unmaps every slab with no slot
+/// in use and releases the pages of every other dirty slot (for
+/// [`trim`](super::trim)).
 pub(crate) fn release_dirty() {
-    let slabs = SLABS.lock().unwrap_or_else(|poison| poison.into_inner());
-    for slab in &slabs.with_room {
-        // SAFETY: listed slabs are alive, and we hold the lock.
-        unsafe { release_slots(&mut *slab.as_ptr()) };
-    }
+    let mut slabs = SLABS.lock().unwrap_or_else(|poison| poison.into_inner());
+    let empty = sweep(&mut slabs, |_| true);
+    drop(slabs);
+    unmap_all(empty);
 }
 
 impl std::fmt::Debug for Slab {
@@ -235,17 +271,17 @@ impl std::fmt::Debug for Slab {
 mod tests {
     use super::*;
 
-    /// Slots come back dirty and are reused first; once a batch is dirty,
-    /// their pages are given back and the guards stay.
+    /// Slots come back dirty and are reused first; a release gives their
+    /// pages back and keeps their guards.
     #[test]
-    fn dirty_slots_are_reused_then_released_in_a_batch() {
+    fn dirty_slots_are_reused_first_and_released_on_demand() {
         if !mmap::guard_regions() {
             return; // slabs are not used here
         }
         let page = mmap::page_size();
         // A stride no other test uses, so that the slab is ours alone.
         let stride = 7 * page;
-        let slots: Vec<_> = (0..DIRTY_BATCH + 2).map(|_| allocate(stride, stride - page).unwrap()).collect();
+        let slots: Vec<_> = (0..4).map(|_| allocate(stride, stride - page).unwrap()).collect();
         let top = |start: usize| (start + stride - 1) as *mut u8;
         for &(start, _) in &slots {
             // SAFETY: the top byte of a slot we hold.
@@ -258,18 +294,20 @@ mod tests {
         assert_eq!(again, first, "the dirty slot is handed out first");
         // SAFETY: its top byte, still committed.
         assert_eq!(unsafe { top(again).read() }, 7, "a dirty slot keeps its pages");
-        for &(start, slab) in &slots[..DIRTY_BATCH] {
+        for &(start, slab) in &slots[..3] {
             // SAFETY: as above.
             unsafe { free(slab, start) };
         }
-        for &(start, _) in &slots[..DIRTY_BATCH] {
-            // SAFETY: still mapped (the slab has live slots); released pages
+        release_dirty();
+        for &(start, _) in &slots[..3] {
+            // SAFETY: still mapped (the slab has a live slot); released pages
             // read as zero.
-            assert_eq!(unsafe { top(start).read() }, 0, "a full batch of dirty slots is released");
+            assert_eq!(unsafe { top(start).read() }, 0, "released");
         }
-        for &(start, slab) in &slots[DIRTY_BATCH..] {
-            // SAFETY: as above.
-            unsafe { free(slab, start) };
-        }
+        // SAFETY: as above.
+        assert_eq!(unsafe { top(slots[3].0).read() }, 7, "a live slot is left alone");
+        // SAFETY: the last slot; the slab is then empty.
+        unsafe { free(slots[3].1, slots[3].0) };
+        release_dirty();
     }
 }
