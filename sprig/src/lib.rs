@@ -8,6 +8,7 @@ pub mod coroutine;
 pub mod generator;
 pub mod greenlet;
 pub mod hub;
+pub mod net;
 mod raw;
 pub mod stack;
 pub mod sync;

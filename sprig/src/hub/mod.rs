@@ -38,6 +38,8 @@
 //!   A long chain of ready green threads therefore cannot starve I/O or
 //!   timers, and green threads that yield to each other do not pay a system
 //!   call per switch.
+//! - **I/O.** Sockets and other fds are registered with the loop's poller;
+//!   see [`io`] for how a green thread waits for one.
 //! - **Deadlock.** If the run queue is empty and no timer, I/O, other thread
 //!   or blocking task can ever wake anything, nothing will ever run again. The
 //!   hub then wakes the main greenlet, if it is waiting, with
@@ -51,6 +53,7 @@
 //!   thread's hub, and it wakes that hub's loop.
 
 mod blocking;
+pub(crate) mod io;
 mod remote;
 mod thread;
 mod timeout;
@@ -195,6 +198,8 @@ pub(crate) struct Hub {
     /// deadlock.
     main_waiter: RefCell<Option<Rc<Waiter>>>,
     remote: remote::Remote,
+    /// Registered fds and the green threads waiting on them.
+    io: io::IoTable,
     /// Green threads spawned on this hub, for their small ids.
     spawned: Cell<u64>,
 }
@@ -240,6 +245,7 @@ fn create_hub() -> Rc<Hub> {
         main_waiter: RefCell::new(None),
         remote: remote::Remote::new()
             .unwrap_or_else(|err| panic!("cannot create the hub's event loop: {err}")),
+        io: io::IoTable::new(),
         spawned: Cell::new(0),
     });
     HUB.with(|slot| *slot.borrow_mut() = Some(hub.clone()));
@@ -455,12 +461,14 @@ fn run_loop() {
         } else {
             hub.timers.borrow_mut().next_deadline().map(|at| at.saturating_duration_since(now))
         };
-        if wait.is_none() && !hub.remote.keeps_alive() {
+        if wait.is_none() && !hub.remote.keeps_alive() && !hub.io.has_waiters() {
             // Nothing can ever run again.
             report_deadlock(&hub);
             continue;
         }
-        let remote_tasks = hub.remote.poll(wait);
+        let remote_tasks = hub.remote.poll(wait, |token, readable, writable| {
+            hub.io.dispatch(token, readable, writable);
+        });
         for task in remote_tasks {
             hub.schedule(task);
         }

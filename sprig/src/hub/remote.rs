@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mio::{Events, Poll, Token, Waker};
+use mio::{Events, Poll, Registry, Token, Waker};
 
 use super::{with_hub, Task};
 
@@ -27,6 +27,9 @@ struct Shared {
 /// The loop's poller and the queue other threads feed.
 pub(super) struct Remote {
     poll: RefCell<Poll>,
+    /// The poller's registry, for fds (not borrowed from `poll`, which the
+    /// loop holds while it waits).
+    registry: Registry,
     events: RefCell<Events>,
     shared: Arc<Shared>,
 }
@@ -34,9 +37,19 @@ pub(super) struct Remote {
 impl Remote {
     pub(super) fn new() -> io::Result<Remote> {
         let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let shared = Arc::new(Shared { queue: Mutex::new(Vec::new()), waker, external: AtomicUsize::new(0) });
-        Ok(Remote { poll: RefCell::new(poll), events: RefCell::new(Events::with_capacity(1024)), shared })
+        Ok(Remote {
+            poll: RefCell::new(poll),
+            registry,
+            events: RefCell::new(Events::with_capacity(1024)),
+            shared,
+        })
+    }
+
+    pub(super) fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// Whether anything outside the hub's own queues can still wake it.
@@ -45,14 +58,28 @@ impl Remote {
             || !self.shared.queue.lock().unwrap_or_else(|poison| poison.into_inner()).is_empty()
     }
 
-    /// Waits for events for at most `timeout` (`None`: until one comes), and
+    /// Waits for events for at most `timeout` (`None`: until one comes),
+    /// hands each fd's readiness to `on_io` (token, readable, writable), and
     /// returns the callbacks other threads sent meanwhile.
-    pub(super) fn poll(&self, timeout: Option<Duration>) -> Vec<Task> {
+    pub(super) fn poll(
+        &self,
+        timeout: Option<Duration>,
+        mut on_io: impl FnMut(Token, bool, bool),
+    ) -> Vec<Task> {
         let mut events = self.events.borrow_mut();
         if let Err(err) = self.poll.borrow_mut().poll(&mut events, timeout) {
             if err.kind() != io::ErrorKind::Interrupted {
                 panic!("the hub's event loop failed: {err}");
             }
+        }
+        for event in events.iter() {
+            if event.token() == WAKER {
+                continue;
+            }
+            let failed = event.is_error();
+            let readable = failed || event.is_readable() || event.is_read_closed();
+            let writable = failed || event.is_writable() || event.is_write_closed();
+            on_io(event.token(), readable, writable);
         }
         let sent =
             std::mem::take(&mut *self.shared.queue.lock().unwrap_or_else(|poison| poison.into_inner()));

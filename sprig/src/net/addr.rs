@@ -1,0 +1,122 @@
+//! Address resolution that does not block the hub.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+/// Something that names one or more socket addresses, like
+/// [`std::net::ToSocketAddrs`], resolved without blocking the hub: a host
+/// name is looked up on the [blocking pool](crate::hub::spawn_blocking) while
+/// other green threads run; numeric addresses need no lookup.
+///
+/// Implemented for the same types as std's trait: socket addresses, `(ip,
+/// port)` pairs, `"host:port"` strings and `(host, port)` pairs, and slices
+/// of socket addresses.
+pub trait ToSocketAddrs: sealed::Sealed {
+    /// The addresses, in the order to try them.
+    ///
+    /// # Errors
+    ///
+    /// When the name cannot be resolved, or resolves to nothing.
+    fn resolve(&self) -> io::Result<Vec<SocketAddr>>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! numeric {
+    ($($ty:ty),*) => {$(
+        impl sealed::Sealed for $ty {}
+        impl ToSocketAddrs for $ty {
+            fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+                Ok(std::net::ToSocketAddrs::to_socket_addrs(self)?.collect())
+            }
+        }
+    )*};
+}
+
+numeric!(SocketAddr, SocketAddrV4, SocketAddrV6, (IpAddr, u16), (Ipv4Addr, u16), (Ipv6Addr, u16));
+
+impl sealed::Sealed for [SocketAddr] {}
+impl ToSocketAddrs for [SocketAddr] {
+    fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(self.to_vec())
+    }
+}
+
+impl<const N: usize> sealed::Sealed for [SocketAddr; N] {}
+impl<const N: usize> ToSocketAddrs for [SocketAddr; N] {
+    fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(self.to_vec())
+    }
+}
+
+impl sealed::Sealed for str {}
+impl ToSocketAddrs for str {
+    fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+        if let Ok(addr) = self.parse::<SocketAddr>() {
+            return Ok(vec![addr]);
+        }
+        look_up(self.to_owned())
+    }
+}
+
+impl sealed::Sealed for String {}
+impl ToSocketAddrs for String {
+    fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+        self.as_str().resolve()
+    }
+}
+
+impl sealed::Sealed for (&str, u16) {}
+impl ToSocketAddrs for (&str, u16) {
+    fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+        (self.0.to_owned(), self.1).resolve()
+    }
+}
+
+impl sealed::Sealed for (String, u16) {}
+impl ToSocketAddrs for (String, u16) {
+    fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+        let (host, port) = (&self.0, self.1);
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        look_up((host.clone(), port))
+    }
+}
+
+impl<T: ToSocketAddrs + ?Sized> sealed::Sealed for &T {}
+impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {
+    fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+        (**self).resolve()
+    }
+}
+
+/// Resolves a name with the system resolver on the blocking pool.
+fn look_up<A>(name: A) -> io::Result<Vec<SocketAddr>>
+where
+    A: std::net::ToSocketAddrs + Send + 'static,
+{
+    match crate::hub::spawn_blocking(move || name.to_socket_addrs().map(Iterator::collect)) {
+        Ok(result) => result,
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// Runs `op` on each address in turn and returns its first success, or the
+/// last error (std's behaviour for `bind` and `connect`).
+pub(crate) fn each_addr<A, T>(addrs: &A, mut op: impl FnMut(SocketAddr) -> io::Result<T>) -> io::Result<T>
+where
+    A: ToSocketAddrs + ?Sized,
+{
+    let mut last = None;
+    for addr in addrs.resolve()? {
+        match op(addr) {
+            Ok(value) => return Ok(value),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses")))
+}

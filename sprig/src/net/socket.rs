@@ -1,0 +1,94 @@
+//! What every socket type shares: its registration with the hub and its
+//! timeouts.
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::hub::io::{Direction, Registration};
+
+/// A non-blocking socket registered with this thread's hub.
+pub(crate) struct Socket<S: AsRawFd> {
+    // Declared first, so dropped first: deregistered while the fd is open.
+    registration: Registration,
+    io: S,
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
+}
+
+impl<S: AsRawFd> Socket<S> {
+    /// Registers `io`, which must already be non-blocking.
+    pub(crate) fn new(io: S) -> io::Result<Socket<S>> {
+        let registration = Registration::new(io.as_raw_fd())?;
+        Ok(Socket { registration, io, read_timeout: Cell::new(None), write_timeout: Cell::new(None) })
+    }
+
+    pub(crate) fn get(&self) -> &S {
+        &self.io
+    }
+
+    /// Deregisters the socket and hands it back (still non-blocking).
+    pub(crate) fn into_inner(self) -> S {
+        drop(self.registration);
+        self.io
+    }
+
+    /// Runs a non-blocking read-side `op` until it does not say `EAGAIN`,
+    /// parking the green thread in between, within the read timeout.
+    #[inline]
+    pub(crate) fn read_with<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        let deadline = deadline(self.read_timeout.get());
+        self.registration.retry(Direction::Read, deadline, || op(&self.io))
+    }
+
+    /// As [`read_with`](Self::read_with), for the write side.
+    #[inline]
+    pub(crate) fn write_with<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        let deadline = deadline(self.write_timeout.get());
+        self.registration.retry(Direction::Write, deadline, || op(&self.io))
+    }
+
+    /// Waits until the socket may be writable, by `deadline` (a connect in
+    /// progress completes this way).
+    pub(crate) fn wait_writable(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.registration.wait(Direction::Write, deadline)
+    }
+
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.read_timeout.set(check_timeout(timeout)?);
+        Ok(())
+    }
+
+    pub(crate) fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout.get()
+    }
+
+    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.write_timeout.set(check_timeout(timeout)?);
+        Ok(())
+    }
+
+    pub(crate) fn write_timeout(&self) -> Option<Duration> {
+        self.write_timeout.get()
+    }
+}
+
+impl<S: AsRawFd> std::fmt::Debug for Socket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket").field("fd", &self.io.as_raw_fd()).finish_non_exhaustive()
+    }
+}
+
+/// A timeout's deadline, from now.
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|timeout| Instant::now() + timeout)
+}
+
+/// std's rule: a zero timeout is an error (`None` means none).
+fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
+    if timeout == Some(Duration::ZERO) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
+    }
+    Ok(timeout)
+}

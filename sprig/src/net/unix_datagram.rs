@@ -1,0 +1,223 @@
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::socket::Socket;
+
+/// A Unix datagram socket whose sends and receives park the green thread
+/// ([`std::os::unix::net::UnixDatagram`]'s shape, on the hub).
+///
+/// ```
+/// use sprig::net::UnixDatagram;
+///
+/// let (a, b) = UnixDatagram::pair().unwrap();
+/// let receiver = sprig::spawn(move || {
+///     let mut buf = [0; 8];
+///     let len = b.recv(&mut buf).unwrap();
+///     buf[..len].to_vec()
+/// });
+/// a.send(b"hi").unwrap();
+/// assert_eq!(receiver.get().unwrap(), b"hi");
+/// ```
+///
+/// `!Send`, like the other sockets.
+#[derive(Debug)]
+pub struct UnixDatagram {
+    socket: Socket<std::os::unix::net::UnixDatagram>,
+}
+
+impl UnixDatagram {
+    /// Binds to `path`.
+    ///
+    /// # Errors
+    ///
+    /// As `bind(2)` reports.
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::bind(path)?)
+    }
+
+    /// A socket bound to no address.
+    ///
+    /// # Errors
+    ///
+    /// As `socket(2)` reports.
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::unbound()?)
+    }
+
+    /// A connected pair of sockets.
+    ///
+    /// # Errors
+    ///
+    /// As `socketpair(2)` reports.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+        Ok((UnixDatagram::from_std(a)?, UnixDatagram::from_std(b)?))
+    }
+
+    /// Takes over a std socket: it is made non-blocking and registered with
+    /// this thread's hub.
+    ///
+    /// # Errors
+    ///
+    /// If the socket cannot be made non-blocking or registered.
+    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        socket.set_nonblocking(true)?;
+        Ok(UnixDatagram { socket: Socket::new(socket)? })
+    }
+
+    /// Hands the socket back as a (blocking) std socket, leaving the hub.
+    ///
+    /// # Errors
+    ///
+    /// If the socket cannot be made blocking again.
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixDatagram> {
+        let socket = self.socket.into_inner();
+        socket.set_nonblocking(false)?;
+        Ok(socket)
+    }
+
+    /// Connects to the socket at `path`: the default peer of `send`.
+    ///
+    /// # Errors
+    ///
+    /// As `connect(2)` reports.
+    pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        self.socket.get().connect(path)
+    }
+
+    /// Sends `buf` to the socket at `path`.
+    ///
+    /// # Errors
+    ///
+    /// As `sendto(2)` reports, or a timeout.
+    pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
+        let path = path.as_ref();
+        self.socket.write_with(|socket| socket.send_to(buf, path))
+    }
+
+    /// Sends `buf` to the connected peer.
+    ///
+    /// # Errors
+    ///
+    /// As `send(2)` reports, or a timeout.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.write_with(|socket| socket.send(buf))
+    }
+
+    /// Waits for a datagram; returns its length and sender.
+    ///
+    /// # Errors
+    ///
+    /// As `recvfrom(2)` reports, or a timeout.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.socket.read_with(|socket| socket.recv_from(buf))
+    }
+
+    /// Waits for a datagram; returns its length.
+    ///
+    /// # Errors
+    ///
+    /// As `recv(2)` reports, or a timeout.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.read_with(|socket| socket.recv(buf))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname(2)` reports.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.get().local_addr()
+    }
+
+    /// The connected peer's address.
+    ///
+    /// # Errors
+    ///
+    /// As `getpeername(2)` reports.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.get().peer_addr()
+    }
+
+    /// Shuts down the read half, the write half, or both.
+    ///
+    /// # Errors
+    ///
+    /// As `shutdown(2)` reports.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.socket.get().shutdown(how)
+    }
+
+    /// A new handle to the same socket, registered on its own.
+    ///
+    /// # Errors
+    ///
+    /// If the fd cannot be duplicated or registered.
+    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram { socket: Socket::new(self.socket.get().try_clone()?)? })
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`), if any.
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be read.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.socket.get().take_error()
+    }
+
+    /// Sets how long a receive may wait before failing with
+    /// [`io::ErrorKind::TimedOut`]; `None` (the default) waits for ever.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as std.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.socket.set_read_timeout(timeout)
+    }
+
+    /// The receive timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never; a `Result` for std's signature.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.socket.read_timeout())
+    }
+
+    /// Sets how long a send may wait before failing with
+    /// [`io::ErrorKind::TimedOut`].
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as std.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.socket.set_write_timeout(timeout)
+    }
+
+    /// The send timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never; a `Result` for std's signature.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.socket.write_timeout())
+    }
+}
+
+impl AsFd for UnixDatagram {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.get().as_fd()
+    }
+}
+
+impl AsRawFd for UnixDatagram {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.get().as_raw_fd()
+    }
+}
