@@ -47,9 +47,9 @@ impl UnixStream {
         // backlog), in which case the socket becomes writable once accepted.
         stream.socket.write_with(|socket| match socket.take_error()? {
             Some(err) => Err(err),
-            None => socket.peer_addr().map(drop).or_else(|err| match err.raw_os_error() {
-                Some(libc::ENOTCONN) => Err(io::ErrorKind::WouldBlock.into()),
-                _ => Err(err),
+            None => socket.peer_addr().map(drop).map_err(|err| match err.raw_os_error() {
+                Some(libc::ENOTCONN) => io::ErrorKind::WouldBlock.into(),
+                _ => err,
             }),
         })?;
         Ok(stream)
