@@ -111,10 +111,10 @@ fn a_write_timeout_gives_timed_out_when_the_peer_does_not_read() {
     let (_idle_peer, _) = listener.accept().unwrap();
     stream.set_write_timeout(Some(SHORT)).unwrap();
     let chunk = vec![0u8; 1 << 16];
+    // Fill the socket buffers until a write has to wait, and times out.
     let err = loop {
-        match (&stream).write(&chunk) {
-            Ok(_) => continue,
-            Err(err) => break err,
+        if let Err(err) = (&stream).write_all(&chunk) {
+            break err;
         }
     };
     assert_eq!(err.kind(), io::ErrorKind::TimedOut);
