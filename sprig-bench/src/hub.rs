@@ -25,7 +25,7 @@ fn tokio_runtime() -> tokio::runtime::Runtime {
 
 /// may reads its configuration when it first starts its workers: this must
 /// run before any may coroutine is spawned.
-fn configure_may() {
+pub(crate) fn configure_may() {
     may::config().set_workers(1);
 }
 

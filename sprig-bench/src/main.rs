@@ -30,6 +30,7 @@ mod generators;
 mod greenlets;
 mod hub;
 mod measure;
+mod net;
 mod python;
 
 use measure::Timing;
@@ -98,6 +99,12 @@ const CASES: &[Case] = &[
         about: "N green threads each blocked on an Event: resident memory per green thread",
         default_n: 100_000,
         run: hub::idle,
+    },
+    Case {
+        name: "echo",
+        about: "echo server on one thread, 50 connections, 64-byte round trips (vs tokio current-thread, may 1 worker)",
+        default_n: 500_000,
+        run: net::echo,
     },
     Case {
         name: "python",

@@ -342,3 +342,22 @@ fn a_green_thread_waiting_on_a_socket_is_not_a_deadlock() {
     peer.write_all(b"ok").unwrap();
     assert_eq!(&reader.get().unwrap().unwrap(), b"ok");
 }
+
+#[test]
+fn data_and_end_of_file_arriving_together_are_both_read() {
+    // The reader parks; then the peer's data and its FIN both arrive before
+    // the hub polls, in one event. A short read takes the data; the end of
+    // file must still be seen, not waited for.
+    let (listener, addr) = listener();
+    let stream = TcpStream::connect(addr).unwrap();
+    let (peer, _) = listener.accept().unwrap();
+    let reader = sprig::spawn(move || {
+        let mut text = String::new();
+        (&stream).read_to_string(&mut text).map(|_| text)
+    });
+    sprig::yield_now(); // it reads nothing and parks
+    (&peer).write_all(b"abc").unwrap();
+    peer.shutdown(Shutdown::Write).unwrap();
+    let text = reader.get_timeout(GENEROUS).unwrap_or_else(|_| panic!("the reader hangs")).unwrap();
+    assert_eq!(text.unwrap(), "abc");
+}

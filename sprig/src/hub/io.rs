@@ -6,11 +6,19 @@
 //!   poller (epoll, through mio), for reading and writing, edge-triggered,
 //!   under a token naming its entry in the hub's I/O table. Dropping the
 //!   [`Registration`] deregisters it.
-//! - **Operations try first.** A read, write, accept or connect is attempted
-//!   straight away; only when the kernel says `EAGAIN` does the green thread
-//!   park on the entry, in the slot for that direction. Edge-triggered
-//!   events come only for *new* readiness, and an attempt that saw `EAGAIN`
-//!   has consumed the old one, so trying before every wait loses no wake-up.
+//! - **Readiness.** Each fd keeps a flag per direction: "may be ready". It
+//!   starts set, the poller's events set it, and an attempt that gets
+//!   `EAGAIN` clears it, as does a stream read that returned less than it
+//!   asked for (the socket's buffer is empty). An operation whose flag is
+//!   set tries the system call straight away; one whose flag is clear parks
+//!   first, in the fd's slot for that direction. Edge-triggered epoll
+//!   queues an event for every arrival of data or room after the poll that
+//!   last reported the fd, so whatever came after an attempt wakes the
+//!   waiter: no wake-up is lost, and a read that follows a write on a
+//!   request/response socket does not spend a system call learning that the
+//!   response is not there yet. An end of file, hang-up or error reported by
+//!   the poller keeps the flag set for good: a short read may have taken the
+//!   data that came with it, and the end itself must still be read.
 //! - **Waking.** When the poll reports the fd readable (or closed, or in
 //!   error), the hub wakes the reader parked on it, if any; likewise the
 //!   writer. The woken green thread tries again; a wake that finds nothing
@@ -50,24 +58,40 @@ impl Direction {
             Direction::Write => "write to",
         }
     }
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
-/// One registered fd.
+/// What the hub and a [`Registration`] share about one fd.
+struct FdState {
+    /// "May be ready", per direction; see the module documentation.
+    ready: [Cell<bool>; 2],
+    /// Per direction: the poller reported that direction closed (end of
+    /// file, hang-up) or the fd in error. Never cleared: from then on every
+    /// attempt goes to the kernel, which reports the end or the error, even
+    /// if it was reported by an event that also brought data a short read
+    /// has since taken.
+    closed: [Cell<bool>; 2],
+    /// The green thread parked on the fd, per direction.
+    waiters: [Cell<Option<Rc<Waiter>>>; 2],
+}
+
+impl FdState {
+    /// Wakes the waiter for `direction`, if any.
+    fn wake(&self, direction: Direction) {
+        if let Some(waiter) = self.waiters[direction.index()].take() {
+            waiter.wake();
+        }
+    }
+}
+
+/// One slot of the table.
 struct Entry {
     /// Bumped when the entry is reused, so that a stale token finds nothing.
     generation: u32,
-    in_use: bool,
-    reader: Option<Rc<Waiter>>,
-    writer: Option<Rc<Waiter>>,
-}
-
-impl Entry {
-    fn slot(&mut self, direction: Direction) -> &mut Option<Rc<Waiter>> {
-        match direction {
-            Direction::Read => &mut self.reader,
-            Direction::Write => &mut self.writer,
-        }
-    }
+    state: Option<Rc<FdState>>,
 }
 
 /// The hub's registered fds, by token.
@@ -97,17 +121,17 @@ impl IoTable {
         self.waiting.get() > 0
     }
 
-    fn insert(&self) -> Token {
+    fn insert(&self, state: Rc<FdState>) -> Token {
         let mut entries = self.entries.borrow_mut();
         match self.free.borrow_mut().pop() {
             Some(index) => {
                 let entry = &mut entries[index as usize];
-                entry.in_use = true;
+                entry.state = Some(state);
                 token(index, entry.generation)
             }
             None => {
                 let index = u32::try_from(entries.len()).expect("fewer than 2^32 registered fds");
-                entries.push(Entry { generation: 0, in_use: true, reader: None, writer: None });
+                entries.push(Entry { generation: 0, state: Some(state) });
                 token(index, 0)
             }
         }
@@ -117,34 +141,53 @@ impl IoTable {
         let (index, generation) = untoken(token);
         let mut entries = self.entries.borrow_mut();
         let entry = &mut entries[index];
-        debug_assert!(entry.in_use && entry.generation == generation);
-        entry.in_use = false;
+        debug_assert!(entry.state.is_some() && entry.generation == generation);
         entry.generation = entry.generation.wrapping_add(1);
-        let (reader, writer) = (entry.reader.take(), entry.writer.take());
+        let state = entry.state.take();
         drop(entries);
         self.free.borrow_mut().push(index as u32);
         // A registration is dropped by its owner, who is not parked on it;
-        // anyone else parked there would be woken to find the fd gone.
-        for waiter in [reader, writer].into_iter().flatten() {
-            waiter.wake();
+        // anyone else parked there is woken to find the fd gone.
+        if let Some(state) = state {
+            state.wake(Direction::Read);
+            state.wake(Direction::Write);
         }
     }
 
-    /// Wakes whoever waits on `token` for the readiness the poll reported.
-    pub(super) fn dispatch(&self, token: Token, readable: bool, writable: bool) {
+    /// Marks the fd behind `token` ready as the poll reported, and wakes
+    /// whoever waits for that.
+    pub(super) fn dispatch(&self, token: Token, event: Readiness) {
         let (index, generation) = untoken(token);
-        let mut entries = self.entries.borrow_mut();
-        let Some(entry) = entries.get_mut(index) else { return };
-        if !entry.in_use || entry.generation != generation {
-            return; // deregistered since the event was queued
-        }
-        let reader = if readable { entry.reader.take() } else { None };
-        let writer = if writable { entry.writer.take() } else { None };
-        drop(entries);
-        for waiter in [reader, writer].into_iter().flatten() {
-            waiter.wake();
+        let state = match self.entries.borrow().get(index) {
+            Some(Entry { generation: current, state: Some(state) }) if *current == generation => {
+                state.clone()
+            }
+            _ => return, // deregistered since the event was queued
+        };
+        let directions = [
+            (Direction::Read, event.readable, event.read_closed || event.error),
+            (Direction::Write, event.writable, event.write_closed || event.error),
+        ];
+        for (direction, ready, closed) in directions {
+            if closed {
+                state.closed[direction.index()].set(true);
+            }
+            if ready || closed {
+                state.ready[direction.index()].set(true);
+                state.wake(direction);
+            }
         }
     }
+}
+
+/// What the poller reported for one fd.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Readiness {
+    pub(super) readable: bool,
+    pub(super) writable: bool,
+    pub(super) read_closed: bool,
+    pub(super) write_closed: bool,
+    pub(super) error: bool,
 }
 
 /// A non-blocking fd registered with this thread's hub; see the module
@@ -152,21 +195,26 @@ impl IoTable {
 pub(crate) struct Registration {
     token: Token,
     fd: RawFd,
-    _not_send: std::marker::PhantomData<*const ()>,
+    state: Rc<FdState>,
 }
 
 impl Registration {
     /// Registers `fd`, which must be non-blocking and stay open until the
     /// registration is dropped.
     pub(crate) fn new(fd: RawFd) -> io::Result<Registration> {
+        let state = Rc::new(FdState {
+            ready: [Cell::new(true), Cell::new(true)],
+            closed: [Cell::new(false), Cell::new(false)],
+            waiters: [Cell::new(None), Cell::new(None)],
+        });
         with_hub(|hub| {
-            let token = hub.io.insert();
+            let token = hub.io.insert(state.clone());
             let interest = Interest::READABLE | Interest::WRITABLE;
             if let Err(err) = hub.remote.registry().register(&mut SourceFd(&fd), token, interest) {
                 hub.io.remove(token);
                 return Err(err);
             }
-            Ok(Registration { token, fd, _not_send: std::marker::PhantomData })
+            Ok(Registration { token, fd, state })
         })
     }
 
@@ -192,29 +240,27 @@ impl Registration {
         deadline: Option<Instant>,
     ) -> io::Result<()> {
         let waiter = Waiter::new();
-        with_hub(|hub| {
-            let mut entries = hub.io.entries.borrow_mut();
-            for (claimed, &(registration, direction)) in waits.iter().enumerate() {
-                let slot = entries[untoken(registration.token).0].slot(direction);
-                if slot.is_some() {
-                    for &(registration, direction) in &waits[..claimed] {
-                        *entries[untoken(registration.token).0].slot(direction) = None;
-                    }
-                    return Err(io::Error::new(
-                        io::ErrorKind::ResourceBusy,
-                        format!(
-                            "another green thread is already waiting to {} this socket (fd {}); \
-                             only one may wait per direction",
-                            direction.verb(),
-                            registration.fd
-                        ),
-                    ));
+        for (claimed, &(registration, direction)) in waits.iter().enumerate() {
+            let slot = &registration.state.waiters[direction.index()];
+            let busy = slot.take();
+            if busy.is_some() {
+                slot.set(busy);
+                for &(registration, direction) in &waits[..claimed] {
+                    registration.state.waiters[direction.index()].set(None);
                 }
-                *slot = Some(waiter.clone());
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    format!(
+                        "another green thread is already waiting to {} this socket (fd {}); only one \
+                         may wait per direction",
+                        direction.verb(),
+                        registration.fd
+                    ),
+                ));
             }
-            hub.io.waiting.set(hub.io.waiting.get() + 1);
-            Ok(())
-        })?;
+            slot.set(Some(waiter.clone()));
+        }
+        with_hub(|hub| hub.io.waiting.set(hub.io.waiting.get() + 1));
         // However the park ends (a kill or a Timeout unwinds through it), no
         // slot may keep this waiter.
         struct Clear<'a> {
@@ -223,18 +269,15 @@ impl Registration {
         }
         impl Drop for Clear<'_> {
             fn drop(&mut self) {
-                let Some(hub) = existing_hub() else { return };
-                hub.io.waiting.set(hub.io.waiting.get() - 1);
-                let mut entries = hub.io.entries.borrow_mut();
                 for &(registration, direction) in self.waits {
-                    let (index, generation) = untoken(registration.token);
-                    let entry = &mut entries[index];
-                    if entry.in_use && entry.generation == generation {
-                        let slot = entry.slot(direction);
-                        if slot.as_ref().is_some_and(|waiter| Rc::ptr_eq(waiter, self.waiter)) {
-                            *slot = None;
-                        }
+                    let slot = &registration.state.waiters[direction.index()];
+                    let parked = slot.take();
+                    if !parked.as_ref().is_some_and(|waiter| Rc::ptr_eq(waiter, self.waiter)) {
+                        slot.set(parked); // someone else's (or nobody's)
                     }
+                }
+                if let Some(hub) = existing_hub() {
+                    hub.io.waiting.set(hub.io.waiting.get() - 1);
                 }
             }
         }
@@ -247,7 +290,8 @@ impl Registration {
     }
 
     /// Runs the non-blocking `op` until it does not say `EAGAIN`, waiting for
-    /// readiness in `direction` in between (and retrying on `EINTR`).
+    /// readiness in `direction` in between (and retrying on `EINTR`); see
+    /// the module documentation for how readiness is kept.
     ///
     /// # Errors
     ///
@@ -259,12 +303,26 @@ impl Registration {
         deadline: Option<Instant>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        let ready = &self.state.ready[direction.index()];
         loop {
+            if !ready.get() {
+                self.wait(direction, deadline)?;
+            }
             match op() {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.wait(direction, deadline)?,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.drained(direction),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 result => return result,
             }
+        }
+    }
+
+    /// Records that the fd is probably not ready for `direction` any more
+    /// (a stream read or write moved less than it asked for), so that the
+    /// next attempt waits for the poller first.
+    #[inline]
+    pub(crate) fn drained(&self, direction: Direction) {
+        if !self.state.closed[direction.index()].get() {
+            self.state.ready[direction.index()].set(false);
         }
     }
 }

@@ -466,9 +466,7 @@ fn run_loop() {
             report_deadlock(&hub);
             continue;
         }
-        let remote_tasks = hub.remote.poll(wait, |token, readable, writable| {
-            hub.io.dispatch(token, readable, writable);
-        });
+        let remote_tasks = hub.remote.poll(wait, |token, readiness| hub.io.dispatch(token, readiness));
         for task in remote_tasks {
             hub.schedule(task);
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use mio::{Events, Poll, Registry, Token, Waker};
 
+use super::io::Readiness;
 use super::{with_hub, Task};
 
 /// The token of the waker that other threads use to interrupt the poll.
@@ -59,12 +60,12 @@ impl Remote {
     }
 
     /// Waits for events for at most `timeout` (`None`: until one comes),
-    /// hands each fd's readiness to `on_io` (token, readable, writable), and
-    /// returns the callbacks other threads sent meanwhile.
+    /// hands each fd's readiness to `on_io`, and returns the callbacks other
+    /// threads sent meanwhile.
     pub(super) fn poll(
         &self,
         timeout: Option<Duration>,
-        mut on_io: impl FnMut(Token, bool, bool),
+        mut on_io: impl FnMut(Token, Readiness),
     ) -> Vec<Task> {
         let mut events = self.events.borrow_mut();
         if let Err(err) = self.poll.borrow_mut().poll(&mut events, timeout) {
@@ -76,10 +77,14 @@ impl Remote {
             if event.token() == WAKER {
                 continue;
             }
-            let failed = event.is_error();
-            let readable = failed || event.is_readable() || event.is_read_closed();
-            let writable = failed || event.is_writable() || event.is_write_closed();
-            on_io(event.token(), readable, writable);
+            let readiness = Readiness {
+                readable: event.is_readable(),
+                writable: event.is_writable(),
+                read_closed: event.is_read_closed(),
+                write_closed: event.is_write_closed(),
+                error: event.is_error(),
+            };
+            on_io(event.token(), readiness);
         }
         let sent =
             std::mem::take(&mut *self.shared.queue.lock().unwrap_or_else(|poison| poison.into_inner()));

@@ -42,6 +42,37 @@ impl<S: AsRawFd> Socket<S> {
         self.registration.retry(Direction::Read, deadline, || op(&self.io))
     }
 
+    /// A stream read into `len` bytes: as [`read_with`](Self::read_with),
+    /// and a read that returns fewer (but some) bytes marks the socket
+    /// drained, so that the next read waits for the poller first.
+    #[inline]
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let read = self.read_with(op)?;
+        if read > 0 && read < len {
+            self.registration.drained(Direction::Read);
+        }
+        Ok(read)
+    }
+
+    /// A stream write of `len` bytes: as [`write_with`](Self::write_with),
+    /// and a short write marks the socket full.
+    #[inline]
+    pub(crate) fn write_stream(
+        &self,
+        len: usize,
+        op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let written = self.write_with(op)?;
+        if written < len {
+            self.registration.drained(Direction::Write);
+        }
+        Ok(written)
+    }
+
     /// As [`read_with`](Self::read_with), for the write side.
     #[inline]
     pub(crate) fn write_with<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {

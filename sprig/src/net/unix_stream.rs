@@ -177,21 +177,23 @@ impl UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.socket.read_with(|mut stream| stream.read(buf))
+        self.socket.read_stream(buf.len(), |mut stream| stream.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.socket.read_with(|mut stream| stream.read_vectored(bufs))
+        let len = bufs.iter().map(|buf| buf.len()).sum();
+        self.socket.read_stream(len, |mut stream| stream.read_vectored(bufs))
     }
 }
 
 impl Write for &UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.socket.write_with(|mut stream| stream.write(buf))
+        self.socket.write_stream(buf.len(), |mut stream| stream.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.socket.write_with(|mut stream| stream.write_vectored(bufs))
+        let len = bufs.iter().map(|buf| buf.len()).sum();
+        self.socket.write_stream(len, |mut stream| stream.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -1,0 +1,177 @@
+//! Networking: an echo server on one thread (sprig's hub, tokio's
+//! current-thread runtime, may with one worker), loaded by one client.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::measure::{self, Peer};
+use crate::{report, report_ratio, report_timing};
+
+/// Pins the calling thread to CPU `cpu` (if the machine has it), so that the
+/// server and the client each have a core of their own: left to the
+/// scheduler, the two sometimes share one, which makes a round several
+/// times slower whichever server it measures.
+fn pin_to(cpu: usize) {
+    // SAFETY: `set` is a plain bit mask, zeroed then filled through libc's
+    // helpers; sched_setaffinity(0, ..) only affects the calling thread.
+    unsafe {
+        if cpu >= libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize {
+            return;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// The CPU the servers run on; the client runs on the next one.
+const SERVER_CPU: usize = 0;
+
+/// Connections the client keeps open to each server.
+const CONNECTIONS: usize = 50;
+/// Bytes per message.
+const MESSAGE: usize = 64;
+
+/// Starts sprig's echo server on a thread of its own (what the
+/// `echo_server` example does: a green thread per connection, `TCP_NODELAY`).
+fn sprig_server() -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        pin_to(SERVER_CPU);
+        let listener = sprig::net::TcpListener::bind("127.0.0.1:0").expect("sprig binds");
+        tx.send(listener.local_addr().expect("an address")).expect("the bench waits");
+        for stream in listener.incoming() {
+            let mut stream = stream.expect("sprig accepts");
+            sprig::spawn(move || {
+                stream.set_nodelay(true).expect("TCP_NODELAY");
+                let mut buf = [0; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    if stream.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    rx.recv().expect("the server starts")
+}
+
+/// tokio's echo server on a current-thread runtime of its own thread.
+fn tokio_server() -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        pin_to(SERVER_CPU);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().expect("a runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("tokio binds");
+            tx.send(listener.local_addr().expect("an address")).expect("the bench waits");
+            loop {
+                let (mut stream, _) = listener.accept().await.expect("tokio accepts");
+                tokio::spawn(async move {
+                    stream.set_nodelay(true).expect("TCP_NODELAY");
+                    let mut buf = [0; 4096];
+                    while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                        if stream.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    rx.recv().expect("the server starts")
+}
+
+/// may's echo server (one worker, configured by the caller, pinned to the
+/// first CPU: [`SERVER_CPU`]).
+fn may_server() -> SocketAddr {
+    let listener = may::net::TcpListener::bind("127.0.0.1:0").expect("may binds");
+    let addr = listener.local_addr().expect("an address");
+    may::go!(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.expect("may accepts");
+            may::go!(move || {
+                stream.set_nodelay(true).expect("TCP_NODELAY");
+                let mut buf = [0; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    if stream.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The client: `CONNECTIONS` connections to one server, each driven by a
+/// green thread on sprig's hub (the same client for every server).
+struct Client {
+    streams: Vec<Rc<sprig::net::TcpStream>>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let streams = (0..CONNECTIONS)
+            .map(|_| {
+                let stream = sprig::net::TcpStream::connect(addr).expect("the client connects");
+                stream.set_nodelay(true).expect("TCP_NODELAY");
+                Rc::new(stream)
+            })
+            .collect();
+        Client { streams }
+    }
+
+    /// `total` round trips, spread over the connections, each connection in
+    /// a closed loop.
+    fn round_trips(&mut self, total: u64) {
+        let per_connection = total.div_ceil(CONNECTIONS as u64);
+        let loops: Vec<_> = self
+            .streams
+            .iter()
+            .map(|stream| {
+                let stream = stream.clone();
+                sprig::spawn(move || {
+                    let message = [b'x'; MESSAGE];
+                    let mut back = [0; MESSAGE];
+                    for _ in 0..per_connection {
+                        (&*stream).write_all(&message).expect("the client writes");
+                        (&*stream).read_exact(&mut back).expect("the echo comes back");
+                    }
+                })
+            })
+            .collect();
+        sprig::hub::joinall(&loops).expect("the client loops finish");
+    }
+}
+
+/// Echo round trips of 64 bytes over 50 connections: sprig's server against
+/// tokio's and may's, each on one thread, loaded in turn by the same client.
+pub(crate) fn echo(n: u64) {
+    crate::hub::configure_may();
+    may::config().set_worker_pin(true);
+    pin_to(SERVER_CPU + 1);
+    let started = Instant::now();
+    let mut clients = [sprig_server(), tokio_server(), may_server()].map(Client::connect);
+    let [sprig_client, tokio_client, may_client] = &mut clients;
+    let round = (n / measure::ROUNDS as u64).max(CONNECTIONS as u64 * 20);
+    let [sprig, tokio, may] = measure::interleaved([
+        Peer::per_round(round, |k| sprig_client.round_trips(k)),
+        Peer::per_round(round, |k| tokio_client.round_trips(k)),
+        Peer::per_round(round, |k| may_client.round_trips(k)),
+    ]);
+    report_timing("sprig_echo_roundtrip_ns", &sprig);
+    report_timing("tokio_current_thread_echo_roundtrip_ns", &tokio);
+    report_timing("may_1_worker_echo_roundtrip_ns", &may);
+    report("sprig_echo_roundtrips_per_s", 1e9 / sprig.median, "round_trips/s");
+    report("tokio_current_thread_echo_roundtrips_per_s", 1e9 / tokio.median, "round_trips/s");
+    report("may_1_worker_echo_roundtrips_per_s", 1e9 / may.median, "round_trips/s");
+    report_ratio("sprig_vs_tokio_echo_ratio", &sprig, &tokio);
+    report_ratio("sprig_vs_may_echo_ratio", &sprig, &may);
+    eprintln!("# echo: {CONNECTIONS} connections, {MESSAGE}-byte messages, in {:.2?}", started.elapsed());
+}

@@ -1,0 +1,65 @@
+//! A TCP echo server on one hub: every byte read is written back, each
+//! connection handled by straight-line blocking code in its own green
+//! thread, all of them on this one OS thread.
+//!
+//! ```text
+//! cargo run --release --example echo_server -- 127.0.0.1:PORT
+//! ```
+//!
+//! Serves until killed. Accepted sockets get `TCP_NODELAY`, so small echoes
+//! leave at once. Load it with the `echo_client` example.
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use sprig::net::{TcpListener, TcpStream};
+
+fn main() {
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:7007".to_owned());
+    let listener = TcpListener::bind(addr.as_str()).unwrap_or_else(|err| {
+        eprintln!("echo_server: cannot listen on {addr}: {err}");
+        std::process::exit(1);
+    });
+    eprintln!("echo_server: listening on {}", listener.local_addr().expect("a bound address"));
+    loop {
+        match listener.accept() {
+            Ok((stream, _peer)) => {
+                sprig::spawn(move || echo(stream));
+            }
+            Err(err) if is_out_of_fds(&err) => {
+                // Keep serving the connections we have; try again shortly.
+                eprintln!("echo_server: accept: {err}; backing off for 100 ms");
+                sprig::sleep(Duration::from_millis(100));
+            }
+            Err(err) => eprintln!("echo_server: accept: {err}"),
+        }
+    }
+}
+
+/// Writes back everything `stream` reads, until the peer closes it.
+fn echo(mut stream: TcpStream) {
+    if let Err(err) = stream.set_nodelay(true) {
+        eprintln!("echo_server: TCP_NODELAY: {err}");
+    }
+    let mut buf = [0; 16 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::ConnectionReset => return,
+            Err(err) => {
+                eprintln!("echo_server: read: {err}");
+                return;
+            }
+        }
+    }
+}
+
+/// `EMFILE` (this process) or `ENFILE` (the whole system).
+fn is_out_of_fds(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
