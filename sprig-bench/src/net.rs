@@ -1,6 +1,7 @@
 //! Networking: an echo server on one thread (sprig's hub, tokio's
 //! current-thread runtime, may with one worker), loaded by one client.
 
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -150,6 +151,28 @@ impl Client {
     }
 }
 
+/// CPU time this process has used, user and system, in nanoseconds.
+fn process_cpu_ns() -> f64 {
+    // SAFETY: getrusage fills the struct we pass; an all-zero rusage is a
+    // valid value to start from.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let ns = |time: libc::timeval| time.tv_sec as f64 * 1e9 + time.tv_usec as f64 * 1e3;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
+}
+
+/// Runs `k` round trips with `client` and adds the process's CPU time and
+/// the round trips to `account`.
+fn timed_round(client: &mut Client, k: u64, account: &Cell<(f64, u64)>) {
+    let before = process_cpu_ns();
+    client.round_trips(k);
+    let (cpu, trips) = account.get();
+    account.set((cpu + process_cpu_ns() - before, trips + k));
+}
+
 /// Echo round trips of 64 bytes over 50 connections: sprig's server against
 /// tokio's and may's, each on one thread, loaded in turn by the same client.
 pub(crate) fn echo(n: u64) {
@@ -160,11 +183,24 @@ pub(crate) fn echo(n: u64) {
     let mut clients = [sprig_server(), tokio_server(), may_server()].map(Client::connect);
     let [sprig_client, tokio_client, may_client] = &mut clients;
     let round = (n / measure::ROUNDS as u64).max(CONNECTIONS as u64 * 20);
+    let cpu = [(); 3].map(|()| Cell::new((0.0, 0)));
     let [sprig, tokio, may] = measure::interleaved([
-        Peer::per_round(round, |k| sprig_client.round_trips(k)),
-        Peer::per_round(round, |k| tokio_client.round_trips(k)),
-        Peer::per_round(round, |k| may_client.round_trips(k)),
+        Peer::per_round(round, |k| timed_round(sprig_client, k, &cpu[0])),
+        Peer::per_round(round, |k| timed_round(tokio_client, k, &cpu[1])),
+        Peer::per_round(round, |k| timed_round(may_client, k, &cpu[2])),
     ]);
+    // CPU time per round trip, the client's (the same for all) and the
+    // server's together: unlike the wall time, it does not depend on how
+    // long the VM takes to wake an idle thread, which dominates the spread.
+    let [sprig_cpu, tokio_cpu, may_cpu] = cpu.map(|account| {
+        let (ns, trips) = account.get();
+        ns / trips.max(1) as f64
+    });
+    report("sprig_echo_cpu_ns_per_roundtrip", sprig_cpu, "ns");
+    report("tokio_current_thread_echo_cpu_ns_per_roundtrip", tokio_cpu, "ns");
+    report("may_1_worker_echo_cpu_ns_per_roundtrip", may_cpu, "ns");
+    report("sprig_vs_tokio_echo_cpu_ratio", sprig_cpu / tokio_cpu, "x");
+    report("sprig_vs_may_echo_cpu_ratio", sprig_cpu / may_cpu, "x");
     report_timing("sprig_echo_roundtrip_ns", &sprig);
     report_timing("tokio_current_thread_echo_roundtrip_ns", &tokio);
     report_timing("may_1_worker_echo_roundtrip_ns", &may);

@@ -45,8 +45,58 @@ fn main() {
         println!("green pipeline failed: {err}");
     }
 
+    section("Sockets: an echo server and its clients, all green threads on one thread");
+    sockets();
+
     section("Stacks");
     stacks();
+}
+
+fn sockets() {
+    use sprig::net::{TcpListener, TcpStream};
+    use std::io::{Read, Write};
+
+    // The echo_server example's loop: a green thread per connection.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
+    let addr = listener.local_addr().expect("a bound address");
+    let server = sprig::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.expect("a connection");
+            sprig::spawn(move || {
+                stream.set_nodelay(true).expect("TCP_NODELAY");
+                let mut buf = [0; 1024];
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    if stream.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    println!("echo server listening on {addr}");
+    // Three clients at once, each a few round trips.
+    let clients: Vec<_> = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .map(|name| {
+            sprig::spawn(move || {
+                let mut stream = TcpStream::connect(addr).expect("the server is up");
+                let mut echoes = Vec::new();
+                for round in 1..=3 {
+                    let message = format!("{name} #{round}");
+                    stream.write_all(message.as_bytes()).expect("a write");
+                    let mut back = vec![0; message.len()];
+                    stream.read_exact(&mut back).expect("the echo");
+                    echoes.push(String::from_utf8(back).expect("text"));
+                }
+                echoes
+            })
+        })
+        .collect();
+    for client in clients {
+        println!("client got back {:?}", client.get().expect("the client finishes"));
+    }
+    server.kill().expect("the server stops");
+    println!("server stopped (killed at its accept)");
 }
 
 fn hub() {
