@@ -4,10 +4,15 @@
 //! Coroutines, generators, greenlets and their handles are `!Send` and
 //! `!Sync` (a suspended stack can hold anything, thread-local addresses
 //! included, so it must stay on its thread); so are the `sync` primitives
-//! (they wake green threads of their own thread's hub); errors and plain
+//! (they wake green threads of their own thread's hub), and so are the
+//! `net` sockets (registered with their thread's poller); errors and plain
 //! data are `Send + Sync`.
 
 use sprig::greenlet::{Greenlet, GreenletLocal, ParentError, Thrown, Value};
+use sprig::net::{
+    Incoming, Interest, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixIncoming, UnixListener,
+    UnixStream,
+};
 use sprig::sync::{
     AlreadySet, AsyncResult, AsyncResultError, BoundedSemaphore, Channel, Condvar, Event, GetError,
     GetTimeoutError, LifoQueue, Mutex, MutexGuard, NotOwner, PriorityQueue, PutError, PutTimeoutError, Queue,
@@ -147,4 +152,20 @@ fn queues_and_channels_stay_on_their_thread_and_their_errors_cross_threads() {
     is_sync::<TryGetError>();
     is_send::<TaskDoneError>();
     is_sync::<TaskDoneError>();
+}
+
+#[test]
+fn sockets_stay_on_the_thread_whose_hub_they_are_registered_with() {
+    not_send_or_sync!(
+        TcpListener,
+        TcpStream,
+        UdpSocket,
+        UnixListener,
+        UnixStream,
+        UnixDatagram,
+        Incoming<'static>,
+        UnixIncoming<'static>,
+    );
+    is_send::<Interest>();
+    is_sync::<Interest>();
 }
