@@ -38,26 +38,25 @@ const CONNECTIONS: usize = 50;
 /// Bytes per message.
 const MESSAGE: usize = 64;
 
-/// Starts sprig's echo server on a thread of its own (what the
-/// `echo_server` example does: a green thread per connection, `TCP_NODELAY`).
+/// Starts sprig's echo server on a thread of its own: what the
+/// `echo_server` example does (a `StreamServer`, a green thread per
+/// connection, `TCP_NODELAY`).
 fn sprig_server() -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         pin_to(SERVER_CPU);
-        let listener = sprig::net::TcpListener::bind("127.0.0.1:0").expect("sprig binds");
-        tx.send(listener.local_addr().expect("an address")).expect("the bench waits");
-        for stream in listener.incoming() {
-            let mut stream = stream.expect("sprig accepts");
-            sprig::spawn(move || {
-                stream.set_nodelay(true).expect("TCP_NODELAY");
-                let mut buf = [0; 4096];
-                while let Ok(n @ 1..) = stream.read(&mut buf) {
-                    if stream.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
+        let server = sprig::net::StreamServer::bind("127.0.0.1:0", |mut stream: sprig::net::TcpStream, _| {
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+            let mut buf = [0; 4096];
+            while let Ok(n @ 1..) = stream.read(&mut buf) {
+                if stream.write_all(&buf[..n]).is_err() {
+                    return;
                 }
-            });
-        }
+            }
+        })
+        .expect("sprig binds");
+        tx.send(server.local_addrs()[0]).expect("the bench waits");
+        server.serve_forever().expect("sprig serves");
     });
     rx.recv().expect("the server starts")
 }

@@ -10,34 +10,27 @@
 //! leave at once. Load it with the `echo_client` example.
 
 use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use sprig::net::{TcpListener, TcpStream};
+use sprig::net::{StreamServer, TcpStream};
 
 fn main() {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:7007".to_owned());
-    let listener = TcpListener::bind(addr.as_str()).unwrap_or_else(|err| {
+    let server = StreamServer::bind(addr.as_str(), echo).unwrap_or_else(|err| {
         eprintln!("echo_server: cannot listen on {addr}: {err}");
         std::process::exit(1);
     });
-    eprintln!("echo_server: listening on {}", listener.local_addr().expect("a bound address"));
-    loop {
-        match listener.accept() {
-            Ok((stream, _peer)) => {
-                sprig::spawn(move || echo(stream));
-            }
-            Err(err) if is_out_of_fds(&err) => {
-                // Keep serving the connections we have; try again shortly.
-                eprintln!("echo_server: accept: {err}; backing off for 100 ms");
-                sprig::sleep(Duration::from_millis(100));
-            }
-            Err(err) => eprintln!("echo_server: accept: {err}"),
-        }
+    eprintln!("echo_server: listening on {}", server.local_addrs()[0]);
+    // Out of file descriptors, the server backs off and keeps serving the
+    // connections it has (and says so once per burst).
+    if let Err(err) = server.serve_forever() {
+        eprintln!("echo_server: {err}");
+        std::process::exit(1);
     }
 }
 
 /// Writes back everything `stream` reads, until the peer closes it.
-fn echo(mut stream: TcpStream) {
+fn echo(mut stream: TcpStream, _peer: SocketAddr) {
     if let Err(err) = stream.set_nodelay(true) {
         eprintln!("echo_server: TCP_NODELAY: {err}");
     }
@@ -57,9 +50,4 @@ fn echo(mut stream: TcpStream) {
             }
         }
     }
-}
-
-/// `EMFILE` (this process) or `ENFILE` (the whole system).
-fn is_out_of_fds(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }

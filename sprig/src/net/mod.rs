@@ -58,9 +58,15 @@
 //!   hub. `into_std` and `from_std` move one across threads.
 //! - **Any fd.** [`wait_readable`], [`wait_writable`] and [`wait_any`] make
 //!   other non-blocking code cooperative.
+//! - **Servers.** [`StreamServer`] runs a handler per TCP connection (capped
+//!   by a pool if asked), on any number of listeners, backs off when out of
+//!   file descriptors, and stops gracefully; [`DatagramServer`] does the
+//!   same per UDP datagram.
 
 mod addr;
+mod datagram_server;
 mod socket;
+mod stream_server;
 mod tcp_listener;
 mod tcp_stream;
 mod udp_socket;
@@ -70,6 +76,8 @@ mod unix_stream;
 mod wait;
 
 pub use addr::ToSocketAddrs;
+pub use datagram_server::DatagramServer;
+pub use stream_server::StreamServer;
 pub use tcp_listener::{Incoming, TcpListener};
 pub use tcp_stream::TcpStream;
 pub use udp_socket::UdpSocket;

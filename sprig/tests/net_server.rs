@@ -1,0 +1,251 @@
+//! `StreamServer` and `DatagramServer`: serving, several listeners, a pool
+//! cap, graceful and forced stops, panicking handlers, running out of file
+//! descriptors.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::cell::Cell;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use sprig::net::{DatagramServer, StreamServer, TcpListener, TcpStream, UdpSocket};
+
+const GENEROUS: Duration = Duration::from_secs(10);
+const SHORT: Duration = Duration::from_millis(20);
+
+/// Echoes one message of up to 64 bytes, then closes.
+fn echo_once(mut stream: TcpStream, _peer: SocketAddr) {
+    let mut buf = [0; 64];
+    if let Ok(n @ 1..) = stream.read(&mut buf) {
+        let _ = stream.write_all(&buf[..n]);
+    }
+}
+
+/// Sends `message` to `addr` and returns what comes back before the close.
+fn ask(addr: SocketAddr, message: &str) -> io::Result<String> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(GENEROUS))?;
+    stream.write_all(message.as_bytes())?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+#[test]
+fn a_server_runs_a_handler_per_connection() {
+    let server = StreamServer::bind("127.0.0.1:0", echo_once).unwrap();
+    server.start().unwrap();
+    assert!(server.is_serving());
+    let addr = server.local_addrs()[0];
+    let clients: Vec<_> = (0..100).map(|i| sprig::spawn(move || ask(addr, &format!("hi {i}")))).collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        assert_eq!(client.get().unwrap().unwrap(), format!("hi {i}"));
+    }
+    server.stop(GENEROUS).unwrap();
+    assert!(!server.is_serving());
+    assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
+    assert_eq!(server.start().unwrap_err().kind(), io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn a_server_listens_on_several_listeners_ipv4_and_ipv6() {
+    let mut server = StreamServer::bind("127.0.0.1:0", echo_once).unwrap();
+    server = server.with_listener(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+    // IPv6 loopback, where the machine has it.
+    if let Ok(v6) = TcpListener::bind("[::1]:0") {
+        server = server.with_listener(v6).unwrap();
+    }
+    server.start().unwrap();
+    for &addr in server.local_addrs() {
+        assert_eq!(ask(addr, &addr.to_string()).unwrap(), addr.to_string());
+    }
+    server.stop(GENEROUS).unwrap();
+}
+
+#[test]
+fn a_pool_caps_the_handlers_running_at_once() {
+    let running = Rc::new(Cell::new(0));
+    let most = Rc::new(Cell::new(0));
+    let (r, m) = (running.clone(), most.clone());
+    let server = StreamServer::bind("127.0.0.1:0", move |stream, peer| {
+        r.set(r.get() + 1);
+        m.set(m.get().max(r.get()));
+        sprig::sleep(Duration::from_millis(5));
+        echo_once(stream, peer);
+        r.set(r.get() - 1);
+    })
+    .unwrap()
+    .with_pool(2);
+    server.start().unwrap();
+    let addr = server.local_addrs()[0];
+    let clients: Vec<_> = (0..8).map(|i| sprig::spawn(move || ask(addr, &i.to_string()))).collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        assert_eq!(client.get().unwrap().unwrap(), i.to_string());
+    }
+    assert_eq!(most.get(), 2, "at most two handlers at once, and the pool was used");
+    server.stop(GENEROUS).unwrap();
+}
+
+#[test]
+fn stop_waits_for_quick_handlers_and_kills_slow_ones() {
+    let finished = Rc::new(Cell::new(0));
+    let unwound = Rc::new(Cell::new(0));
+    let (f, u) = (finished.clone(), unwound.clone());
+    let server = StreamServer::bind("127.0.0.1:0", move |stream: TcpStream, _| {
+        struct Unwound(Rc<Cell<u32>>);
+        impl Drop for Unwound {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.set(self.0.get() + 1);
+                }
+            }
+        }
+        let _guard = Unwound(u.clone());
+        let mut first = [0; 1];
+        (&stream).read_exact(&mut first).unwrap();
+        if first[0] == b's' {
+            sprig::sleep(Duration::from_secs(3600)); // slow
+        }
+        f.set(f.get() + 1);
+    })
+    .unwrap();
+    server.start().unwrap();
+    let addr = server.local_addrs()[0];
+    let streams: Vec<_> = [b"q", b"s", b"q", b"s"]
+        .iter()
+        .map(|kind| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.write_all(&kind[..]).unwrap();
+            stream
+        })
+        .collect();
+    while server.connections() < 2 || finished.get() < 2 {
+        sprig::sleep(Duration::from_millis(1));
+    }
+    server.stop(SHORT).unwrap();
+    assert_eq!(finished.get(), 2, "the quick handlers finished");
+    assert_eq!(unwound.get(), 2, "the slow ones were killed, unwinding");
+    assert_eq!(server.connections(), 0);
+    drop(streams);
+}
+
+#[test]
+fn a_panicking_handler_does_not_stop_the_server() {
+    let server = StreamServer::bind("127.0.0.1:0", |stream: TcpStream, peer| {
+        let mut first = [0; 1];
+        stream.peek(&mut first).unwrap();
+        assert_ne!(first[0], b'!', "a handler that panics");
+        echo_once(stream, peer);
+    })
+    .unwrap();
+    server.start().unwrap();
+    let addr = server.local_addrs()[0];
+    // The panicking handler's stream is dropped: closed, or reset since the
+    // request was left unread.
+    match ask(addr, "!boom") {
+        Ok(reply) => assert_eq!(reply, ""),
+        Err(err) => assert_eq!(err.kind(), io::ErrorKind::ConnectionReset),
+    }
+    assert_eq!(ask(addr, "fine").unwrap(), "fine");
+    server.stop(GENEROUS).unwrap();
+}
+
+#[test]
+fn serve_forever_returns_once_the_server_is_stopped() {
+    let server = Rc::new(StreamServer::bind("127.0.0.1:0", echo_once).unwrap());
+    let addr = server.local_addrs()[0];
+    let stopper = {
+        let server = server.clone();
+        sprig::spawn(move || {
+            assert_eq!(ask(addr, "served").unwrap(), "served");
+            server.stop(GENEROUS).unwrap();
+        })
+    };
+    server.serve_forever().unwrap();
+    stopper.get().unwrap();
+}
+
+#[test]
+fn a_datagram_server_answers_each_datagram() {
+    let server = DatagramServer::bind("127.0.0.1:0", |socket: &UdpSocket, data: &[u8], peer| {
+        let mut reply = data.to_vec();
+        reply.reverse();
+        socket.send_to(&reply, peer).unwrap();
+    })
+    .unwrap();
+    server.start().unwrap();
+    let addr = server.local_addr();
+    let clients: Vec<_> = (0..20)
+        .map(|i| {
+            sprig::spawn(move || {
+                let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+                client.set_read_timeout(Some(GENEROUS)).unwrap();
+                client.send_to(format!("abc{i}").as_bytes(), addr).unwrap();
+                let mut buf = [0; 16];
+                let (len, _) = client.recv_from(&mut buf).unwrap();
+                String::from_utf8(buf[..len].to_vec()).unwrap()
+            })
+        })
+        .collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        let expected: String = format!("abc{i}").chars().rev().collect();
+        assert_eq!(client.get().unwrap(), expected);
+    }
+    server.stop(GENEROUS).unwrap();
+}
+
+/// The number of fds this process has open.
+fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as u64)
+}
+
+#[test]
+fn a_server_out_of_file_descriptors_backs_off_reports_once_and_serves_everyone() {
+    if std::env::var("SPRIG_EMFILE_SCENARIO").is_ok() {
+        return out_of_fds_scenario();
+    }
+    let mut command = support::this_binary();
+    command
+        .args(["--exact", "a_server_out_of_file_descriptors_backs_off_reports_once_and_serves_everyone"])
+        .args(["--nocapture", "--test-threads=1"])
+        .env("SPRIG_EMFILE_SCENARIO", "1");
+    let outcome = support::run(command, Duration::from_secs(120));
+    assert!(outcome.status.success(), "{}\n{}", outcome.stdout, outcome.stderr);
+    assert!(outcome.stdout.contains("served 40 of 40"), "{}", outcome.stdout);
+    let reports = outcome.stderr.matches("RLIMIT_NOFILE").count();
+    assert!(reports >= 1, "the limit is named: {}", outcome.stderr);
+}
+
+/// In a child process: a file-descriptor limit just above what 40 client
+/// sockets need, so that the server runs out while accepting them; the
+/// clients (a plain thread, blocking sockets) are served one at a time as
+/// earlier handlers finish.
+fn out_of_fds_scenario() {
+    const CLIENTS: u64 = 40;
+    let server = StreamServer::bind("127.0.0.1:0", echo_once).unwrap();
+    server.start().unwrap();
+    let addr = server.local_addrs()[0];
+    sprig::yield_now(); // the accept loop is parked on the listener
+    let limit = open_fds() + CLIENTS + 6;
+    let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+    // SAFETY: setrlimit reads the struct we pass.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) }, 0);
+    let clients = std::thread::spawn(move || {
+        let streams: Vec<_> = (0..CLIENTS).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+        let mut served = 0;
+        for (i, mut stream) in streams.into_iter().enumerate() {
+            stream.set_read_timeout(Some(GENEROUS)).unwrap();
+            stream.write_all(format!("{i}").as_bytes()).unwrap();
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).unwrap();
+            served += u64::from(reply == i.to_string());
+        }
+        served
+    });
+    let served = sprig::hub::spawn_blocking(move || clients.join().unwrap()).unwrap();
+    println!("served {served} of {CLIENTS}");
+    server.stop(GENEROUS).unwrap();
+}
