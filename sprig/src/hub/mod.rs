@@ -39,7 +39,8 @@
 //!   timers, and green threads that yield to each other do not pay a system
 //!   call per switch.
 //! - **I/O.** Sockets and other fds are registered with the loop's poller;
-//!   see [`io`] for how a green thread waits for one.
+//!   a green thread waits for one as the `hub::io` module (crate-private)
+//!   documents: try the system call, and park only if it would block.
 //! - **Deadlock.** If the run queue is empty and no timer, I/O, other thread
 //!   or blocking task can ever wake anything, nothing will ever run again. The
 //!   hub then wakes the main greenlet, if it is waiting, with
