@@ -169,6 +169,35 @@ fn serve_forever_returns_once_the_server_is_stopped() {
 }
 
 #[test]
+fn dropping_a_server_closes_its_listeners_and_lets_handlers_finish() {
+    let finished = Rc::new(Cell::new(false));
+    let flag = finished.clone();
+    let server = StreamServer::bind("127.0.0.1:0", move |stream, peer| {
+        sprig::sleep(Duration::from_millis(5));
+        echo_once(stream, peer);
+        flag.set(true);
+    })
+    .unwrap();
+    server.start().unwrap();
+    let addr = server.local_addrs()[0];
+    let client = sprig::spawn(move || ask(addr, "last"));
+    while server.connections() == 0 {
+        sprig::sleep(Duration::from_millis(1));
+    }
+    drop(server);
+    assert_eq!(client.get().unwrap().unwrap(), "last", "the running handler finished");
+    assert!(finished.get());
+    sprig::yield_now(); // the accept loop unwinds, dropping the listener
+    let refused = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+
+    let datagrams = DatagramServer::bind("127.0.0.1:0", |_: &UdpSocket, _: &[u8], _| {}).unwrap();
+    datagrams.start().unwrap();
+    drop(datagrams);
+    sprig::yield_now();
+}
+
+#[test]
 fn a_datagram_server_answers_each_datagram() {
     let server = DatagramServer::bind("127.0.0.1:0", |socket: &UdpSocket, data: &[u8], peer| {
         let mut reply = data.to_vec();

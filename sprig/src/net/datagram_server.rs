@@ -40,7 +40,8 @@ const MAX_DATAGRAM: usize = 65_535;
 ///
 /// A handler that panics is reported and the server goes on.
 /// [`stop`](Self::stop) stops receiving, waits for running handlers up to a
-/// timeout and kills the rest. `!Send`.
+/// timeout and kills the rest; dropping a server that was not stopped stops
+/// its receiving and leaves running handlers to finish. `!Send`.
 pub struct DatagramServer {
     socket: Rc<UdpSocket>,
     addr: SocketAddr,
@@ -160,6 +161,14 @@ impl DatagramServer {
         }
         self.stopped.set();
         Ok(())
+    }
+}
+
+impl Drop for DatagramServer {
+    fn drop(&mut self) {
+        if let Some(receiver) = self.receiver.get_mut().take() {
+            receiver.kill_async();
+        }
     }
 }
 

@@ -42,7 +42,9 @@ use super::{TcpListener, TcpStream};
 ///   burst, with the limit to raise. Other accept errors are reported and
 ///   retried after the shortest delay.
 /// - **Stopping.** [`stop`](Self::stop) closes the listeners, waits for the
-///   running handlers up to a timeout, then kills the rest.
+///   running handlers up to a timeout, then kills the rest. Dropping a
+///   server that was not stopped closes its listeners (their accept loops
+///   are killed) and leaves the running handlers to finish on their own.
 ///
 /// `!Send`, like the sockets it owns.
 pub struct StreamServer {
@@ -308,6 +310,14 @@ fn report_accept_error(listener: &str, err: &io::Error) {
         &format!("StreamServer on {listener}"),
         &format!("accept failed: {err}{advice}"),
     );
+}
+
+impl Drop for StreamServer {
+    fn drop(&mut self) {
+        for acceptor in self.acceptors.get_mut().drain(..) {
+            acceptor.kill_async(); // it drops its listener as it unwinds
+        }
+    }
 }
 
 impl fmt::Debug for StreamServer {
