@@ -63,6 +63,128 @@
 //!   file descriptors, and stops gracefully; [`DatagramServer`] does the
 //!   same per UDP datagram.
 
+/// The timeout accessors of a socket type with a `socket: Socket<_>` field
+/// (std's signatures).
+macro_rules! timeout_methods {
+    ($ty:ty) => {
+        impl $ty {
+            /// Sets how long a read (a receive) may wait before failing with
+            /// [`TimedOut`](std::io::ErrorKind::TimedOut); `None` (the
+            /// default) waits for ever.
+            ///
+            /// # Errors
+            ///
+            /// `InvalidInput` for a zero duration, as std.
+            pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+                self.socket.set_read_timeout(timeout)
+            }
+
+            /// The read timeout.
+            ///
+            /// # Errors
+            ///
+            /// Never; a `Result` for std's signature.
+            pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.socket.read_timeout())
+            }
+
+            /// Sets how long a write (a send) may wait before failing with
+            /// [`TimedOut`](std::io::ErrorKind::TimedOut); `None` (the
+            /// default) waits for ever.
+            ///
+            /// # Errors
+            ///
+            /// `InvalidInput` for a zero duration, as std.
+            pub fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+                self.socket.set_write_timeout(timeout)
+            }
+
+            /// The write timeout.
+            ///
+            /// # Errors
+            ///
+            /// Never; a `Result` for std's signature.
+            pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.socket.write_timeout())
+            }
+        }
+    };
+}
+
+/// `AsFd` and `AsRawFd` for a socket type with a `socket: Socket<_>` field.
+macro_rules! fd_traits {
+    ($ty:ty) => {
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(self.socket.get())
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(self.socket.get())
+            }
+        }
+    };
+}
+
+/// `Read` and `Write` for a stream socket type and references to it, through
+/// [`Socket::read_stream`](socket::Socket::read_stream) and
+/// [`Socket::write_stream`](socket::Socket::write_stream).
+macro_rules! stream_io {
+    ($ty:ty) => {
+        impl std::io::Read for &$ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.socket.read_stream(buf.len(), |mut stream| std::io::Read::read(&mut stream, buf))
+            }
+
+            fn read_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize> {
+                let len = bufs.iter().map(|buf| buf.len()).sum();
+                self.socket.read_stream(len, |mut stream| std::io::Read::read_vectored(&mut stream, bufs))
+            }
+        }
+
+        impl std::io::Write for &$ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.socket.write_stream(buf.len(), |mut stream| std::io::Write::write(&mut stream, buf))
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                let len = bufs.iter().map(|buf| buf.len()).sum();
+                self.socket.write_stream(len, |mut stream| std::io::Write::write_vectored(&mut stream, bufs))
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                (&*self).read(buf)
+            }
+
+            fn read_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize> {
+                (&*self).read_vectored(bufs)
+            }
+        }
+
+        impl std::io::Write for $ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                (&*self).write(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                (&*self).write_vectored(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
 mod addr;
 mod datagram_server;
 mod socket;

@@ -1,6 +1,6 @@
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use super::addr::{each_addr, ToSocketAddrs};
 use super::socket::Socket;
@@ -155,17 +155,7 @@ impl Iterator for Incoming<'_> {
     }
 }
 
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.socket.get().as_fd()
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.socket.get().as_raw_fd()
-    }
-}
+fd_traits!(TcpListener);
 
 impl TryFrom<std::net::TcpListener> for TcpListener {
     type Error = io::Error;

@@ -1,7 +1,5 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::Duration;
 
 use super::addr::{each_addr, ToSocketAddrs};
 use super::socket::Socket;
@@ -262,57 +260,10 @@ impl UdpSocket {
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.socket.get().take_error()
     }
-
-    /// Sets how long a receive may wait before failing with
-    /// [`io::ErrorKind::TimedOut`]; `None` (the default) waits for ever.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_read_timeout(timeout)
-    }
-
-    /// The receive timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; a `Result` for std's signature.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.read_timeout())
-    }
-
-    /// Sets how long a send may wait before failing with
-    /// [`io::ErrorKind::TimedOut`].
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_write_timeout(timeout)
-    }
-
-    /// The send timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; a `Result` for std's signature.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.write_timeout())
-    }
 }
 
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.socket.get().as_fd()
-    }
-}
-
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.socket.get().as_raw_fd()
-    }
-}
+timeout_methods!(UdpSocket);
+fd_traits!(UdpSocket);
 
 impl TryFrom<std::net::UdpSocket> for UdpSocket {
     type Error = io::Error;

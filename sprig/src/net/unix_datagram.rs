@@ -1,9 +1,7 @@
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use super::socket::Socket;
 
@@ -170,54 +168,7 @@ impl UnixDatagram {
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.socket.get().take_error()
     }
-
-    /// Sets how long a receive may wait before failing with
-    /// [`io::ErrorKind::TimedOut`]; `None` (the default) waits for ever.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_read_timeout(timeout)
-    }
-
-    /// The receive timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; a `Result` for std's signature.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.read_timeout())
-    }
-
-    /// Sets how long a send may wait before failing with
-    /// [`io::ErrorKind::TimedOut`].
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_write_timeout(timeout)
-    }
-
-    /// The send timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; a `Result` for std's signature.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.write_timeout())
-    }
 }
 
-impl AsFd for UnixDatagram {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.socket.get().as_fd()
-    }
-}
-
-impl AsRawFd for UnixDatagram {
-    fn as_raw_fd(&self) -> RawFd {
-        self.socket.get().as_raw_fd()
-    }
-}
+timeout_methods!(UnixDatagram);
+fd_traits!(UnixDatagram);
