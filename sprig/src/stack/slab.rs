@@ -186,7 +186,8 @@ pub(crate) unsafe fn free(slab_ptr: NonNull<Slab>, start: usize) {
     slabs.next_sweep = Some(now + SWEEP_EVERY);
     let empty = sweep(&mut slabs, |since| now.saturating_duration_since(since) >= DECAY);
     drop(slabs);
-    unmap_all(empty);
+    // SAFETY: `sweep` took these empty slabs off the list.
+    unsafe { unmap_all(empty) };
 }
 
 /// Gives back the pages of the dirty slots of every slab whose oldest dirty
@@ -212,10 +213,15 @@ fn sweep(slabs: &mut Slabs, stale: impl Fn(Instant) -> bool) -> Vec<NonNull<Slab
 }
 
 /// Unmaps slabs with no slot in use that have left the list.
-fn unmap_all(empty: Vec<NonNull<Slab>>) {
+///
+/// # Safety
+///
+/// Each slab must come from [`sweep`]: alive, with no slot in use, and off
+/// the list, so that nothing else can reach it.
+unsafe fn unmap_all(empty: Vec<NonNull<Slab>>) {
     for slab_ptr in empty {
-        // SAFETY: no slot of the slab is in use, and it has left the list, so
-        // nothing refers to its memory or its bookkeeping any more.
+        // SAFETY: guaranteed by the caller: nothing refers to the slab's
+        // memory or its bookkeeping any more.
         unsafe {
             let slab = Box::from_raw(slab_ptr.as_ptr());
             mmap::unmap(NonNull::new_unchecked(slab.base as *mut u8), slab.slots * slab.stride);
@@ -253,7 +259,8 @@ pub(crate) fn release_dirty() {
     let mut slabs = SLABS.lock().unwrap_or_else(|poison| poison.into_inner());
     let empty = sweep(&mut slabs, |_| true);
     drop(slabs);
-    unmap_all(empty);
+    // SAFETY: `sweep` took these empty slabs off the list.
+    unsafe { unmap_all(empty) };
 }
 
 impl std::fmt::Debug for Slab {
