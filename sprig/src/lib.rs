@@ -2,6 +2,9 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[macro_use]
+mod fd_macros;
+
 mod arch;
 mod builder;
 pub mod coroutine;
@@ -9,9 +12,12 @@ pub mod generator;
 pub mod greenlet;
 pub mod hub;
 pub mod net;
+pub mod process;
 mod raw;
+pub mod signal;
 pub mod stack;
 pub mod sync;
+mod sys;
 mod unwind;
 
 pub use builder::Builder;

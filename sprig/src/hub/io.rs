@@ -31,7 +31,9 @@
 //! - **Giving up.** A wait that times out, or is killed or interrupted by a
 //!   [`Timeout`](crate::Timeout), clears its slot on the way out.
 //! - **Deadlock.** While a green thread waits for an fd, the kernel may still
-//!   wake it, so the hub does not declare a deadlock.
+//!   wake it, so the hub does not declare a deadlock. A *background* wait
+//!   (a signal watcher's) is the exception: it may last for ever, and
+//!   nothing waits for it in turn.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -239,6 +241,26 @@ impl Registration {
         waits: &[(&Registration, Direction)],
         deadline: Option<Instant>,
     ) -> io::Result<()> {
+        Registration::park_on(waits, deadline, true)
+    }
+
+    /// Parks the current green thread until the fd may be ready for
+    /// `direction`, without keeping the hub from declaring a deadlock: for a
+    /// wait that may never end and that nobody waits for in turn (a signal
+    /// watcher, gevent's `ref=False` watchers).
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait`](Self::wait).
+    pub(crate) fn wait_in_background(&self, direction: Direction) -> io::Result<()> {
+        Registration::park_on(&[(self, direction)], None, false)
+    }
+
+    fn park_on(
+        waits: &[(&Registration, Direction)],
+        deadline: Option<Instant>,
+        keeps_hub_alive: bool,
+    ) -> io::Result<()> {
         let waiter = Waiter::new();
         for (claimed, &(registration, direction)) in waits.iter().enumerate() {
             let slot = &registration.state.waiters[direction.index()];
@@ -260,12 +282,15 @@ impl Registration {
             }
             slot.set(Some(waiter.clone()));
         }
-        with_hub(|hub| hub.io.waiting.set(hub.io.waiting.get() + 1));
+        if keeps_hub_alive {
+            with_hub(|hub| hub.io.waiting.set(hub.io.waiting.get() + 1));
+        }
         // However the park ends (a kill or a Timeout unwinds through it), no
         // slot may keep this waiter.
         struct Clear<'a> {
             waits: &'a [(&'a Registration, Direction)],
             waiter: &'a Rc<Waiter>,
+            keeps_hub_alive: bool,
         }
         impl Drop for Clear<'_> {
             fn drop(&mut self) {
@@ -276,12 +301,12 @@ impl Registration {
                         slot.set(parked); // someone else's (or nobody's)
                     }
                 }
-                if let Some(hub) = existing_hub() {
+                if let Some(hub) = existing_hub().filter(|_| self.keeps_hub_alive) {
                     hub.io.waiting.set(hub.io.waiting.get() - 1);
                 }
             }
         }
-        let _clear = Clear { waits, waiter: &waiter };
+        let _clear = Clear { waits, waiter: &waiter, keeps_hub_alive };
         match park(&waiter, deadline) {
             Wake::Notified => Ok(()),
             Wake::TimedOut => Err(io::Error::new(io::ErrorKind::TimedOut, "the operation timed out")),

@@ -219,6 +219,11 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&Rc<Hub>) -> R) -> R {
     f(&hub)
 }
 
+/// Whether this thread has a hub that is not being torn down.
+pub(crate) fn has_hub() -> bool {
+    existing_hub().is_some()
+}
+
 /// This thread's hub, if it has one and is not being torn down.
 fn existing_hub() -> Option<Rc<Hub>> {
     HUB.try_with(|slot| slot.borrow().clone()).ok().flatten()

@@ -37,8 +37,18 @@ impl<S: AsRawFd> Socket<S> {
     /// Runs a non-blocking read-side `op` until it does not say `EAGAIN`,
     /// parking the green thread in between, within the read timeout.
     #[inline]
-    pub(crate) fn read_with<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
-        let deadline = deadline(self.read_timeout.get());
+    pub(crate) fn read_with<R>(&self, op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        self.read_by(deadline(self.read_timeout.get()), op)
+    }
+
+    /// As [`read_with`](Self::read_with), waiting until `deadline` (`None`:
+    /// for ever) instead of for the read timeout.
+    #[inline]
+    pub(crate) fn read_by<R>(
+        &self,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
         self.registration.retry(Direction::Read, deadline, || op(&self.io))
     }
 
@@ -84,6 +94,12 @@ impl<S: AsRawFd> Socket<S> {
     /// progress completes this way).
     pub(crate) fn wait_writable(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.registration.wait(Direction::Write, deadline)
+    }
+
+    /// Waits until the socket may be readable, without keeping the hub from
+    /// declaring a deadlock (for a watcher nobody waits for).
+    pub(crate) fn wait_readable_in_background(&self) -> io::Result<()> {
+        self.registration.wait_in_background(Direction::Read)
     }
 
     pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
