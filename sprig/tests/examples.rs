@@ -101,3 +101,27 @@ fn chat_server_self_test_broadcasts_to_the_others_and_drops_a_client_that_does_n
     assert_eq!(rest[1..], tail, "stdout:\n{stdout}");
     assert!(!stdout.contains("alice <- <alice>"), "nothing is echoed to its sender");
 }
+
+#[test]
+fn fetcher_times_out_exactly_the_slow_paths_and_keeps_the_servers_load_within_the_pool() {
+    // Every fifth path takes five times the timeout (it must time out); the
+    // others take at most 20 ms, far below 1000 ms.
+    let stdout = run_ok(example("fetcher", &["40", "8", "1000"]));
+    let summary = stdout.lines().next().unwrap_or_else(|| panic!("no summary; stdout:\n{stdout}"));
+    let words: Vec<&str> = summary.split([' ', ',', ';', ':']).filter(|word| !word.is_empty()).collect();
+    let count = |after: &str| -> usize {
+        let at = words
+            .iter()
+            .position(|word| *word == after)
+            .unwrap_or_else(|| panic!("{after:?} in {summary:?}"));
+        words[at - 1].parse().unwrap_or_else(|_| panic!("a count before {after:?} in {summary:?}"))
+    };
+    assert!(summary.starts_with("40 fetches, 8 at a time, 1000 ms timeout: "), "{summary}");
+    assert_eq!((count("ok"), count("timed"), count("failed")), (32, 8, 0), "{summary}");
+    let most: usize = summary
+        .split_once("at most ")
+        .and_then(|(_, rest)| rest.strip_suffix(" requests at the server at once"))
+        .and_then(|most| most.parse().ok())
+        .unwrap_or_else(|| panic!("the server's load in {summary:?}"));
+    assert!((1..=8).contains(&most), "{summary}");
+}
