@@ -2,6 +2,7 @@
 //! or exhaust their whole process.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,12 @@ use std::time::{Duration, Instant};
 /// cannot execute a foreign binary by itself) `SPRIG_TEST_RUNNER` names the
 /// command to run it with.
 pub fn this_binary() -> Command {
-    let exe = std::env::current_exe().unwrap();
+    command(&std::env::current_exe().unwrap())
+}
+
+/// A command running the binary `exe`, under `SPRIG_TEST_RUNNER` if it is
+/// set (see [`this_binary`]).
+pub fn command(exe: &Path) -> Command {
     match std::env::var("SPRIG_TEST_RUNNER") {
         Ok(runner) if !runner.trim().is_empty() => {
             let mut words = runner.split_whitespace();

@@ -1,0 +1,127 @@
+//! The examples' command lines: runs the example binaries and checks what
+//! they print.
+
+#[path = "support/mod.rs"]
+#[allow(dead_code)] // `this_binary`: these tests run the examples, not themselves
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Longer than any example takes; a guard against hangs, not a measurement.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// The example binary `name`, with `args`; built first.
+///
+/// `cargo test` builds the examples before it runs the tests, but
+/// `cargo test --test examples` does not: it would run missing or stale
+/// binaries. So this builds the example (a no-op when it is fresh) with the
+/// profile of this test binary, which lives in `target/PROFILE/deps`, the
+/// examples being in `target/PROFILE/examples`.
+fn example(name: &str, args: &[&str]) -> Command {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("a test binary in PROFILE/deps");
+    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") => "dev",
+        Some(profile) => profile,
+        None => panic!("no profile directory above {}", exe.display()),
+    };
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--manifest-path", manifest, "--profile", profile, "--example", name])
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "cargo could not build the {name} example ({built})");
+    let path: PathBuf = profile_dir.join("examples").join(name);
+    assert!(path.is_file(), "the example binary {} is missing after building it", path.display());
+    let mut command = support::command(&path);
+    command.args(args);
+    command
+}
+
+/// Runs `command`, asserts it exited with status 0, and returns its output.
+fn run_ok(command: Command) -> String {
+    let described = format!("{command:?}");
+    let outcome = support::run(command, HANG_GUARD);
+    assert!(
+        outcome.status.success(),
+        "{described} exited with {}\nstdout:\n{}\nstderr:\n{}",
+        outcome.status,
+        outcome.stdout,
+        outcome.stderr
+    );
+    outcome.stdout
+}
+
+#[test]
+fn chat_server_self_test_broadcasts_to_the_others_and_drops_a_client_that_does_not_read() {
+    let stdout = run_ok(example("chat_server", &["--self-test"]));
+    let lines: Vec<&str> = stdout.lines().collect();
+    // Each client's part of the transcript, in order; the flood's length
+    // varies with the machine's socket buffers.
+    let transcript = [
+        "alice <- * welcome alice; 0 others here",
+        "  bob <- * welcome bob; 1 others here",
+        "alice <- * bob joined",
+        "carol <- * welcome carol; 2 others here",
+        "alice <- * carol joined",
+        "  bob <- * carol joined",
+        "alice -> hello, everyone",
+        "  bob <- <alice> hello, everyone",
+        "carol <- <alice> hello, everyone",
+        "  bob -> hi alice",
+        "alice <- <bob> hi alice",
+        "carol <- <bob> hi alice",
+        "alice <- * carol left",
+        "  bob <- * carol left",
+        "alice <- * dave joined",
+        "  bob <- * dave joined",
+        "alice <- * dave dropped (not reading)",
+    ];
+    assert_eq!(lines[..transcript.len()], transcript, "stdout:\n{stdout}");
+    // Then alice's flood, as long as it took dave's buffers to fill.
+    let rest = &lines[transcript.len()..];
+    let sent: u64 = rest
+        .first()
+        .and_then(|line| line.strip_prefix("alice -> "))
+        .and_then(|line| line.strip_suffix(" flood lines, then: still here"))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("alice's flood line missing; stdout:\n{stdout}"));
+    assert!(sent > 0);
+    let bob_flood = format!("  bob <- {sent} flood lines from alice, in order, and:");
+    let tail = [
+        bob_flood.as_str(),
+        "  bob <- * dave dropped (not reading)",
+        "  bob <- <alice> still here",
+        " dave <- (the server hung up)",
+        "  bob <- * alice left",
+        "self-test passed",
+    ];
+    assert_eq!(rest[1..], tail, "stdout:\n{stdout}");
+    assert!(!stdout.contains("alice <- <alice>"), "nothing is echoed to its sender");
+}
+
+#[test]
+fn fetcher_times_out_exactly_the_slow_paths_and_keeps_the_servers_load_within_the_pool() {
+    // Every fifth path takes five times the timeout (it must time out); the
+    // others take at most 20 ms, far below 1000 ms.
+    let stdout = run_ok(example("fetcher", &["40", "8", "1000"]));
+    let summary = stdout.lines().next().unwrap_or_else(|| panic!("no summary; stdout:\n{stdout}"));
+    let words: Vec<&str> = summary.split([' ', ',', ';', ':']).filter(|word| !word.is_empty()).collect();
+    let count = |after: &str| -> usize {
+        let at = words
+            .iter()
+            .position(|word| *word == after)
+            .unwrap_or_else(|| panic!("{after:?} in {summary:?}"));
+        words[at - 1].parse().unwrap_or_else(|_| panic!("a count before {after:?} in {summary:?}"))
+    };
+    assert!(summary.starts_with("40 fetches, 8 at a time, 1000 ms timeout: "), "{summary}");
+    assert_eq!((count("ok"), count("timed"), count("failed")), (32, 8, 0), "{summary}");
+    let most: usize = summary
+        .split_once("at most ")
+        .and_then(|(_, rest)| rest.strip_suffix(" requests at the server at once"))
+        .and_then(|most| most.parse().ok())
+        .unwrap_or_else(|| panic!("the server's load in {summary:?}"));
+    assert!((1..=8).contains(&most), "{summary}");
+}
