@@ -48,8 +48,72 @@ fn main() {
     section("Sockets: an echo server and its clients, all green threads on one thread");
     sockets();
 
+    section("Child processes and signals, cooperatively");
+    processes();
+
     section("Stacks");
     stacks();
+}
+
+fn processes() {
+    use sprig::process::{Command, Stdio};
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    // Three children at once: each wait parks only its green thread.
+    let started = Instant::now();
+    let children: Vec<_> = [3, 2, 1]
+        .into_iter()
+        .map(|n| {
+            sprig::spawn(move || {
+                let script = format!("sleep 0.{n}; echo child {n} done");
+                Command::new("sh").args(["-c", &script]).output()
+            })
+        })
+        .collect();
+    for child in children {
+        let output = child.get().expect("the green thread finishes").expect("sh runs");
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+    }
+    println!(
+        "three children of 0.3 s, 0.2 s and 0.1 s took {:.1} s together",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Piped stdin and stdout, written and read by two green threads.
+    let mut tr = Command::new("tr")
+        .args(["a-z", "A-Z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tr runs");
+    let stdin = tr.stdin.take().expect("piped");
+    let writer = sprig::spawn(move || {
+        (&stdin).write_all(b"shout this\n").expect("a write");
+    });
+    let mut shouted = String::new();
+    tr.stdout.take().expect("piped").read_to_string(&mut shouted).expect("a read");
+    writer.join().expect("the writer finishes");
+    print!("tr says: {shouted}");
+    tr.wait().expect("tr exits");
+
+    // A timeout kills a child that takes too long.
+    match Command::new("sleep").arg("5").timeout(Some(Duration::from_millis(100))).status() {
+        Err(err) => println!("sleep 5 with a 100 ms timeout: {err}"),
+        Ok(status) => println!("sleep 5 finished early?! {status}"),
+    }
+
+    // A signal handler is a green thread: it may block, allocate, lock.
+    let got = std::rc::Rc::new(sprig::sync::Event::new());
+    let set = got.clone();
+    let handler = sprig::signal::signal_handler(libc::SIGUSR1, move || {
+        println!("SIGUSR1 handled in a green thread");
+        set.set();
+    })
+    .expect("SIGUSR1 can be handled");
+    Command::new("kill").args(["-USR1", &std::process::id().to_string()]).status().expect("kill runs");
+    got.wait().expect("the handler runs");
+    handler.cancel();
 }
 
 fn sockets() {
