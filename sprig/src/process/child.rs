@@ -44,11 +44,15 @@ const POLL_BACKOFF_MAX: Duration = Duration::from_millis(50);
 
 impl Child {
     /// Takes over a child std just spawned: its pipes become cooperative.
-    pub(crate) fn new(mut child: std::process::Child) -> io::Result<Child> {
+    pub(crate) fn new(child: std::process::Child) -> io::Result<Child> {
         let exit = match crate::sys::pidfd_open(child.id()).and_then(Socket::new) {
             Ok(pidfd) => ExitWatch::Pidfd(pidfd),
             Err(_) => ExitWatch::Polling,
         };
+        Child::with_exit_watch(child, exit)
+    }
+
+    fn with_exit_watch(mut child: std::process::Child, exit: ExitWatch) -> io::Result<Child> {
         let stdin = child.stdin.take().map(ChildStdin::new).transpose();
         let stdout = child.stdout.take().map(ChildStdout::new).transpose();
         let stderr = child.stderr.take().map(ChildStderr::new).transpose();
@@ -239,5 +243,30 @@ pub(crate) fn timed_out_after(err: io::Error, timeout: Duration) -> io::Error {
         )
     } else {
         err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a pidfd (old kernels), waits poll `waitpid` with a back-off.
+    #[test]
+    fn waits_without_a_pidfd_poll_and_still_time_out_and_finish() {
+        let spawned = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = Child::with_exit_watch(spawned, ExitWatch::Polling).unwrap();
+        assert_eq!(child.wait_timeout(Duration::from_millis(30)).unwrap(), None);
+        child.kill().unwrap();
+        assert!(!child.wait().unwrap().success());
+
+        let spawned = std::process::Command::new("sh")
+            .args(["-c", "echo polled"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let child = Child::with_exit_watch(spawned, ExitWatch::Polling).unwrap();
+        let output = child.wait_with_output_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(output.stdout, b"polled\n");
+        assert!(output.status.success());
     }
 }
