@@ -26,6 +26,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod echo_scale;
 mod generators;
 mod greenlets;
 mod hub;
@@ -107,6 +108,13 @@ const CASES: &[Case] = &[
         run: net::echo,
     },
     Case {
+        name: "echo_scale",
+        about: "N connections held open at once against an echo server in a child process: its memory \
+                per connection (vs tokio current-thread)",
+        default_n: 10_000,
+        run: echo_scale::echo_scale,
+    },
+    Case {
         name: "python",
         about: "Python's generators and greenlets (python/baseline.py, needs python3; greenlet optional)",
         default_n: 200_000,
@@ -161,6 +169,9 @@ fn main() -> ExitCode {
     let Some(case_name) = args.first() else {
         return usage_error("no case given");
     };
+    if case_name == echo_scale::SERVER_COMMAND {
+        return echo_scale::serve_child(&args[1..]);
+    }
     if matches!(case_name.as_str(), "-h" | "--help" | "help") {
         println!("{}", usage_text());
         return ExitCode::SUCCESS;

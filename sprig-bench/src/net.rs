@@ -38,6 +38,48 @@ const CONNECTIONS: usize = 50;
 /// Bytes per message.
 const MESSAGE: usize = 64;
 
+/// Bytes an echo handler reads at a time (on the green thread's stack, or
+/// in the tokio task).
+const ECHO_BUFFER: usize = 4096;
+
+/// sprig's echo handler, what the `echo_server` example runs for each
+/// connection: `TCP_NODELAY`, then write back whatever is read until the
+/// peer closes the connection.
+pub(crate) fn sprig_echo(mut stream: sprig::net::TcpStream, _peer: SocketAddr) {
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    let mut buf = [0; ECHO_BUFFER];
+    while let Ok(n @ 1..) = stream.read(&mut buf) {
+        if stream.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+/// tokio's echo server on `listener`: a task per connection running the
+/// same handler as [`sprig_echo`]. Never returns; an accept error (out of
+/// file descriptors) is reported and retried after a pause.
+pub(crate) async fn tokio_serve(listener: tokio::net::TcpListener) {
+    loop {
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                eprintln!("# tokio echo server: accept failed: {err}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+            let mut buf = [0; ECHO_BUFFER];
+            while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
 /// Starts sprig's echo server on a thread of its own: what the
 /// `echo_server` example does (a `StreamServer`, a green thread per
 /// connection, `TCP_NODELAY`).
@@ -45,16 +87,7 @@ fn sprig_server() -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         pin_to(SERVER_CPU);
-        let server = sprig::net::StreamServer::bind("127.0.0.1:0", |mut stream: sprig::net::TcpStream, _| {
-            stream.set_nodelay(true).expect("TCP_NODELAY");
-            let mut buf = [0; 4096];
-            while let Ok(n @ 1..) = stream.read(&mut buf) {
-                if stream.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        })
-        .expect("sprig binds");
+        let server = sprig::net::StreamServer::bind("127.0.0.1:0", sprig_echo).expect("sprig binds");
         tx.send(server.local_addrs()[0]).expect("the bench waits");
         server.serve_forever().expect("sprig serves");
     });
@@ -66,22 +99,11 @@ fn tokio_server() -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         pin_to(SERVER_CPU);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().expect("a runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("tokio binds");
             tx.send(listener.local_addr().expect("an address")).expect("the bench waits");
-            loop {
-                let (mut stream, _) = listener.accept().await.expect("tokio accepts");
-                tokio::spawn(async move {
-                    stream.set_nodelay(true).expect("TCP_NODELAY");
-                    let mut buf = [0; 4096];
-                    while let Ok(n @ 1..) = stream.read(&mut buf).await {
-                        if stream.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
+            tokio_serve(listener).await;
         });
     });
     rx.recv().expect("the server starts")
