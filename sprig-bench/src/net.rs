@@ -172,26 +172,38 @@ impl Client {
     }
 }
 
-/// CPU time this process has used, user and system, in nanoseconds.
-fn process_cpu_ns() -> f64 {
+/// CPU time used, user and system, in nanoseconds, by this process
+/// (`RUSAGE_SELF`) or the calling thread (`RUSAGE_THREAD`).
+fn cpu_ns(who: libc::c_int) -> f64 {
     // SAFETY: getrusage fills the struct we pass; an all-zero rusage is a
     // valid value to start from.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        libc::getrusage(who, &mut usage);
         usage
     };
     let ns = |time: libc::timeval| time.tv_sec as f64 * 1e9 + time.tv_usec as f64 * 1e3;
     ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
-/// Runs `k` round trips with `client` and adds the process's CPU time and
-/// the round trips to `account`.
-fn timed_round(client: &mut Client, k: u64, account: &Cell<(f64, u64)>) {
-    let before = process_cpu_ns();
+/// CPU time spent on one server's round trips: everything the process used
+/// except the client's thread (the servers not under load sleep in their
+/// pollers), and how many round trips.
+#[derive(Default, Clone, Copy)]
+struct ServerCpu {
+    ns: f64,
+    round_trips: u64,
+}
+
+/// Runs `k` round trips with `client` (on this thread) and adds the CPU the
+/// server spent on them to `account`.
+fn timed_round(client: &mut Client, k: u64, account: &Cell<ServerCpu>) {
+    let process = cpu_ns(libc::RUSAGE_SELF);
+    let client_thread = cpu_ns(libc::RUSAGE_THREAD);
     client.round_trips(k);
-    let (cpu, trips) = account.get();
-    account.set((cpu + process_cpu_ns() - before, trips + k));
+    let server_ns = (cpu_ns(libc::RUSAGE_SELF) - process) - (cpu_ns(libc::RUSAGE_THREAD) - client_thread);
+    let total = account.get();
+    account.set(ServerCpu { ns: total.ns + server_ns, round_trips: total.round_trips + k });
 }
 
 /// Echo round trips of 64 bytes over 50 connections: sprig's server against
@@ -204,24 +216,26 @@ pub(crate) fn echo(n: u64) {
     let mut clients = [sprig_server(), tokio_server(), may_server()].map(Client::connect);
     let [sprig_client, tokio_client, may_client] = &mut clients;
     let round = (n / measure::ROUNDS as u64).max(CONNECTIONS as u64 * 20);
-    let cpu = [(); 3].map(|()| Cell::new((0.0, 0)));
+    let cpu = [(); 3].map(|()| Cell::new(ServerCpu::default()));
     let [sprig, tokio, may] = measure::interleaved([
         Peer::per_round(round, |k| timed_round(sprig_client, k, &cpu[0])),
         Peer::per_round(round, |k| timed_round(tokio_client, k, &cpu[1])),
         Peer::per_round(round, |k| timed_round(may_client, k, &cpu[2])),
     ]);
-    // CPU time per round trip, the client's (the same for all) and the
-    // server's together: unlike the wall time, it does not depend on how
-    // long the VM takes to wake an idle thread, which dominates the spread.
+    // The server's CPU time per round trip: what each server costs, apart
+    // from the client (which is the same for all three and, at the same
+    // cost per round trip as a server, bounds the throughput) and from how
+    // long the VM takes to wake an idle thread (which dominates the spread
+    // of the wall-clock figures).
     let [sprig_cpu, tokio_cpu, may_cpu] = cpu.map(|account| {
-        let (ns, trips) = account.get();
-        ns / trips.max(1) as f64
+        let total = account.get();
+        total.ns / total.round_trips.max(1) as f64
     });
-    report("sprig_echo_cpu_ns_per_roundtrip", sprig_cpu, "ns");
-    report("tokio_current_thread_echo_cpu_ns_per_roundtrip", tokio_cpu, "ns");
-    report("may_1_worker_echo_cpu_ns_per_roundtrip", may_cpu, "ns");
-    report("sprig_vs_tokio_echo_cpu_ratio", sprig_cpu / tokio_cpu, "x");
-    report("sprig_vs_may_echo_cpu_ratio", sprig_cpu / may_cpu, "x");
+    report("sprig_echo_server_cpu_ns_per_roundtrip", sprig_cpu, "ns");
+    report("tokio_current_thread_echo_server_cpu_ns_per_roundtrip", tokio_cpu, "ns");
+    report("may_1_worker_echo_server_cpu_ns_per_roundtrip", may_cpu, "ns");
+    report("sprig_vs_tokio_echo_server_cpu_ratio", sprig_cpu / tokio_cpu, "x");
+    report("sprig_vs_may_echo_server_cpu_ratio", sprig_cpu / may_cpu, "x");
     report_timing("sprig_echo_roundtrip_ns", &sprig);
     report_timing("tokio_current_thread_echo_roundtrip_ns", &tokio);
     report_timing("may_1_worker_echo_roundtrip_ns", &may);
