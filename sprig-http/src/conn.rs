@@ -422,7 +422,7 @@ fn answer(conn: &Rc<Conn>, shared: &Shared, head: Head) -> bool {
         trailers: None,
     };
     let line = response::RequestLine { method: head.method.clone(), version: head.version };
-    let keep_alive = head.keep_alive && !shared.is_stopping();
+    let client_keeps_alive = head.keep_alive;
     let mut request = Request::new(Body::new(conn.clone(), request_number, has_body));
     *request.method_mut() = head.method;
     *request.uri_mut() = head.uri;
@@ -432,7 +432,9 @@ fn answer(conn: &Rc<Conn>, shared: &Shared, head: Head) -> bool {
     let log_line = shared.wants_log().then(|| response::log_request_line(&request));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| shared.call(request)));
     let written = match outcome {
-        Ok(response) => response::write(conn, &line, keep_alive, response),
+        // A stop while the handler ran makes this the connection's last
+        // response.
+        Ok(response) => response::write(conn, &line, client_keeps_alive && !shared.is_stopping(), response),
         Err(payload) => {
             if sprig::is_forced_unwind(&*payload) {
                 panic::resume_unwind(payload);

@@ -63,12 +63,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
     match request.parse(&buf[..len]) {
         Ok(httparse::Status::Complete(parsed)) if parsed == len => {}
         Ok(_) => return Err(reject(BAD, "malformed request head")),
-        Err(httparse::Error::Version) => {
-            return Err(reject(
-                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-                "only HTTP/1.0 and HTTP/1.1 are served",
-            ))
-        }
+        Err(httparse::Error::Version) => return Err(version_reject(buf)),
         Err(httparse::Error::TooManyHeaders) => {
             return Err(reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "too many header fields"))
         }
@@ -110,6 +105,21 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
     let keep_alive = !close && (version == Version::HTTP_11 || keep_alive_token);
     let expect_continue = expect_continue(&headers, version)?;
     Ok(Some((Head { method, uri, version, headers, framing, keep_alive, expect_continue }, len)))
+}
+
+/// 505 for a well-formed version other than 1.0 and 1.1 (`HTTP/2.0`), 400
+/// for anything else in its place.
+fn version_reject(buf: &[u8]) -> Reject {
+    let line = buf.split(|&byte| byte == b'\r').next().unwrap_or(b"");
+    let version = line.rsplit(|&byte| byte == b' ').next().unwrap_or(b"");
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            reject(StatusCode::HTTP_VERSION_NOT_SUPPORTED, "only HTTP/1.0 and HTTP/1.1 are served")
+        }
+        _ => reject(BAD, "malformed HTTP version"),
+    }
 }
 
 /// The length of the head (through its empty line), checking line endings,
@@ -356,6 +366,8 @@ mod tests {
             StatusCode::NOT_IMPLEMENTED
         );
         assert_eq!(status("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), StatusCode::HTTP_VERSION_NOT_SUPPORTED);
+        assert_eq!(status("NOT HTTP AT ALL\r\n\r\n"), StatusCode::BAD_REQUEST);
+        assert_eq!(status("GET / HTTP/1.x\r\n\r\n"), StatusCode::BAD_REQUEST);
         assert_eq!(
             status("GET / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n"),
             StatusCode::EXPECTATION_FAILED
