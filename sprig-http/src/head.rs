@@ -57,9 +57,17 @@ const BAD: StatusCode = StatusCode::BAD_REQUEST;
 /// skipped). `Ok(None)`: the head is not all there yet, and may still fit
 /// the limits; `Ok(Some((head, len)))`: the head took `len` bytes.
 pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Reject> {
-    let Some(len) = head_len(buf, limits)? else { return Ok(None) };
-    let mut fields = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut request = httparse::Request::new(&mut fields);
+    let Some((len, field_count)) = head_len(buf, limits)? else { return Ok(None) };
+    // Room for exactly the fields counted, on the stack in the usual case.
+    let mut on_stack = [httparse::EMPTY_HEADER; 32];
+    let mut on_heap = Vec::new();
+    let fields = if field_count <= on_stack.len() {
+        &mut on_stack[..field_count]
+    } else {
+        on_heap.resize(field_count, httparse::EMPTY_HEADER);
+        &mut on_heap[..]
+    };
+    let mut request = httparse::Request::new(fields);
     match request.parse(&buf[..len]) {
         Ok(httparse::Status::Complete(parsed)) if parsed == len => {}
         Ok(_) => return Err(reject(BAD, "malformed request head")),
@@ -122,9 +130,10 @@ fn version_reject(buf: &[u8]) -> Reject {
     }
 }
 
-/// The length of the head (through its empty line), checking line endings,
-/// obs-fold and the size limits on the way. `Ok(None)` while incomplete.
-fn head_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, Reject> {
+/// The length of the head (through its empty line) and its number of header
+/// fields, checking line endings, obs-fold and the size limits on the way.
+/// `Ok(None)` while incomplete.
+fn head_len(buf: &[u8], limits: &Limits) -> Result<Option<(usize, usize)>, Reject> {
     let mut line_start = 0;
     let mut lines = 0;
     let mut from = 0;
@@ -142,7 +151,7 @@ fn head_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, Reject> {
             if len > limits.max_head {
                 return Err(too_large_head());
             }
-            return Ok(Some(len));
+            return Ok(Some((len, lines - 1)));
         }
         if lines > 0 && matches!(line.first(), Some(b' ' | b'\t')) {
             return Err(reject(BAD, "obsolete line folding in a header field"));
