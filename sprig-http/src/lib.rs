@@ -9,6 +9,50 @@ mod head;
 mod response;
 mod server;
 
+/// Entry points for the fuzz targets in `fuzz/` (built only by `cargo fuzz`,
+/// which sets `--cfg fuzzing`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses a request head with the default limits; checks what a parse
+    /// promises: a complete head lies within the input, and more input after
+    /// it changes nothing.
+    pub fn parse_head(bytes: &[u8]) {
+        let limits = crate::Limits::default();
+        if let Ok(Some((head, len))) = crate::head::parse(bytes, &limits) {
+            assert!(len <= bytes.len());
+            let mut longer = bytes[..len].to_vec();
+            longer.extend_from_slice(b"GET / HTTP/1.1\r\n");
+            let (again, again_len) = crate::head::parse(&longer, &limits).unwrap().unwrap();
+            assert_eq!(again_len, len);
+            assert_eq!(again.framing, head.framing);
+            assert_eq!(again.uri, head.uri);
+        }
+    }
+
+    /// Decodes a chunked body whole and byte by byte: both must agree.
+    pub fn decode_chunked(bytes: &[u8]) {
+        let whole = decode(bytes, bytes.len().max(1), 4096);
+        let pieces = decode(bytes, 1, 3);
+        assert_eq!(whole, pieces);
+    }
+
+    fn decode(bytes: &[u8], step: usize, out: usize) -> Result<(Vec<u8>, usize), &'static str> {
+        let mut decoder = crate::chunked::Decoder::new(1024);
+        let mut body = Vec::new();
+        let mut buf = vec![0; out];
+        let mut at = 0;
+        while at < bytes.len() && !decoder.is_done() {
+            let end = (at + step).min(bytes.len());
+            let progress = decoder.decode(&bytes[at..end], &mut buf)?;
+            assert!(progress.consumed <= end - at && progress.produced <= out);
+            body.extend_from_slice(&buf[..progress.produced]);
+            at += progress.consumed;
+        }
+        Ok((body, at))
+    }
+}
+
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::str::Utf8Error;
