@@ -140,3 +140,61 @@ macro_rules! stream_io {
         stream_write!($ty);
     };
 }
+
+/// `on_readable`, for a stream socket type; `$setup` is the doc example's
+/// first lines, making two connected streams `a` and `b`.
+macro_rules! on_readable_method {
+    ($ty:ty, $setup:literal) => {
+        impl $ty {
+            /// Calls `callback` once the stream may be readable (data, its
+            /// end, or an error to read), with `Err(TimedOut)` if `timeout`
+            /// passes first, or `Err(NotConnected)` if the stream is dropped
+            /// first: a wait that holds no green thread, and so no stack.
+            /// A server keeps a mostly idle connection this way and spawns a
+            /// green thread for it when bytes arrive.
+            ///
+            /// The callback runs on the hub, between green threads, so it
+            /// must not block: it may [`spawn`](crate::spawn), set events,
+            /// put to queues without waiting. While it is pending it counts
+            /// as a waiter (the hub does not report a deadlock). If the
+            /// stream may be readable already, it is called at the hub's next
+            /// turn.
+            ///
+            /// ```
+            /// use std::io::{Read, Write};
+            /// use std::rc::Rc;
+            /// use sprig::sync::Event;
+            ///
+            #[doc = $setup]
+            /// let a = Rc::new(a);
+            /// let done = Rc::new(Event::new());
+            /// let (reader, finished) = (a.clone(), done.clone());
+            /// // No green thread waits for `a` until the bytes are there.
+            /// a.on_readable(None, move |ready| {
+            ///     ready.unwrap();
+            ///     sprig::spawn(move || {
+            ///         let mut buf = [0; 5];
+            ///         (&*reader).read_exact(&mut buf).unwrap();
+            ///         assert_eq!(&buf, b"hello");
+            ///         finished.set();
+            ///     });
+            /// })
+            /// .unwrap();
+            /// b.write_all(b"hello").unwrap();
+            /// done.wait().unwrap();
+            /// ```
+            ///
+            /// # Errors
+            ///
+            /// [`ResourceBusy`](std::io::ErrorKind::ResourceBusy) when a green
+            /// thread or another callback already waits to read the stream.
+            pub fn on_readable(
+                &self,
+                timeout: Option<std::time::Duration>,
+                callback: impl FnOnce(std::io::Result<()>) + 'static,
+            ) -> std::io::Result<()> {
+                self.socket.on_readable(timeout, Box::new(callback))
+            }
+        }
+    };
+}

@@ -361,3 +361,117 @@ fn data_and_end_of_file_arriving_together_are_both_read() {
     let text = reader.get_timeout(GENEROUS).unwrap_or_else(|_| panic!("the reader hangs")).unwrap();
     assert_eq!(text.unwrap(), "abc");
 }
+
+/// A connected pair: (accepted, connecting).
+fn connected_pair() -> (TcpStream, TcpStream) {
+    let (listener, addr) = listener();
+    let client = TcpStream::connect(addr).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (server, client)
+}
+
+/// Reads until the stream would block, so that its readiness is cleared.
+fn drain(stream: &TcpStream) {
+    stream.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+    let mut buf = [0; 64];
+    while (&*stream).read(&mut buf).is_ok() {}
+    stream.set_read_timeout(None).unwrap();
+}
+
+#[test]
+fn on_readable_calls_back_when_bytes_arrive_without_a_green_thread() {
+    use std::cell::RefCell;
+    let (a, mut b) = connected_pair();
+    drain(&a);
+    let a = Rc::new(a);
+    let got = Rc::new(RefCell::new(None));
+    let (reader, seen) = (a.clone(), got.clone());
+    a.on_readable(Some(GENEROUS), move |ready| {
+        ready.unwrap();
+        let mut buf = [0; 5];
+        // Not blocking: the bytes are there.
+        (&*reader).read_exact(&mut buf).unwrap();
+        *seen.borrow_mut() = Some(buf);
+    })
+    .unwrap();
+    // Pending, it is a waiter: a second one (callback or green thread) is busy.
+    assert_eq!(a.on_readable(None, |_| {}).unwrap_err().kind(), io::ErrorKind::ResourceBusy);
+    assert_eq!((&*a).read(&mut [0; 1]).unwrap_err().kind(), io::ErrorKind::ResourceBusy);
+    sprig::sleep(Duration::from_millis(20));
+    assert!(got.borrow().is_none(), "nothing to read yet");
+    b.write_all(b"hello").unwrap();
+    let waited = hub::with_timeout(GENEROUS, || {
+        while got.borrow().is_none() {
+            sprig::sleep(Duration::from_millis(1));
+        }
+    });
+    assert!(waited.is_ok());
+    assert_eq!(got.borrow().as_ref(), Some(b"hello"));
+}
+
+#[test]
+fn on_readable_times_out_and_reports_a_dropped_stream() {
+    use std::cell::Cell;
+    let (a, _b) = connected_pair();
+    drain(&a);
+    let outcome = Rc::new(Cell::new(None));
+    let seen = outcome.clone();
+    a.on_readable(Some(Duration::from_millis(30)), move |ready| seen.set(Some(ready.unwrap_err().kind())))
+        .unwrap();
+    let waited = hub::with_timeout(GENEROUS, || {
+        while outcome.get().is_none() {
+            sprig::sleep(Duration::from_millis(1));
+        }
+    });
+    assert!(waited.is_ok());
+    assert_eq!(outcome.get(), Some(io::ErrorKind::TimedOut));
+    // The slot is free again; dropping the stream ends a pending callback.
+    let seen = outcome.clone();
+    outcome.set(None);
+    a.on_readable(None, move |ready| seen.set(Some(ready.unwrap_err().kind()))).unwrap();
+    drop(a);
+    sprig::yield_now();
+    assert_eq!(outcome.get(), Some(io::ErrorKind::NotConnected));
+}
+
+#[test]
+fn a_pending_on_readable_is_not_a_deadlock() {
+    let (a, b) = connected_pair();
+    drain(&a);
+    let arrived = Rc::new(sprig::sync::Event::new());
+    let set = arrived.clone();
+    a.on_readable(None, move |ready| {
+        ready.unwrap();
+        set.set();
+    })
+    .unwrap();
+    // Another OS thread writes later: the main greenlet's wait must not be
+    // reported as a deadlock meanwhile.
+    let b = b.into_std().unwrap();
+    b.set_nonblocking(false).unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        (&b).write_all(b"x").unwrap();
+        b
+    });
+    // No timeout here: with one, the timer alone would keep the hub alive.
+    arrived.wait().expect("not a deadlock: the callback may still be called");
+    drop(writer.join().unwrap());
+}
+
+#[test]
+fn on_readable_on_a_stream_with_bytes_waiting_calls_back_at_once() {
+    use std::cell::Cell;
+    let (a, mut b) = connected_pair();
+    b.write_all(b"early").unwrap();
+    sprig::sleep(Duration::from_millis(10));
+    let called = Rc::new(Cell::new(false));
+    let seen = called.clone();
+    a.on_readable(None, move |ready| {
+        ready.unwrap();
+        seen.set(true);
+    })
+    .unwrap();
+    sprig::yield_now();
+    assert!(called.get());
+}

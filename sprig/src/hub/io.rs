@@ -28,6 +28,12 @@
 //!   (or write) the same fd while the first is parked gets an error saying
 //!   so (gevent's `ConcurrentObjectUseError`), rather than one of them
 //!   missing its wake-up.
+//! - **Callbacks.** Instead of a green thread, a callback may wait for one
+//!   direction (`on_readable` on the stream types): waking it queues it as
+//!   a hub task, a timer may call it with `TimedOut` first (the callback's
+//!   id tells the timer whether the slot still holds the same callback),
+//!   and removing the fd calls it with `NotConnected`. It holds the slot
+//!   like a parked green thread, and counts as one for the deadlock check.
 //! - **Giving up.** A wait that times out, or is killed or interrupted by a
 //!   [`Timeout`](crate::Timeout), clears its slot on the way out.
 //! - **Deadlock.** While a green thread waits for an fd, the kernel may still
@@ -44,7 +50,8 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
-use super::{existing_hub, park, with_hub, Waiter, Wake};
+use super::timer::TimerId;
+use super::{existing_hub, park, with_hub, Task, Waiter, Wake};
 
 /// Which readiness a wait is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,16 +83,54 @@ struct FdState {
     /// if it was reported by an event that also brought data a short read
     /// has since taken.
     closed: [Cell<bool>; 2],
-    /// The green thread parked on the fd, per direction.
-    waiters: [Cell<Option<Rc<Waiter>>>; 2],
+    /// Who waits for the fd, per direction.
+    waiters: [Cell<Option<Parked>>; 2],
+}
+
+/// What waits for one direction of an fd.
+enum Parked {
+    /// A parked green thread.
+    Thread(Rc<Waiter>),
+    /// A callback to run on the hub (see [`Registration::on_ready`]).
+    Callback(ReadyCallback),
+}
+
+struct ReadyCallback {
+    /// Tells this callback from a later one in the same slot (for its timer).
+    id: u64,
+    call: Box<dyn FnOnce(io::Result<()>)>,
+    timer: Option<TimerId>,
+}
+
+impl Parked {
+    fn is_thread(&self, waiter: &Rc<Waiter>) -> bool {
+        matches!(self, Parked::Thread(parked) if Rc::ptr_eq(parked, waiter))
+    }
 }
 
 impl FdState {
-    /// Wakes the waiter for `direction`, if any.
-    fn wake(&self, direction: Direction) {
-        if let Some(waiter) = self.waiters[direction.index()].take() {
-            waiter.wake();
+    /// Wakes the waiter for `direction`, if any: resumes a green thread, or
+    /// queues a callback on the hub with `outcome`.
+    fn wake_with(&self, direction: Direction, outcome: impl FnOnce() -> io::Result<()>) {
+        match self.waiters[direction.index()].take() {
+            Some(Parked::Thread(waiter)) => {
+                waiter.wake();
+            }
+            Some(Parked::Callback(callback)) => {
+                let Some(hub) = existing_hub() else { return };
+                hub.io.waiting.set(hub.io.waiting.get() - 1);
+                if let Some(timer) = callback.timer {
+                    hub.cancel_timer(timer);
+                }
+                let (call, outcome) = (callback.call, outcome());
+                hub.schedule(Task::Call(Box::new(move || call(outcome))));
+            }
+            None => {}
         }
+    }
+
+    fn wake(&self, direction: Direction) {
+        self.wake_with(direction, || Ok(()));
     }
 }
 
@@ -100,8 +145,10 @@ struct Entry {
 pub(super) struct IoTable {
     entries: RefCell<Vec<Entry>>,
     free: RefCell<Vec<u32>>,
-    /// Green threads parked on an fd.
+    /// Green threads and callbacks parked on an fd.
     waiting: Cell<usize>,
+    /// The last [`ReadyCallback::id`] handed out.
+    callback_ids: Cell<u64>,
 }
 
 /// Tokens pack an entry's index (low 32 bits) and generation (high bits).
@@ -115,7 +162,12 @@ fn untoken(token: Token) -> (usize, u32) {
 
 impl IoTable {
     pub(super) fn new() -> IoTable {
-        IoTable { entries: RefCell::new(Vec::new()), free: RefCell::new(Vec::new()), waiting: Cell::new(0) }
+        IoTable {
+            entries: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            waiting: Cell::new(0),
+            callback_ids: Cell::new(0),
+        }
     }
 
     /// Whether a green thread is parked on an fd.
@@ -151,8 +203,11 @@ impl IoTable {
         // A registration is dropped by its owner, who is not parked on it;
         // anyone else parked there is woken to find the fd gone.
         if let Some(state) = state {
-            state.wake(Direction::Read);
-            state.wake(Direction::Write);
+            for direction in [Direction::Read, Direction::Write] {
+                state.wake_with(direction, || {
+                    Err(io::Error::new(io::ErrorKind::NotConnected, "the fd was closed while waited for"))
+                });
+            }
         }
     }
 
@@ -273,14 +328,14 @@ impl Registration {
                 return Err(io::Error::new(
                     io::ErrorKind::ResourceBusy,
                     format!(
-                        "another green thread is already waiting to {} this socket (fd {}); only one \
-                         may wait per direction",
+                        "another green thread (or callback) is already waiting to {} this socket \
+                         (fd {}); only one may wait per direction",
                         direction.verb(),
                         registration.fd
                     ),
                 ));
             }
-            slot.set(Some(waiter.clone()));
+            slot.set(Some(Parked::Thread(waiter.clone())));
         }
         if keeps_hub_alive {
             with_hub(|hub| hub.io.waiting.set(hub.io.waiting.get() + 1));
@@ -297,7 +352,7 @@ impl Registration {
                 for &(registration, direction) in self.waits {
                     let slot = &registration.state.waiters[direction.index()];
                     let parked = slot.take();
-                    if !parked.as_ref().is_some_and(|waiter| Rc::ptr_eq(waiter, self.waiter)) {
+                    if !parked.as_ref().is_some_and(|parked| parked.is_thread(self.waiter)) {
                         slot.set(parked); // someone else's (or nobody's)
                     }
                 }
@@ -312,6 +367,71 @@ impl Registration {
             Wake::TimedOut => Err(io::Error::new(io::ErrorKind::TimedOut, "the operation timed out")),
             Wake::Deadlock => Err(io::Error::other(super::Deadlock)),
         }
+    }
+
+    /// Calls `callback` on the hub once the fd may be ready for `direction`
+    /// (`Ok`), or at `deadline` (`TimedOut`), or when the fd is closed
+    /// first (`NotConnected`), without a green thread waiting: what a server
+    /// uses to keep an idle connection without holding a stack for it. If
+    /// the fd may be ready already, the callback is queued at once. Like a
+    /// parked green thread, a pending callback keeps the hub from declaring
+    /// a deadlock; it runs on the hub, so it must not block (it may spawn).
+    ///
+    /// # Errors
+    ///
+    /// `ResourceBusy` when a green thread or another callback already waits
+    /// for this direction.
+    pub(crate) fn on_ready(
+        &self,
+        direction: Direction,
+        deadline: Option<Instant>,
+        callback: Box<dyn FnOnce(io::Result<()>)>,
+    ) -> io::Result<()> {
+        let slot = &self.state.waiters[direction.index()];
+        if let Some(busy) = slot.take() {
+            slot.set(Some(busy));
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "a green thread (or callback) is already waiting to {} this socket (fd {})",
+                    direction.verb(),
+                    self.fd
+                ),
+            ));
+        }
+        with_hub(|hub| {
+            if self.state.ready[direction.index()].get() {
+                hub.schedule(Task::Call(Box::new(move || callback(Ok(())))));
+                return Ok(());
+            }
+            let id = hub.io.callback_ids.get() + 1;
+            hub.io.callback_ids.set(id);
+            let timer = deadline.map(|deadline| {
+                let state = Rc::downgrade(&self.state);
+                hub.call_at(
+                    deadline,
+                    Box::new(move || {
+                        let Some(state) = state.upgrade() else { return };
+                        let slot = &state.waiters[direction.index()];
+                        match slot.take() {
+                            Some(Parked::Callback(callback)) if callback.id == id => {
+                                if let Some(hub) = existing_hub() {
+                                    hub.io.waiting.set(hub.io.waiting.get() - 1);
+                                }
+                                (callback.call)(Err(io::Error::new(
+                                    io::ErrorKind::TimedOut,
+                                    "the operation timed out",
+                                )));
+                            }
+                            other => slot.set(other),
+                        }
+                    }),
+                )
+            });
+            slot.set(Some(Parked::Callback(ReadyCallback { id, call: callback, timer })));
+            hub.io.waiting.set(hub.io.waiting.get() + 1);
+            Ok(())
+        })
     }
 
     /// Runs the non-blocking `op` until it does not say `EAGAIN`, waiting for

@@ -102,6 +102,16 @@ impl<S: AsRawFd> Socket<S> {
         self.registration.wait_in_background(Direction::Read)
     }
 
+    /// Calls `callback` on the hub once the socket may be readable, or with
+    /// `TimedOut` after `timeout`; see `on_readable` on the stream types.
+    pub(crate) fn on_readable(
+        &self,
+        timeout: Option<Duration>,
+        callback: Box<dyn FnOnce(io::Result<()>)>,
+    ) -> io::Result<()> {
+        self.registration.on_ready(Direction::Read, deadline(timeout), callback)
+    }
+
     pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.read_timeout.set(check_timeout(timeout)?);
         Ok(())

@@ -210,6 +210,12 @@ impl TcpStream {
 timeout_methods!(TcpStream);
 fd_traits!(TcpStream);
 stream_io!(TcpStream);
+on_readable_method!(
+    TcpStream,
+    "let listener = sprig::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();\n\
+     let mut b = sprig::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();\n\
+     let (a, _) = listener.accept().unwrap();"
+);
 
 impl TryFrom<std::net::TcpStream> for TcpStream {
     type Error = io::Error;

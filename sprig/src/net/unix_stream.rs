@@ -139,6 +139,7 @@ impl UnixStream {
 timeout_methods!(UnixStream);
 fd_traits!(UnixStream);
 stream_io!(UnixStream);
+on_readable_method!(UnixStream, "let (a, mut b) = sprig::net::UnixStream::pair().unwrap();");
 
 impl TryFrom<std::os::unix::net::UnixStream> for UnixStream {
     type Error = io::Error;
