@@ -26,6 +26,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod child;
 mod echo_scale;
 mod generators;
 mod greenlets;
@@ -33,6 +34,7 @@ mod hub;
 mod measure;
 mod net;
 mod python;
+mod scale;
 
 use measure::Timing;
 
