@@ -126,7 +126,8 @@ impl ServerProcess {
         // The command name, in parentheses, may hold spaces: the fields
         // after it start with the third, `state`; utime and stime are the
         // 14th and 15th.
-        let fields: Vec<&str> = stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
         let ticks = |field: usize| fields.get(field - 3).and_then(|value| value.parse::<u64>().ok());
         let (Some(utime), Some(stime)) = (ticks(14), ticks(15)) else {
             return Err(format!("{path}: no utime and stime fields"));

@@ -85,7 +85,8 @@ pub(crate) fn run(scenario: &Scenario, n: u64, servers: &[Target]) {
     let mut errors = 0;
     for server in servers {
         let started = Instant::now();
-        let run = ServerProcess::start(scenario.command, server.arg).and_then(|process| load(scenario, &process, n));
+        let run = ServerProcess::start(scenario.command, server.arg)
+            .and_then(|process| load(scenario, &process, n));
         match run {
             Ok(run) => {
                 run.report(scenario, server.name, n);
