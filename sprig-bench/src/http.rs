@@ -55,7 +55,7 @@ const ROUNDS: u64 = 3;
 const WARM_UP_SECS: u64 = 1;
 
 /// The servers, in the order their rounds take turns.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 enum Server {
     Hyper,
     May,
@@ -87,24 +87,6 @@ impl Server {
         Target { name: self.name(), arg: self.arg() }
     }
 
-    /// Why this build cannot run the server, if it cannot.
-    fn missing(self) -> Option<&'static str> {
-        match self {
-            Server::Sprig => Some("sprig-http is not in the workspace yet"),
-            Server::Hyper | Server::May => None,
-        }
-    }
-
-    /// The servers this build can run; says on stderr which it skips.
-    fn available(case: &str) -> Vec<Server> {
-        let (present, missing): (Vec<Server>, Vec<Server>) =
-            Server::ALL.into_iter().partition(|server| server.missing().is_none());
-        for server in missing {
-            eprintln!("# {case}: {} skipped: {}", server.name(), server.missing().unwrap_or_default());
-        }
-        present
-    }
-
     /// Serves on this thread until the process exits.
     fn serve(self) -> io::Result<()> {
         match self {
@@ -126,10 +108,6 @@ pub(crate) fn serve_child(args: &[String]) -> ExitCode {
         eprintln!("sprig-bench {SERVER_COMMAND}: expected `hyper`, `may` or `sprig`, got {args:?}");
         return ExitCode::from(2);
     };
-    if let Some(problem) = server.missing() {
-        eprintln!("sprig-bench {SERVER_COMMAND} {}: cannot serve: {problem}", server.arg());
-        return ExitCode::from(2);
-    }
     // Before any other thread starts: they all inherit the CPU.
     pin_to(SERVER_CPU);
     set_up_server(SERVER_COMMAND);
@@ -200,9 +178,16 @@ fn serve_may() -> io::Result<()> {
     server.join().map_err(|_| io::Error::other("may_minihttp's accept loop panicked"))
 }
 
-/// sprig-http's server on this thread's hub.
+/// sprig-http's server on this thread's hub: what its `hello` example runs.
 fn serve_sprig() -> io::Result<()> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, Server::Sprig.missing().unwrap_or_default()))
+    use sprig_http::http::{Request, Response};
+    let server = sprig_http::Server::bind("127.0.0.1:0", |_request: Request<sprig_http::Body>| {
+        Response::new(std::str::from_utf8(BODY).expect("ASCII"))
+    })?;
+    server.start()?;
+    sprig::yield_now(); // the accept loop starts, and parks, before the baseline
+    announce(server.local_addr())?;
+    server.serve_forever()
 }
 
 /// The `http` case: wrk against each server for about `n` milliseconds in
@@ -218,16 +203,12 @@ pub(crate) fn http(n: u64) {
     let total_secs = (n / 1000).max(1);
     let rounds = total_secs.min(ROUNDS);
     let round_secs = total_secs / rounds;
-    let servers = Server::available("http");
-    let processes: Vec<ServerProcess> = servers
-        .iter()
-        .map(|server| {
-            ServerProcess::start(SERVER_COMMAND, server.arg()).unwrap_or_else(|problem| {
-                eprintln!("http: {} server: {problem}", server.name());
-                std::process::exit(1);
-            })
+    let processes = Server::ALL.map(|server| {
+        ServerProcess::start(SERVER_COMMAND, server.arg()).unwrap_or_else(|problem| {
+            eprintln!("http: {} server: {problem}", server.name());
+            std::process::exit(1);
         })
-        .collect();
+    });
     if rounds == ROUNDS {
         for process in &processes {
             if let Err(problem) = wrk.run(process.addr, WARM_UP_SECS) {
@@ -236,9 +217,9 @@ pub(crate) fn http(n: u64) {
             }
         }
     }
-    let mut results: Vec<Vec<Round>> = servers.iter().map(|_| Vec::new()).collect();
+    let mut results: [Vec<Round>; 3] = Default::default();
     for _ in 0..rounds {
-        for ((server, process), results) in servers.iter().zip(&processes).zip(&mut results) {
+        for ((server, process), results) in Server::ALL.iter().zip(&processes).zip(&mut results) {
             let round = process.cpu_ns().and_then(|before| {
                 let run = wrk.run(process.addr, round_secs)?;
                 // wrk is done: the server has answered the last requests.
@@ -253,27 +234,15 @@ pub(crate) fn http(n: u64) {
             }
         }
     }
-    let mut errors = 0;
-    let mut medians = Vec::new();
-    for ((server, process), results) in servers.iter().zip(&processes).zip(&results) {
-        let _ = process; // held until every server's figures are in
-        let summary = Summary::of(results);
+    drop(processes);
+    let summaries = results.each_ref().map(|rounds| Summary::of(rounds));
+    for (server, summary) in Server::ALL.iter().zip(&summaries) {
         summary.report(server.name(), round_secs);
-        errors += summary.errors;
-        medians.push((*server, summary.requests_per_s));
     }
-    let median_of =
-        |wanted: Server| medians.iter().find(|(server, _)| *server == wanted).map(|(_, rps)| *rps);
-    match median_of(Server::Sprig) {
-        Some(sprig) => {
-            for peer in [Server::Hyper, Server::May] {
-                if let Some(peer_rps) = median_of(peer) {
-                    report(&format!("sprig_vs_{}_http_ratio", peer.name()), sprig / peer_rps, "x");
-                }
-            }
-        }
-        None => eprintln!("# http: no sprig figures, so no ratios"),
-    }
+    let [hyper, may, sprig] = &summaries;
+    report("sprig_vs_hyper_http_ratio", sprig.requests_per_s / hyper.requests_per_s, "x");
+    report("sprig_vs_may_minihttp_http_ratio", sprig.requests_per_s / may.requests_per_s, "x");
+    let errors: u64 = summaries.iter().map(|summary| summary.errors).sum();
     eprintln!(
         "# http: wrk -t1 -c{CONNECTIONS}, {rounds} rounds of {round_secs} s per server{}, {}",
         if rounds == ROUNDS { format!(" after {WARM_UP_SECS} s of warm-up") } else { String::new() },
@@ -479,7 +448,7 @@ pub(crate) fn http_scale(n: u64) {
         round_trips: 0,
         what: "`GET /` requests",
     };
-    let servers: Vec<Target> = Server::available("http_scale").into_iter().map(Server::target).collect();
+    let servers = Server::ALL.map(Server::target);
     scale::run(&scenario, n, &servers);
 }
 

@@ -67,26 +67,27 @@ pub(crate) async fn tokio_serve(listener: tokio::net::TcpListener) {
 /// Starts sprig's echo server on a thread of its own: what the
 /// `echo_server` example does (a `StreamServer`, a green thread per
 /// connection, `TCP_NODELAY`).
-fn sprig_server() -> SocketAddr {
+fn sprig_server() -> (SocketAddr, ServerThreads) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         pin_to(SERVER_CPU);
         let server = sprig::net::StreamServer::bind("127.0.0.1:0", sprig_echo).expect("sprig binds");
-        tx.send(server.local_addrs()[0]).expect("the bench waits");
+        tx.send((server.local_addrs()[0], ServerThreads::One(gettid()))).expect("the bench waits");
         server.serve_forever().expect("sprig serves");
     });
     rx.recv().expect("the server starts")
 }
 
 /// tokio's echo server on a current-thread runtime of its own thread.
-fn tokio_server() -> SocketAddr {
+fn tokio_server() -> (SocketAddr, ServerThreads) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         pin_to(SERVER_CPU);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("tokio binds");
-            tx.send(listener.local_addr().expect("an address")).expect("the bench waits");
+            let addr = listener.local_addr().expect("an address");
+            tx.send((addr, ServerThreads::One(gettid()))).expect("the bench waits");
             tokio_serve(listener).await;
         });
     });
@@ -95,7 +96,7 @@ fn tokio_server() -> SocketAddr {
 
 /// may's echo server (one worker, configured by the caller, pinned to the
 /// first CPU: [`SERVER_CPU`]).
-fn may_server() -> SocketAddr {
+fn may_server() -> (SocketAddr, ServerThreads) {
     let listener = may::net::TcpListener::bind("127.0.0.1:0").expect("may binds");
     let addr = listener.local_addr().expect("an address");
     may::go!(move || {
@@ -112,7 +113,7 @@ fn may_server() -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, ServerThreads::Others)
 }
 
 /// The client: `CONNECTIONS` connections to one server, each driven by a
@@ -156,26 +157,70 @@ impl Client {
     }
 }
 
-/// CPU time this process has used, user and system, in nanoseconds.
-fn process_cpu_ns() -> f64 {
-    // SAFETY: getrusage fills the struct we pass; an all-zero rusage is a
-    // valid value to start from.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let ns = |time: libc::timeval| time.tv_sec as f64 * 1e9 + time.tv_usec as f64 * 1e3;
-    ns(usage.ru_utime) + ns(usage.ru_stime)
+/// The threads a server runs on, to charge it the CPU time they use.
+#[derive(Clone, Copy)]
+enum ServerThreads {
+    /// One thread, by id.
+    One(libc::pid_t),
+    /// Every thread of the process but the client's and the other servers'
+    /// (may's workers, which it starts itself).
+    Others,
 }
 
-/// Runs `k` round trips with `client` and adds the process's CPU time and
-/// the round trips to `account`.
-fn timed_round(client: &mut Client, k: u64, account: &Cell<(f64, u64)>) {
-    let before = process_cpu_ns();
+/// The calling thread's id.
+fn gettid() -> libc::pid_t {
+    // SAFETY: gettid(2) has no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// The CPU time a thread of this process has used, in nanoseconds (the
+/// scheduler's own count, from `/proc/self/task/<tid>/schedstat`).
+fn thread_cpu_ns(tid: libc::pid_t) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The CPU time `server`'s threads have used; `named` are the threads that
+/// belong to someone else (the client, the other servers).
+fn server_cpu_ns(server: ServerThreads, named: &[libc::pid_t]) -> u64 {
+    match server {
+        ServerThreads::One(tid) => thread_cpu_ns(tid),
+        ServerThreads::Others => std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .filter_map(|task| task.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok())
+                    .filter(|tid| !named.contains(tid))
+                    .map(thread_cpu_ns)
+                    .sum()
+            })
+            .unwrap_or(0),
+    }
+}
+
+/// CPU time spent by one server's threads over its rounds, and how many
+/// round trips.
+#[derive(Default, Clone, Copy)]
+struct ServerCpu {
+    ns: u64,
+    round_trips: u64,
+}
+
+/// Runs `k` round trips with `client` (on this thread) and adds the CPU the
+/// server's threads spent meanwhile to `account`.
+fn timed_round(
+    client: &mut Client,
+    k: u64,
+    server: ServerThreads,
+    named: &[libc::pid_t],
+    account: &Cell<ServerCpu>,
+) {
+    let before = server_cpu_ns(server, named);
     client.round_trips(k);
-    let (cpu, trips) = account.get();
-    account.set((cpu + process_cpu_ns() - before, trips + k));
+    let spent = server_cpu_ns(server, named).saturating_sub(before);
+    let total = account.get();
+    account.set(ServerCpu { ns: total.ns + spent, round_trips: total.round_trips + k });
 }
 
 /// Echo round trips of 64 bytes over 50 connections: sprig's server against
@@ -185,27 +230,36 @@ pub(crate) fn echo(n: u64) {
     may::config().set_worker_pin(true);
     pin_to(SERVER_CPU + 1);
     let started = Instant::now();
-    let mut clients = [sprig_server(), tokio_server(), may_server()].map(Client::connect);
+    let servers = [sprig_server(), tokio_server(), may_server()];
+    let threads = servers.map(|(_, threads)| threads);
+    let mut named = vec![gettid()];
+    named.extend(threads.iter().filter_map(|threads| match threads {
+        ServerThreads::One(tid) => Some(*tid),
+        ServerThreads::Others => None,
+    }));
+    let mut clients = servers.map(|(addr, _)| Client::connect(addr));
     let [sprig_client, tokio_client, may_client] = &mut clients;
     let round = (n / measure::ROUNDS as u64).max(CONNECTIONS as u64 * 20);
-    let cpu = [(); 3].map(|()| Cell::new((0.0, 0)));
+    let cpu = [(); 3].map(|()| Cell::new(ServerCpu::default()));
     let [sprig, tokio, may] = measure::interleaved([
-        Peer::per_round(round, |k| timed_round(sprig_client, k, &cpu[0])),
-        Peer::per_round(round, |k| timed_round(tokio_client, k, &cpu[1])),
-        Peer::per_round(round, |k| timed_round(may_client, k, &cpu[2])),
+        Peer::per_round(round, |k| timed_round(sprig_client, k, threads[0], &named, &cpu[0])),
+        Peer::per_round(round, |k| timed_round(tokio_client, k, threads[1], &named, &cpu[1])),
+        Peer::per_round(round, |k| timed_round(may_client, k, threads[2], &named, &cpu[2])),
     ]);
-    // CPU time per round trip, the client's (the same for all) and the
-    // server's together: unlike the wall time, it does not depend on how
-    // long the VM takes to wake an idle thread, which dominates the spread.
+    // The server's CPU time per round trip, counted on its own threads: what
+    // each server costs, apart from the client (the same for all three, and
+    // at about a server's cost per round trip it bounds the throughput) and
+    // from how long the VM takes to wake an idle thread (which dominates
+    // the spread of the wall-clock figures).
     let [sprig_cpu, tokio_cpu, may_cpu] = cpu.map(|account| {
-        let (ns, trips) = account.get();
-        ns / trips.max(1) as f64
+        let total = account.get();
+        total.ns as f64 / total.round_trips.max(1) as f64
     });
-    report("sprig_echo_cpu_ns_per_roundtrip", sprig_cpu, "ns");
-    report("tokio_current_thread_echo_cpu_ns_per_roundtrip", tokio_cpu, "ns");
-    report("may_1_worker_echo_cpu_ns_per_roundtrip", may_cpu, "ns");
-    report("sprig_vs_tokio_echo_cpu_ratio", sprig_cpu / tokio_cpu, "x");
-    report("sprig_vs_may_echo_cpu_ratio", sprig_cpu / may_cpu, "x");
+    report("sprig_echo_server_cpu_ns_per_roundtrip", sprig_cpu, "ns");
+    report("tokio_current_thread_echo_server_cpu_ns_per_roundtrip", tokio_cpu, "ns");
+    report("may_1_worker_echo_server_cpu_ns_per_roundtrip", may_cpu, "ns");
+    report("sprig_vs_tokio_echo_server_cpu_ratio", sprig_cpu / tokio_cpu, "x");
+    report("sprig_vs_may_echo_server_cpu_ratio", sprig_cpu / may_cpu, "x");
     report_timing("sprig_echo_roundtrip_ns", &sprig);
     report_timing("tokio_current_thread_echo_roundtrip_ns", &tokio);
     report_timing("may_1_worker_echo_roundtrip_ns", &may);

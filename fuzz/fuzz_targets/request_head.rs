@@ -1,0 +1,5 @@
+//! Request heads: no input may panic the parser, and a parsed head is
+//! stable under what follows it.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| sprig_http::fuzzing::parse_head(bytes));

@@ -1,0 +1,429 @@
+//! Parsing and checking a request head (RFC 9112 sections 2-6): the request
+//! line, the header fields, and from them the message's framing.
+//!
+//! The parser is strict wherever leniency would let two parties disagree on
+//! where a request ends (request smuggling): every line must end in CRLF, a
+//! header line may not begin with whitespace (obs-fold), `Content-Length`
+//! must be digits and agree with itself, and a request may not carry both
+//! `Content-Length` and `Transfer-Encoding`. Each rejection names its status
+//! code; the connection is closed after the response.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri, Version};
+
+use crate::config::Limits;
+
+/// How the request's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes (more than zero).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A request head that passed every check.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) framing: Framing,
+    /// The client asked to keep the connection open (HTTP/1.1 unless
+    /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
+    pub(crate) keep_alive: bool,
+    /// `Expect: 100-continue` (HTTP/1.1 only).
+    pub(crate) expect_continue: bool,
+}
+
+/// Why a request cannot be served: the status to answer with (the
+/// connection is then closed) and a short reason for the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reject {
+    pub(crate) status: StatusCode,
+    pub(crate) reason: &'static str,
+}
+
+const fn reject(status: StatusCode, reason: &'static str) -> Reject {
+    Reject { status, reason }
+}
+
+const BAD: StatusCode = StatusCode::BAD_REQUEST;
+
+/// Parses the head at the start of `buf` (leading empty lines already
+/// skipped). `Ok(None)`: the head is not all there yet, and may still fit
+/// the limits; `Ok(Some((head, len)))`: the head took `len` bytes.
+pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Reject> {
+    let Some((len, field_count)) = head_len(buf, limits)? else { return Ok(None) };
+    // Room for exactly the fields counted, on the stack in the usual case.
+    let mut on_stack = [httparse::EMPTY_HEADER; 32];
+    let mut on_heap = Vec::new();
+    let fields = if field_count <= on_stack.len() {
+        &mut on_stack[..field_count]
+    } else {
+        on_heap.resize(field_count, httparse::EMPTY_HEADER);
+        &mut on_heap[..]
+    };
+    let mut request = httparse::Request::new(fields);
+    match request.parse(&buf[..len]) {
+        Ok(httparse::Status::Complete(parsed)) if parsed == len => {}
+        Ok(_) => return Err(reject(BAD, "malformed request head")),
+        Err(httparse::Error::Version) => return Err(version_reject(buf)),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "too many header fields"))
+        }
+        Err(httparse::Error::HeaderName) => return Err(reject(BAD, "malformed header field name")),
+        Err(httparse::Error::HeaderValue) => return Err(reject(BAD, "malformed header field value")),
+        Err(_) => return Err(reject(BAD, "malformed request line")),
+    }
+    let version = match request.version {
+        Some(0) => Version::HTTP_10,
+        Some(1) => Version::HTTP_11,
+        _ => {
+            return Err(reject(
+                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                "only HTTP/1.0 and HTTP/1.1 are served",
+            ))
+        }
+    };
+    let method = request
+        .method
+        .and_then(|method| Method::from_bytes(method.as_bytes()).ok())
+        .ok_or(reject(BAD, "malformed method"))?;
+    let uri = request_target(&method, request.path.unwrap_or(""))?;
+    let mut headers = HeaderMap::with_capacity(request.headers.len());
+    for field in request.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| reject(BAD, "malformed header field name"))?;
+        let value =
+            HeaderValue::from_bytes(field.value).map_err(|_| reject(BAD, "malformed header field value"))?;
+        headers.append(name, value);
+    }
+    check_host(&headers, version)?;
+    let framing = framing(&headers, version)?;
+    if let Framing::Length(length) = framing {
+        if length > limits.max_body {
+            return Err(reject(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than allowed"));
+        }
+    }
+    let (close, keep_alive_token) = connection_tokens(&headers);
+    let keep_alive = !close && (version == Version::HTTP_11 || keep_alive_token);
+    let expect_continue = expect_continue(&headers, version)?;
+    Ok(Some((Head { method, uri, version, headers, framing, keep_alive, expect_continue }, len)))
+}
+
+/// 505 for a well-formed version other than 1.0 and 1.1 (`HTTP/2.0`), 400
+/// for anything else in its place.
+fn version_reject(buf: &[u8]) -> Reject {
+    let line = buf.split(|&byte| byte == b'\r').next().unwrap_or(b"");
+    let version = line.rsplit(|&byte| byte == b' ').next().unwrap_or(b"");
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            reject(StatusCode::HTTP_VERSION_NOT_SUPPORTED, "only HTTP/1.0 and HTTP/1.1 are served")
+        }
+        _ => reject(BAD, "malformed HTTP version"),
+    }
+}
+
+/// The length of the head (through its empty line) and its number of header
+/// fields, checking line endings, obs-fold and the size limits on the way.
+/// `Ok(None)` while incomplete.
+fn head_len(buf: &[u8], limits: &Limits) -> Result<Option<(usize, usize)>, Reject> {
+    let mut line_start = 0;
+    let mut lines = 0;
+    let mut from = 0;
+    while let Some(offset) = buf[from..].iter().position(|&byte| byte == b'\n') {
+        let newline = from + offset;
+        if newline == 0 || buf[newline - 1] != b'\r' {
+            return Err(reject(BAD, "a line ends in a bare LF instead of CRLF"));
+        }
+        let line = &buf[line_start..newline - 1];
+        if lines == 0 && line.len() > limits.max_request_line {
+            return Err(reject(StatusCode::URI_TOO_LONG, "the request line is longer than allowed"));
+        }
+        if line.is_empty() && lines > 0 {
+            let len = newline + 1;
+            if len > limits.max_head {
+                return Err(too_large_head());
+            }
+            return Ok(Some((len, lines - 1)));
+        }
+        if lines > 0 && matches!(line.first(), Some(b' ' | b'\t')) {
+            return Err(reject(BAD, "obsolete line folding in a header field"));
+        }
+        if line.contains(&b'\r') {
+            return Err(reject(BAD, "a bare CR inside a line"));
+        }
+        lines += 1;
+        if lines > limits.max_headers + 1 {
+            return Err(reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "too many header fields"));
+        }
+        line_start = newline + 1;
+        from = newline + 1;
+    }
+    // Incomplete: is what there is already over a limit?
+    if lines == 0 && buf.len() > limits.max_request_line + 1 {
+        return Err(reject(StatusCode::URI_TOO_LONG, "the request line is longer than allowed"));
+    }
+    if buf.len() >= limits.max_head {
+        return Err(too_large_head());
+    }
+    Ok(None)
+}
+
+fn too_large_head() -> Reject {
+    reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "the request head is larger than allowed")
+}
+
+/// The request target, in the form its method allows (RFC 9112 3.2).
+fn request_target(method: &Method, target: &str) -> Result<Uri, Reject> {
+    let uri: Uri = target.parse().map_err(|_| reject(BAD, "malformed request target"))?;
+    let origin_form = target.starts_with('/');
+    let absolute_form = uri.scheme().is_some();
+    let form_allowed = if *method == Method::CONNECT {
+        !origin_form && !absolute_form && uri.authority().is_some()
+    } else if target == "*" {
+        *method == Method::OPTIONS
+    } else {
+        origin_form || absolute_form
+    };
+    if !form_allowed {
+        return Err(reject(BAD, "the request target's form does not suit the method"));
+    }
+    Ok(uri)
+}
+
+/// HTTP/1.1 requires exactly one `Host`; HTTP/1.0 allows at most one.
+fn check_host(headers: &HeaderMap, version: Version) -> Result<(), Reject> {
+    match headers.get_all(header::HOST).iter().count() {
+        0 if version == Version::HTTP_11 => Err(reject(BAD, "an HTTP/1.1 request needs a Host header")),
+        0 | 1 => Ok(()),
+        _ => Err(reject(BAD, "more than one Host header")),
+    }
+}
+
+/// The body's framing (RFC 9112 6.1-6.3), rejecting every ambiguity.
+fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
+    let has_length = headers.contains_key(header::CONTENT_LENGTH);
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(reject(BAD, "Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if has_length {
+            return Err(reject(BAD, "both Content-Length and Transfer-Encoding"));
+        }
+        let mut codings = Vec::new();
+        for value in headers.get_all(header::TRANSFER_ENCODING) {
+            let value = value.to_str().map_err(|_| reject(BAD, "malformed Transfer-Encoding"))?;
+            codings.extend(value.split(',').map(str::trim).filter(|coding| !coding.is_empty()));
+        }
+        return match codings.as_slice() {
+            [only] if only.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
+            [] => Err(reject(BAD, "an empty Transfer-Encoding")),
+            [.., last] if last.eq_ignore_ascii_case("chunked") => {
+                if codings.iter().filter(|coding| coding.eq_ignore_ascii_case("chunked")).count() > 1 {
+                    Err(reject(BAD, "chunked applied more than once"))
+                } else {
+                    Err(reject(StatusCode::NOT_IMPLEMENTED, "only the chunked transfer coding is supported"))
+                }
+            }
+            _ => Err(reject(BAD, "a request's Transfer-Encoding must end in chunked")),
+        };
+    }
+    if !has_length {
+        return Ok(Framing::Empty);
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for element in value.as_bytes().split(|&byte| byte == b',') {
+            let element = trim_ows(element);
+            if element.is_empty() || element.len() > 19 || !element.iter().all(u8::is_ascii_digit) {
+                return Err(reject(BAD, "malformed Content-Length"));
+            }
+            let parsed = element.iter().fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+            match length {
+                Some(earlier) if earlier != parsed => {
+                    return Err(reject(BAD, "conflicting Content-Length values"))
+                }
+                _ => length = Some(parsed),
+            }
+        }
+    }
+    Ok(match length {
+        Some(0) | None => Framing::Empty,
+        Some(length) => Framing::Length(length),
+    })
+}
+
+fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// Whether `Connection` says `close`, and whether it says `keep-alive`.
+fn connection_tokens(headers: &HeaderMap) -> (bool, bool) {
+    let mut close = false;
+    let mut keep_alive = false;
+    for value in headers.get_all(header::CONNECTION) {
+        for token in value.as_bytes().split(|&byte| byte == b',') {
+            let token = trim_ows(token);
+            close |= token.eq_ignore_ascii_case(b"close");
+            keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+    (close, keep_alive)
+}
+
+/// `Expect: 100-continue` is honoured (HTTP/1.1); any other expectation
+/// gets 417.
+fn expect_continue(headers: &HeaderMap, version: Version) -> Result<bool, Reject> {
+    let mut expect = false;
+    for value in headers.get_all(header::EXPECT) {
+        if value.as_bytes().eq_ignore_ascii_case(b"100-continue") {
+            expect = version == Version::HTTP_11;
+        } else {
+            return Err(reject(StatusCode::EXPECTATION_FAILED, "only Expect: 100-continue is supported"));
+        }
+    }
+    Ok(expect)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(head: &str) -> Result<Option<(Head, usize)>, Reject> {
+        parse(head.as_bytes(), &Limits::default())
+    }
+
+    fn status(head: &str) -> StatusCode {
+        parse_all(head).expect_err("rejected").status
+    }
+
+    #[test]
+    fn a_simple_get_parses() {
+        let (head, len) = parse_all("GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\nrest").unwrap().unwrap();
+        assert_eq!(len, "GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n".len());
+        assert_eq!(head.method, Method::GET);
+        assert_eq!(head.uri.path(), "/a");
+        assert_eq!(head.uri.query(), Some("b=c"));
+        assert_eq!(head.framing, Framing::Empty);
+        assert!(head.keep_alive);
+        assert!(!head.expect_continue);
+    }
+
+    #[test]
+    fn an_incomplete_head_asks_for_more() {
+        assert!(parse_all("GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
+        assert!(parse_all("GET / HT").unwrap().is_none());
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let framing = |head: &str| parse_all(head).unwrap().unwrap().0.framing;
+        assert_eq!(framing("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"), Framing::Length(5));
+        assert_eq!(framing("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n"), Framing::Length(5));
+        assert_eq!(framing("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"), Framing::Empty);
+        assert_eq!(
+            framing("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n"),
+            Framing::Chunked
+        );
+    }
+
+    #[test]
+    fn ambiguous_framing_is_rejected() {
+        for head in [
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n x\r\n\r\n",
+            "GET / HTTP/1.1\nHost: x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\n\n",
+            "GET / HTTP/1.1\r\nHost: x\rY: z\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+            "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET x HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            assert_eq!(status(head), StatusCode::BAD_REQUEST, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn unsupported_things_get_their_status() {
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            StatusCode::NOT_IMPLEMENTED
+        );
+        assert_eq!(status("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), StatusCode::HTTP_VERSION_NOT_SUPPORTED);
+        assert_eq!(status("NOT HTTP AT ALL\r\n\r\n"), StatusCode::BAD_REQUEST);
+        assert_eq!(status("GET / HTTP/1.x\r\n\r\n"), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n"),
+            StatusCode::EXPECTATION_FAILED
+        );
+    }
+
+    #[test]
+    fn limits_have_their_status() {
+        let limits = Limits { max_request_line: 20, max_headers: 3, max_head: 200, ..Limits::default() };
+        let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(30));
+        assert_eq!(parse(long_line.as_bytes(), &limits).unwrap_err().status, StatusCode::URI_TOO_LONG);
+        assert_eq!(parse(&long_line.as_bytes()[..25], &limits).unwrap_err().status, StatusCode::URI_TOO_LONG);
+        let many = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        assert_eq!(
+            parse(many.as_bytes(), &limits).unwrap_err().status,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+        let big = format!("GET / HTTP/1.1\r\nHost: {}\r\n", "x".repeat(300));
+        assert_eq!(
+            parse(big.as_bytes(), &limits).unwrap_err().status,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+        let body = Limits { max_body: 10, ..Limits::default() };
+        let head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n";
+        assert_eq!(parse(head.as_bytes(), &body).unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn connection_and_expect_are_read() {
+        let head = |text: &str| parse_all(text).unwrap().unwrap().0;
+        assert!(!head("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").keep_alive);
+        assert!(!head("GET / HTTP/1.0\r\n\r\n").keep_alive);
+        assert!(head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
+        assert!(
+            head("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n")
+                .expect_continue
+        );
+        assert!(
+            !head("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n").expect_continue
+        );
+    }
+
+    #[test]
+    fn request_target_forms_suit_their_methods() {
+        let head = |text: &str| parse_all(text).unwrap().unwrap().0;
+        assert_eq!(head("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").uri, "*");
+        assert_eq!(head("CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n").uri.port_u16(), Some(443));
+        assert_eq!(head("GET http://example.com/a HTTP/1.1\r\nHost: x\r\n\r\n").uri.path(), "/a");
+    }
+}
