@@ -18,16 +18,23 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 /// times slower whichever server it measures. Threads started afterwards
 /// by the pinned one inherit its CPU.
 pub(crate) fn pin_to(cpu: usize) {
+    if cpu >= cpus_online() {
+        return;
+    }
     // SAFETY: `set` is a plain bit mask, zeroed then filled through libc's
     // helpers; sched_setaffinity(0, ..) only affects the calling thread.
     unsafe {
-        if cpu >= libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize {
-            return;
-        }
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
+}
+
+/// The machine's CPUs online, whichever this thread may run on (unlike
+/// `std::thread::available_parallelism`, which counts only those).
+pub(crate) fn cpus_online() -> usize {
+    // SAFETY: sysconf only reads the system's configuration.
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize
 }
 
 /// Raises this process's soft limit of open files to its hard limit;

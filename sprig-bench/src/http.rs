@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 
-use crate::child::{announce, pin_to, set_up_server, ServerProcess};
+use crate::child::{announce, cpus_online, pin_to, set_up_server, ServerProcess};
 use crate::measure::median;
 use crate::report;
 use crate::scale::{self, Scenario, Target};
@@ -335,9 +335,8 @@ impl Wrk {
         if !runs("wrk", "--version") {
             return Err("cannot run wrk: install it (`apt-get install wrk` on Debian and Ubuntu)".into());
         }
-        let cpus = std::thread::available_parallelism().map_or(1, |cpus| cpus.get());
         let client_cpu = SERVER_CPU + 1;
-        if cpus > client_cpu && runs("taskset", "--version") {
+        if cpus_online() > client_cpu && runs("taskset", "--version") {
             let pinning = format!("wrk pinned to CPU {client_cpu}, the server to CPU {SERVER_CPU}");
             Ok(Wrk { prefix: vec!["taskset".into(), "-c".into(), client_cpu.to_string()], pinning })
         } else {
