@@ -445,7 +445,7 @@ pub(crate) fn http_scale(n: u64) {
             read_response(&mut stream).map_err(|problem| format!("request {round}: {problem}"))
         },
         round_trips: 0,
-        what: "`GET /` requests",
+        what: "`GET /` request(s)",
     };
     let servers = Server::ALL.map(Server::target);
     scale::run(&scenario, n, &servers);
