@@ -26,13 +26,16 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod child;
 mod echo_scale;
 mod generators;
 mod greenlets;
+mod http;
 mod hub;
 mod measure;
 mod net;
 mod python;
+mod scale;
 
 use measure::Timing;
 
@@ -115,6 +118,21 @@ const CASES: &[Case] = &[
         run: echo_scale::echo_scale,
     },
     Case {
+        name: "http",
+        about: "wrk -t1 -c50 against HTTP servers answering `Hello, World!` on one thread in a child process \
+                (sprig-http vs hyper on tokio current-thread, may_minihttp with 1 worker); N is milliseconds of \
+                load per server, in rounds of whole seconds",
+        default_n: 15_000,
+        run: http::http,
+    },
+    Case {
+        name: "http_scale",
+        about: "N keep-alive connections, one request each, held idle at once against an HTTP server in a \
+                child process: its memory per connection (sprig-http vs hyper, may_minihttp)",
+        default_n: 10_000,
+        run: http::http_scale,
+    },
+    Case {
         name: "python",
         about: "Python's generators and greenlets (python/baseline.py, needs python3; greenlet optional)",
         default_n: 200_000,
@@ -171,6 +189,9 @@ fn main() -> ExitCode {
     };
     if case_name == echo_scale::SERVER_COMMAND {
         return echo_scale::serve_child(&args[1..]);
+    }
+    if case_name == http::SERVER_COMMAND {
+        return http::serve_child(&args[1..]);
     }
     if matches!(case_name.as_str(), "-h" | "--help" | "help") {
         println!("{}", usage_text());

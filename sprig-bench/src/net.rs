@@ -10,25 +10,9 @@ use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::child::pin_to;
 use crate::measure::{self, Peer};
 use crate::{report, report_ratio, report_timing};
-
-/// Pins the calling thread to CPU `cpu` (if the machine has it), so that the
-/// server and the client each have a core of their own: left to the
-/// scheduler, the two sometimes share one, which makes a round several
-/// times slower whichever server it measures.
-fn pin_to(cpu: usize) {
-    // SAFETY: `set` is a plain bit mask, zeroed then filled through libc's
-    // helpers; sched_setaffinity(0, ..) only affects the calling thread.
-    unsafe {
-        if cpu >= libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize {
-            return;
-        }
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
 
 /// The CPU the servers run on; the client runs on the next one.
 const SERVER_CPU: usize = 0;
