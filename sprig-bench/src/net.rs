@@ -239,7 +239,7 @@ pub(crate) fn echo(n: u64) {
     }));
     let mut clients = servers.map(|(addr, _)| Client::connect(addr));
     let [sprig_client, tokio_client, may_client] = &mut clients;
-    let round = (n / measure::ROUNDS as u64).max(CONNECTIONS as u64 * 20);
+    let round = (n / measure::ROUNDS as u64).max(CONNECTIONS as u64);
     let cpu = [(); 3].map(|()| Cell::new(ServerCpu::default()));
     let [sprig, tokio, may] = measure::interleaved([
         Peer::per_round(round, |k| timed_round(sprig_client, k, threads[0], &named, &cpu[0])),

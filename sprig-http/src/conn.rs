@@ -199,16 +199,15 @@ impl Conn {
                 }
             }
             let idle = head_deadline.is_none();
-            if idle {
-                if shared.is_stopping() {
-                    return HeadOutcome::Closed;
-                }
-                shared.idle_connections.borrow_mut().insert(id, self.clone());
+            if idle && shared.is_stopping() {
+                return HeadOutcome::Closed;
             }
+            // Listed as idle while waiting for a first byte, so that a stop
+            // can close it; unlisted however the wait ends (a kill unwinds
+            // through it).
+            let listed = idle.then(|| IdleListing::new(shared, id, self.clone()));
             let filled = self.fill(head_deadline.unwrap_or(idle_deadline));
-            if idle {
-                shared.idle_connections.borrow_mut().remove(&id);
-            }
+            drop(listed);
             match filled {
                 Ok(0) => return HeadOutcome::Closed,
                 Ok(_) => {}
@@ -362,6 +361,26 @@ impl Conn {
                 Ok(n) => lingered += n as u64,
             }
         }
+    }
+}
+
+/// A connection's entry in its server's idle list, removed on drop.
+struct IdleListing<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl<'a> IdleListing<'a> {
+    fn new(shared: &'a Shared, id: u64, conn: Rc<Conn>) -> IdleListing<'a> {
+        shared.idle_connections.borrow_mut().insert(id, conn);
+        IdleListing { shared, id }
+    }
+}
+
+impl Drop for IdleListing<'_> {
+    fn drop(&mut self) {
+        let conn = self.shared.idle_connections.borrow_mut().remove(&self.id);
+        drop(conn); // outside the borrow
     }
 }
 
