@@ -248,29 +248,73 @@ fn a_server_out_of_file_descriptors_backs_off_reports_once_and_serves_everyone()
     assert!(reports >= 1, "the limit is named: {}", outcome.stderr);
 }
 
-/// In a child process: a file-descriptor limit just above what 40 client
-/// sockets need, so that the server runs out while accepting them; the
-/// clients (a plain thread, blocking sockets) are served one at a time as
-/// earlier handlers finish.
+/// In a child process: the 40 client sockets are created first, then the
+/// file-descriptor limit is set just above what is open, so that the server
+/// runs out while accepting their connections; the clients (a plain thread,
+/// blocking sockets) are served one at a time as earlier handlers finish.
+///
+/// The client sockets exist before the limit drops so that the clients never
+/// compete with the server for descriptors: whichever thread runs first, only
+/// the server's accepts can hit the limit.
 fn out_of_fds_scenario() {
-    const CLIENTS: u64 = 40;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    const CLIENTS: usize = 40;
     let server = StreamServer::bind("127.0.0.1:0", echo_once).unwrap();
     server.start().unwrap();
-    let addr = server.local_addrs()[0];
-    sprig::yield_now(); // the accept loop is parked on the listener
-    let limit = open_fds() + CLIENTS + 6;
+    let addr = match server.local_addrs()[0] {
+        SocketAddr::V4(addr) => addr,
+        SocketAddr::V6(_) => unreachable!("bound to 127.0.0.1"),
+    };
+    // The accept loop parks on the listener; the blocking pool, which may
+    // open descriptors of its own, is warmed up.
+    sprig::yield_now();
+    sprig::hub::spawn_blocking(|| ()).unwrap();
+    let sockets: Vec<OwnedFd> = (0..CLIENTS)
+        .map(|_| {
+            // SAFETY: socket takes no pointers; a non-negative result is a new
+            // descriptor that nothing else owns.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+            assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
+            // SAFETY: `fd` is a fresh descriptor owned by no one else.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        })
+        .collect();
+    let limit = open_fds() + 6;
     let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
     // SAFETY: setrlimit reads the struct we pass.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) }, 0);
     let clients = std::thread::spawn(move || {
-        let streams: Vec<_> = (0..CLIENTS).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+        let sockaddr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+            sin_zero: [0; 8],
+        };
+        let streams: Vec<std::net::TcpStream> = sockets
+            .into_iter()
+            .map(|socket| {
+                use std::os::fd::AsRawFd;
+                // SAFETY: `sockaddr` is a valid sockaddr_in and the length
+                // passed is its size; connect only reads it.
+                let connected = unsafe {
+                    libc::connect(
+                        socket.as_raw_fd(),
+                        (&raw const sockaddr).cast(),
+                        std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                    )
+                };
+                assert_eq!(connected, 0, "connect: {}", io::Error::last_os_error());
+                std::net::TcpStream::from(socket)
+            })
+            .collect();
         let mut served = 0;
         for (i, mut stream) in streams.into_iter().enumerate() {
             stream.set_read_timeout(Some(GENEROUS)).unwrap();
             stream.write_all(format!("{i}").as_bytes()).unwrap();
             let mut reply = String::new();
             stream.read_to_string(&mut reply).unwrap();
-            served += u64::from(reply == i.to_string());
+            served += usize::from(reply == i.to_string());
         }
         served
     });
