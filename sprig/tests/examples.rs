@@ -7,18 +7,22 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Longer than any example takes; a guard against hangs, not a measurement.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
-/// The example binary `name`, with `args`; built first.
+/// The example binary `name`, with `args`; built first if it is missing or
+/// older than its sources.
 ///
 /// `cargo test` builds the examples before it runs the tests, but
 /// `cargo test --test examples` does not: it would run missing or stale
-/// binaries. So this builds the example (a no-op when it is fresh) with the
+/// binaries. So a binary older than any of sprig's sources is rebuilt with the
 /// profile of this test binary, which lives in `target/PROFILE/deps`, the
-/// examples being in `target/PROFILE/examples`.
+/// examples being in `target/PROFILE/examples`. A fresh binary is used as it
+/// is: building it again through cargo would resolve the dependencies' features
+/// for sprig alone, not for the whole workspace as `cargo test --workspace`
+/// does, and recompile sprig for nothing.
 fn example(name: &str, args: &[&str]) -> Command {
     let exe = std::env::current_exe().expect("the test binary's path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("a test binary in PROFILE/deps");
@@ -27,17 +31,43 @@ fn example(name: &str, args: &[&str]) -> Command {
         Some(profile) => profile,
         None => panic!("no profile directory above {}", exe.display()),
     };
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--manifest-path", manifest, "--profile", profile, "--example", name])
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "cargo could not build the {name} example ({built})");
     let path: PathBuf = profile_dir.join("examples").join(name);
+    if !is_fresh(&path, name) {
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--manifest-path", manifest, "--profile", profile, "--example", name])
+            .status()
+            .expect("cargo runs");
+        assert!(built.success(), "cargo could not build the {name} example ({built})");
+    }
     assert!(path.is_file(), "the example binary {} is missing after building it", path.display());
     let mut command = support::command(&path);
     command.args(args);
     command
+}
+
+/// Whether the example binary at `path` exists and is newer than every source
+/// it is built from: sprig's manifest, its `src` tree and the example's file
+/// (the lock file too, when there is one).
+fn is_fresh(path: &Path, name: &str) -> bool {
+    fn newest(path: &Path) -> Option<SystemTime> {
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_dir() {
+            return meta.modified().ok();
+        }
+        std::fs::read_dir(path).ok()?.flatten().filter_map(|entry| newest(&entry.path())).max()
+    }
+    let Some(built) = std::fs::metadata(path).and_then(|meta| meta.modified()).ok() else {
+        return false;
+    };
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources = [
+        crate_dir.join("Cargo.toml"),
+        crate_dir.join("src"),
+        crate_dir.join("examples").join(format!("{name}.rs")),
+        crate_dir.join("../Cargo.lock"),
+    ];
+    sources.iter().filter_map(|source| newest(source)).all(|modified| modified <= built)
 }
 
 /// Runs `command`, asserts it exited with status 0, and returns its output.
