@@ -15,6 +15,18 @@
 //!   [`DRAIN_LIMIT`]) to reach the next request; a longer rest, a client
 //!   that still waits for `100 Continue`, or a body whose framing broke,
 //!   closes the connection instead.
+//! - **Idle connections.** Between requests, with nothing buffered, a
+//!   connection gives its green thread back: it sends what it has, hands
+//!   its buffers to the server's spares, and waits on the hub with a
+//!   callback ([`TcpStream::on_readable`]) until its keep-alive timeout (or,
+//!   before its first request, the header timeout). When bytes arrive the
+//!   callback spawns a green thread that goes on with the connection in the
+//!   server's continuation group; a timeout drops it. Meanwhile the server's
+//!   `parked` list owns it, so a stop can drop it. Its stack is free for
+//!   other work: an idle client costs a socket and a few hundred bytes.
+//!   With a [`Pool`](sprig::sync::Pool) (`Server::with_pool`) a connection
+//!   keeps its green thread for its whole life instead, so that the pool
+//!   caps the connections open, as gevent's does.
 //! - **Closing.** A connection closes after a response to `Connection:
 //!   close` (or an HTTP/1.0 request without keep-alive), a rejected request,
 //!   a panicking handler, or a body that could not be finished. It shuts its
@@ -49,6 +61,13 @@ pub(crate) const FLUSH_AT: usize = 64 * 1024;
 const LINGER: Duration = Duration::from_secs(2);
 /// The read buffer's initial size.
 const READ_BUFFER: usize = 8 * 1024;
+/// The write buffer's initial size.
+const WRITE_BUFFER: usize = 1024;
+/// Write buffers up to this capacity are kept for reuse; larger ones (after
+/// a large response) are freed.
+const SPARE_WRITE_MAX: usize = 16 * 1024;
+/// How many buffers of each kind the spares keep.
+const SPARES: usize = 64;
 
 /// How far the current request's body has been read.
 pub(crate) enum BodyProgress {
@@ -81,6 +100,11 @@ pub(crate) struct Conn {
     pub(crate) stream: TcpStream,
     pub(crate) peer: SocketAddr,
     pub(crate) settings: Rc<Settings>,
+    /// The connection's number on its server.
+    id: u64,
+    /// When it was accepted: its first request head is due by then plus the
+    /// header timeout.
+    started: Instant,
     read_buf: RefCell<ReadBuf>,
     pub(crate) write_buf: RefCell<Vec<u8>>,
     pub(crate) body: RefCell<BodyState>,
@@ -108,14 +132,52 @@ impl ReadBuf {
     }
 }
 
+/// Buffers that idle connections gave back, for the next connection that
+/// wakes (instead of holding 9 KiB per idle connection).
+#[derive(Default)]
+pub(crate) struct SpareBuffers {
+    read: RefCell<Vec<Vec<u8>>>,
+    write: RefCell<Vec<Vec<u8>>>,
+}
+
+impl SpareBuffers {
+    fn read_buffer(&self) -> Vec<u8> {
+        self.read.borrow_mut().pop().unwrap_or_else(|| vec![0; READ_BUFFER])
+    }
+
+    fn write_buffer(&self) -> Vec<u8> {
+        self.write.borrow_mut().pop().unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER))
+    }
+
+    /// Keeps `bytes` (an empty read buffer) if it has its first size and
+    /// there is room.
+    fn keep_read(&self, bytes: Vec<u8>) {
+        let mut spares = self.read.borrow_mut();
+        if bytes.len() == READ_BUFFER && spares.len() < SPARES {
+            spares.push(bytes);
+        }
+    }
+
+    /// Keeps `bytes` (an empty write buffer) if it is not too large and there
+    /// is room.
+    fn keep_write(&self, bytes: Vec<u8>) {
+        let mut spares = self.write.borrow_mut();
+        if bytes.capacity() <= SPARE_WRITE_MAX && spares.len() < SPARES {
+            spares.push(bytes);
+        }
+    }
+}
+
 impl Conn {
-    fn new(stream: TcpStream, peer: SocketAddr, settings: Rc<Settings>) -> Conn {
+    fn new(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Conn {
         Conn {
             stream,
             peer,
-            settings,
-            read_buf: RefCell::new(ReadBuf { bytes: vec![0; READ_BUFFER], start: 0, end: 0 }),
-            write_buf: RefCell::new(Vec::with_capacity(1024)),
+            settings: shared.settings(),
+            id: shared.next_connection_id(),
+            started: Instant::now(),
+            read_buf: RefCell::new(ReadBuf { bytes: shared.spares.read_buffer(), start: 0, end: 0 }),
+            write_buf: RefCell::new(shared.spares.write_buffer()),
             body: RefCell::new(BodyState {
                 request: 0,
                 progress: BodyProgress::Done,
@@ -136,6 +198,30 @@ impl Conn {
         let sent = (&self.stream).write_all(&out);
         out.clear();
         sent
+    }
+
+    /// Gives the (empty) buffers to `spares` while the connection is parked.
+    fn release_buffers(&self, spares: &SpareBuffers) {
+        let mut read = self.read_buf.borrow_mut();
+        debug_assert!(read.buffered().is_empty(), "a connection parks with nothing buffered");
+        spares.keep_read(std::mem::take(&mut read.bytes));
+        (read.start, read.end) = (0, 0);
+        let mut write = self.write_buf.borrow_mut();
+        debug_assert!(write.is_empty(), "a connection parks after sending its output");
+        write.clear();
+        spares.keep_write(std::mem::take(&mut *write));
+    }
+
+    /// Takes buffers again from `spares` when the parked connection wakes.
+    fn restore_buffers(&self, spares: &SpareBuffers) {
+        let mut read = self.read_buf.borrow_mut();
+        if read.bytes.is_empty() {
+            read.bytes = spares.read_buffer();
+        }
+        let mut write = self.write_buf.borrow_mut();
+        if write.capacity() == 0 {
+            *write = spares.write_buffer();
+        }
     }
 
     /// Reads more into the buffer (after sending any pending output), by
@@ -167,11 +253,14 @@ impl Conn {
         Ok(read)
     }
 
-    /// Reads the next request head. See [`HeadOutcome`].
-    fn read_head(self: &Rc<Self>, shared: &Shared, first: bool, id: u64, started: Instant) -> HeadOutcome {
+    /// Reads the next request head. See [`HeadOutcome`]. `may_park`: whether
+    /// an idle connection may park rather than read (not right after waking
+    /// from a park, when the bytes that woke it are to be read).
+    fn read_head(self: &Rc<Self>, shared: &Shared, mut may_park: bool) -> HeadOutcome {
         let timeouts = &self.settings.timeouts;
+        let first = self.request.get() == 0;
         let idle_deadline =
-            if first { started + timeouts.header } else { Instant::now() + timeouts.keep_alive };
+            if first { self.started + timeouts.header } else { Instant::now() + timeouts.keep_alive };
         let mut head_deadline = None;
         loop {
             {
@@ -183,7 +272,7 @@ impl Conn {
                 if !buf.buffered().is_empty() {
                     head_deadline.get_or_insert_with(|| {
                         if first {
-                            started + timeouts.header
+                            self.started + timeouts.header
                         } else {
                             Instant::now() + timeouts.header
                         }
@@ -202,12 +291,19 @@ impl Conn {
             if idle && shared.is_stopping() {
                 return HeadOutcome::Closed;
             }
+            if idle && may_park && shared.parks_idle() {
+                return match self.flush() {
+                    Ok(()) => HeadOutcome::Idle(idle_deadline),
+                    Err(_) => HeadOutcome::Closed,
+                };
+            }
             // Listed as idle while waiting for a first byte, so that a stop
             // can close it; unlisted however the wait ends (a kill unwinds
             // through it).
-            let listed = idle.then(|| IdleListing::new(shared, id, self.clone()));
+            let listed = idle.then(|| IdleListing::new(shared, self.clone()));
             let filled = self.fill(head_deadline.unwrap_or(idle_deadline));
             drop(listed);
+            may_park = true;
             match filled {
                 Ok(0) => return HeadOutcome::Closed,
                 Ok(_) => {}
@@ -364,22 +460,24 @@ impl Conn {
     }
 }
 
-/// A connection's entry in its server's idle list, removed on drop.
+/// A connection's entry in its server's list of connections idle in their
+/// green thread, removed on drop.
 struct IdleListing<'a> {
     shared: &'a Shared,
     id: u64,
 }
 
 impl<'a> IdleListing<'a> {
-    fn new(shared: &'a Shared, id: u64, conn: Rc<Conn>) -> IdleListing<'a> {
-        shared.idle_connections.borrow_mut().insert(id, conn);
+    fn new(shared: &'a Shared, conn: Rc<Conn>) -> IdleListing<'a> {
+        let id = conn.id;
+        shared.waiting_connections.borrow_mut().insert(id, conn);
         IdleListing { shared, id }
     }
 }
 
 impl Drop for IdleListing<'_> {
     fn drop(&mut self) {
-        let conn = self.shared.idle_connections.borrow_mut().remove(&self.id);
+        let conn = self.shared.waiting_connections.borrow_mut().remove(&self.id);
         drop(conn); // outside the borrow
     }
 }
@@ -392,17 +490,23 @@ enum HeadOutcome {
     Closed,
     /// Answer with this status, then close.
     Rejected(Reject),
+    /// Nothing buffered and nothing sent: park the connection until this
+    /// deadline (see the module documentation).
+    Idle(Instant),
 }
 
-/// Serves requests on `stream` until the connection closes.
+/// Serves requests on `stream` until the connection closes or parks.
 pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: &Rc<Shared>) {
-    let started = Instant::now();
     let _ = stream.set_nodelay(true);
-    let conn = Rc::new(Conn::new(stream, peer, shared.settings()));
-    let id = shared.next_connection_id();
-    let mut first = true;
+    run(Rc::new(Conn::new(stream, peer, shared)), shared, false);
+}
+
+/// Serves requests on `conn` until it closes or parks; `woken`: it was
+/// parked, and bytes arrived.
+fn run(conn: Rc<Conn>, shared: &Rc<Shared>, woken: bool) {
+    let mut may_park = !woken;
     loop {
-        let head = match conn.read_head(shared, first, id, started) {
+        let head = match conn.read_head(shared, std::mem::replace(&mut may_park, true)) {
             HeadOutcome::Head(head) => head,
             HeadOutcome::Closed => break,
             HeadOutcome::Rejected(reject) => {
@@ -411,14 +515,48 @@ pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: &Rc<Shared>) {
                 conn.close();
                 return;
             }
+            HeadOutcome::Idle(deadline) => return park(conn, shared, deadline),
         };
-        first = false;
         if !answer(&conn, shared, *head) || !conn.finish_body() {
             conn.close();
             return;
         }
     }
     let _ = conn.flush();
+}
+
+/// Parks idle `conn` without a green thread until bytes arrive (a new green
+/// thread in the server's continuation group goes on serving it) or
+/// `deadline` passes (it is dropped, which closes it).
+fn park(conn: Rc<Conn>, shared: &Rc<Shared>, deadline: Instant) {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    if timeout.is_zero() {
+        return;
+    }
+    conn.release_buffers(&shared.spares);
+    let id = conn.id;
+    let server = Rc::downgrade(shared);
+    // The callback finds the connection in the parked list: a stop may have
+    // dropped it meanwhile (the callback then gets `NotConnected`, and finds
+    // nothing to do).
+    let wake = move |ready: io::Result<()>| {
+        let Some(shared) = server.upgrade() else { return };
+        let Some(conn) = shared.parked_connections.borrow_mut().remove(&id) else { return };
+        if ready.is_ok() && !shared.is_stopping() {
+            let continued = shared.clone();
+            shared.continuations.spawn(move || {
+                conn.restore_buffers(&continued.spares);
+                run(conn, &continued, true);
+            });
+        }
+    };
+    shared.parked_connections.borrow_mut().insert(id, conn.clone());
+    if conn.stream.on_readable(Some(timeout), wake).is_err() {
+        // Not possible while this green thread is the connection's only
+        // reader; should it happen, the connection closes.
+        let conn = shared.parked_connections.borrow_mut().remove(&id);
+        drop(conn);
+    }
 }
 
 /// Runs the handler on one request and writes its response. Whether the

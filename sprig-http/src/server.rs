@@ -6,13 +6,14 @@ use std::fmt;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{Request, Response, StatusCode};
 use sprig::hub::Deadlock;
 use sprig::net::{StreamServer, TcpListener, ToSocketAddrs};
+use sprig::sync::Group;
 
-use crate::conn::{self, Conn};
+use crate::conn::{self, Conn, SpareBuffers};
 use crate::{Body, Limits, ResponseBody, Timeouts};
 
 /// An HTTP/1.1 server: a green thread per connection on this thread's hub,
@@ -53,9 +54,19 @@ pub(crate) struct Shared {
     settings: RefCell<Rc<Settings>>,
     access_log: RefCell<Option<Box<dyn Write>>>,
     stopping: Cell<bool>,
-    /// Connections waiting for their next request, by id: a stop closes
-    /// them at once instead of waiting for their keep-alive timeout.
-    pub(crate) idle_connections: RefCell<HashMap<u64, Rc<Conn>>>,
+    /// Whether idle connections give their green thread back (not with a
+    /// pool: see the `conn` module).
+    parks_idle: Cell<bool>,
+    /// Connections waiting for their next request in their green thread,
+    /// by id: a stop shuts them down at once instead of waiting for their
+    /// keep-alive timeout.
+    pub(crate) waiting_connections: RefCell<HashMap<u64, Rc<Conn>>>,
+    /// Connections parked without a green thread, by id: their only owner
+    /// (a stop drops them).
+    pub(crate) parked_connections: RefCell<HashMap<u64, Rc<Conn>>>,
+    /// The green threads serving connections that woke from a park.
+    pub(crate) continuations: Group,
+    pub(crate) spares: SpareBuffers,
     next_connection: Cell<u64>,
 }
 
@@ -78,6 +89,10 @@ impl Shared {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.get()
+    }
+
+    pub(crate) fn parks_idle(&self) -> bool {
+        self.parks_idle.get()
     }
 
     pub(crate) fn next_connection_id(&self) -> u64 {
@@ -126,7 +141,11 @@ impl Server {
             settings: RefCell::new(Rc::new(Settings::default())),
             access_log: RefCell::new(None),
             stopping: Cell::new(false),
-            idle_connections: RefCell::new(HashMap::new()),
+            parks_idle: Cell::new(true),
+            waiting_connections: RefCell::new(HashMap::new()),
+            parked_connections: RefCell::new(HashMap::new()),
+            continuations: Group::new(),
+            spares: SpareBuffers::default(),
             next_connection: Cell::new(0),
         });
         let serving = shared.clone();
@@ -158,10 +177,20 @@ impl Server {
         Ok(self)
     }
 
-    /// Serves at most `size` connections at once; more wait in the
+    /// Keeps at most `size` connections open at once; more wait in the
     /// listener's backlog (gevent's `spawn=Pool(size)`).
+    ///
+    /// With a pool, each connection keeps its green thread (and stack) while
+    /// it waits for its next request, as in gevent, so that the pool counts
+    /// it; without one, an idle keep-alive connection gives its green thread
+    /// back and costs only its socket and a few hundred bytes.
+    ///
+    /// # Panics
+    ///
+    /// If the server has been started, or `size` is zero.
     pub fn with_pool(mut self, size: usize) -> Server {
         self.streams = self.streams.with_pool(size);
+        self.shared.parks_idle.set(false);
         self
     }
 
@@ -196,9 +225,18 @@ impl Server {
         self.streams.local_addrs()
     }
 
-    /// Connections being served now.
+    /// Connections open now: being served, or idle between requests.
     pub fn connections(&self) -> usize {
         self.streams.connections()
+            + self.shared.continuations.len()
+            + self.shared.parked_connections.borrow().len()
+    }
+
+    /// Connections open and waiting for their next request: without a pool
+    /// they are parked on the hub with no green thread, with one each waits
+    /// in its own (see [`with_pool`](Self::with_pool)).
+    pub fn idle_connections(&self) -> usize {
+        self.shared.parked_connections.borrow().len() + self.shared.waiting_connections.borrow().len()
     }
 
     /// Whether the server accepts connections.
@@ -229,16 +267,29 @@ impl Server {
     /// flight finish (their responses say `Connection: close`) for up to
     /// `timeout`, then kills what is left.
     ///
+    /// Dropping a server that was not stopped closes its listeners and its
+    /// idle connections (once no request is in flight); requests in flight
+    /// finish on their own.
+    ///
     /// # Errors
     ///
     /// [`Deadlock`] if a handler cannot be killed.
     pub fn stop(&self, timeout: Duration) -> Result<(), Deadlock> {
+        let deadline = Instant::now() + timeout;
         self.shared.stopping.set(true);
-        let idle: Vec<Rc<Conn>> = self.shared.idle_connections.borrow().values().cloned().collect();
-        for conn in idle {
+        let parked: Vec<Rc<Conn>> =
+            self.shared.parked_connections.borrow_mut().drain().map(|(_, conn)| conn).collect();
+        drop(parked); // closes them
+        let waiting: Vec<Rc<Conn>> = self.shared.waiting_connections.borrow().values().cloned().collect();
+        for conn in waiting {
             let _ = conn.stream.shutdown(Shutdown::Both);
         }
-        self.streams.stop(timeout)
+        self.streams.stop(timeout)?;
+        let continuations = &self.shared.continuations;
+        if !continuations.join_timeout(deadline.saturating_duration_since(Instant::now()))? {
+            continuations.kill()?;
+        }
+        Ok(())
     }
 }
 

@@ -454,6 +454,114 @@ fn stop_closes_idle_connections_and_finishes_requests_in_flight() {
     assert!(closed);
 }
 
+/// Opens `count` keep-alive connections that have each had one answer.
+fn idle_clients(server: &Server, count: usize) -> Vec<Client> {
+    let mut clients: Vec<Client> = (0..count).map(|_| Client::connect(server)).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.send(format!("GET /first/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        assert_eq!(client.reply().text(), format!("GET /first/{i} 0:"));
+    }
+    clients
+}
+
+/// Waits (with a guard against hangs) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + GENEROUS;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        sprig::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn idle_keep_alive_connections_park_and_wake_for_their_next_request() {
+    let server = echo_server();
+    let mut clients = idle_clients(&server, 200);
+    eventually("200 idle connections", || server.idle_connections() == 200);
+    assert_eq!(server.connections(), 200);
+    // Each wakes when its next request arrives, several times over, in
+    // pieces too: the part of a head that woke a connection is kept.
+    for round in 0..3 {
+        for (i, client) in clients.iter_mut().enumerate() {
+            client.send(format!("POST /again/{i} HTTP/1.1\r\nHost: x\r\n").as_bytes());
+        }
+        sprig::sleep(Duration::from_millis(5));
+        for client in &mut clients {
+            client.send(format!("Content-Length: {round}\r\n\r\n{}", "x".repeat(round)).as_bytes());
+        }
+        for (i, client) in clients.iter_mut().enumerate() {
+            assert_eq!(client.reply().text(), format!("POST /again/{i} {round}:{}", "x".repeat(round)));
+        }
+    }
+    eventually("idle again", || server.idle_connections() == 200);
+    // A client that leaves is forgotten.
+    drop(clients.pop());
+    eventually("one fewer", || server.connections() == 199);
+    server.stop(GENEROUS).unwrap();
+    assert_eq!(server.connections(), 0);
+    for client in &mut clients {
+        assert!(client.is_closed(), "stop closed the idle connection");
+    }
+}
+
+#[test]
+fn a_connection_that_sends_nothing_parks_until_its_header_timeout() {
+    let server = echo_server().with_timeouts(Timeouts {
+        header: Duration::from_millis(100),
+        keep_alive: GENEROUS,
+        io: GENEROUS,
+    });
+    let mut silent = Client::connect(&server);
+    eventually("the silent connection is idle", || server.idle_connections() == 1);
+    assert!(silent.is_closed(), "closed without a word after the header timeout");
+    assert_eq!(server.connections(), 0);
+    server.stop(GENEROUS).unwrap();
+}
+
+#[test]
+fn with_a_pool_idle_connections_keep_their_green_thread_and_their_slot() {
+    let served = Rc::new(Cell::new(0));
+    let count = served.clone();
+    let server = Server::bind("127.0.0.1:0", move |_request: Request<Body>| {
+        count.set(count.get() + 1);
+        Response::new("ok")
+    })
+    .unwrap()
+    .with_pool(2);
+    server.start().unwrap();
+    let mut first = Client::connect(&server);
+    let mut second = Client::connect(&server);
+    for client in [&mut first, &mut second] {
+        client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(client.reply().status, 200);
+    }
+    eventually("two idle connections", || server.idle_connections() == 2);
+    // A third waits in the backlog until a slot frees.
+    let mut third = Client::connect(&server);
+    third.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    sprig::sleep(Duration::from_millis(50));
+    assert_eq!(served.get(), 2, "the pool is full: the third request waits");
+    first.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(first.reply().status, 200);
+    assert_eq!(third.reply().status, 200);
+    assert_eq!(served.get(), 4);
+    server.stop(GENEROUS).unwrap();
+    assert!(second.is_closed() && third.is_closed());
+}
+
+#[test]
+fn dropping_a_server_closes_its_idle_connections() {
+    let server = echo_server();
+    let mut clients = idle_clients(&server, 3);
+    eventually("three idle connections", || server.idle_connections() == 3);
+    drop(server);
+    for client in &mut clients {
+        assert!(client.is_closed());
+    }
+}
+
 #[test]
 fn a_pool_caps_the_connections_served_at_once() {
     let running = Rc::new(Cell::new(0));
