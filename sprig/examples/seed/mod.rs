@@ -262,7 +262,13 @@ pub fn green_pipeline(path: &Path, printer: &Printer) -> io::Result<()> {
     outcome
 }
 
-/// The file the tour's pipeline reads.
+/// The file the tour's pipeline reads: in sprig's `examples/data`, seen from
+/// sprig or from the tour's crate beside it.
 pub fn sample_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/property1.py")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let here = manifest.join("examples/data/property1.py");
+    if here.exists() {
+        return here;
+    }
+    manifest.join("../sprig/examples/data/property1.py")
 }

@@ -1,13 +1,14 @@
 //! A tour of sprig: runs the examples of the document sprig grew from and
-//! prints what they print, then shows the rest of the library at work.
+//! prints what they print, then shows the rest of the library at work,
+//! sprig-http included.
 //!
 //! ```text
-//! cargo run --release --example tour
+//! cargo run --release -p sprig-tour
 //! ```
 
 use sprig::{Builder, Co, Coroutine, CoroutineResult, Generator};
 
-#[path = "seed/mod.rs"]
+#[path = "../../sprig/examples/seed/mod.rs"]
 mod seed;
 
 fn section(title: &str) {
@@ -51,8 +52,121 @@ fn main() {
     section("Child processes and signals, cooperatively");
     processes();
 
+    section("HTTP: sprig-http serves a few requests to itself");
+    http();
+
     section("Stacks");
     stacks();
+}
+
+fn http() {
+    use sprig_http::http::{Request, Response, StatusCode};
+    use sprig_http::{Body, RequestExt, ResponseBody, Server};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::time::Duration;
+
+    // Handlers are plain blocking code, each request in a green thread.
+    let server = Server::bind("127.0.0.1:0", |request: Request<Body>| {
+        match request.uri().path() {
+            "/hello" => Response::new(ResponseBody::from("Hello, World!")),
+            "/echo" => {
+                let body = request.into_body().into_bytes().unwrap_or_default();
+                Response::new(ResponseBody::from(body))
+            }
+            "/count" => {
+                // Streamed in chunks as it is written, pausing between them.
+                let to: u32 = request
+                    .query_pairs()
+                    .find(|(key, _)| key == "to")
+                    .and_then(|(_, value)| value.parse().ok())
+                    .unwrap_or(3);
+                Response::new(ResponseBody::stream(move |out| {
+                    for n in 1..=to {
+                        write!(out, "{n} ")?;
+                        out.flush()?;
+                        sprig::sleep(Duration::from_millis(5));
+                    }
+                    Ok(())
+                }))
+            }
+            _ => {
+                let mut response = Response::new(ResponseBody::from("not here"));
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                response
+            }
+        }
+    })
+    .expect("a local port");
+    server.start().expect("the server starts");
+    println!("serving on {}", server.local_addr());
+
+    // One keep-alive connection, three requests written at once
+    // (pipelined); the answers come back in order.
+    let client = sprig::net::TcpStream::connect(server.local_addr()).expect("the server is up");
+    (&client)
+        .write_all(
+            b"GET /hello HTTP/1.1\r\nHost: tour\r\n\r\n\
+              POST /echo HTTP/1.1\r\nHost: tour\r\nTransfer-Encoding: chunked\r\n\r\n\
+              6\r\ngreen \r\n7\r\nthreads\r\n0\r\n\r\n\
+              GET /count?to=4 HTTP/1.1\r\nHost: tour\r\n\r\n",
+        )
+        .expect("a write");
+    let mut replies = BufReader::new(&client);
+    for _ in 0..3 {
+        let (status, body) = read_response(&mut replies);
+        println!("{status:<24} {body:?}");
+    }
+    println!("{} connection(s) open, {} idle", server.connections(), server.idle_connections());
+    // The idle connection waits with no green thread until the next request.
+    (&client)
+        .write_all(b"GET /missing HTTP/1.1\r\nHost: tour\r\nConnection: close\r\n\r\n")
+        .expect("a write");
+    let (status, body) = read_response(&mut replies);
+    println!("{status:<24} {body:?}");
+    let mut rest = Vec::new();
+    replies.read_to_end(&mut rest).expect("the close");
+    println!("then the server closed the connection, as asked");
+    server.stop(Duration::from_secs(5)).expect("the server stops");
+    println!("server stopped");
+
+    /// Reads one response: its status line and its body (with
+    /// Content-Length or chunked).
+    fn read_response(reader: &mut impl BufRead) -> (String, String) {
+        fn line(reader: &mut impl BufRead) -> String {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("a line");
+            line.trim_end().to_owned()
+        }
+        let status = line(reader);
+        let (mut length, mut chunked) = (0, false);
+        loop {
+            let header = line(reader);
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(": ").expect("a header");
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().expect("a length");
+            }
+            chunked |= name.eq_ignore_ascii_case("transfer-encoding") && value == "chunked";
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let size = usize::from_str_radix(&line(reader), 16).expect("a chunk size");
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).expect("a chunk");
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else {
+            body.resize(length, 0);
+            reader.read_exact(&mut body).expect("the body");
+        }
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
 }
 
 fn processes() {
