@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use sprig::CoroutineResult;
 
 /// The stack size every peer gets, in bytes: sprig's default.
@@ -29,16 +29,20 @@ fn generator_rs_stack_words() -> usize {
 fn roundtrip(c: &mut Criterion) {
     let mut group = c.benchmark_group("roundtrip");
 
-    let mut g = sprig::Generator::<u64, u64, ()>::new(|co, mut x| loop {
-        x = co.yield_(x + 1);
+    let mut g = sprig::Generator::<u64, u64, ()>::new(|co, mut x| {
+        loop {
+            x = co.yield_(x + 1);
+        }
     });
     group.bench_function("sprig_generator", |b| {
         b.iter(|| g.resume(black_box(1)).ok().and_then(CoroutineResult::into_yield))
     });
     drop(g);
 
-    let mut co = sprig::Coroutine::<u64, u64, ()>::new(|y, mut x| loop {
-        x = y.suspend(x + 1);
+    let mut co = sprig::Coroutine::<u64, u64, ()>::new(|y, mut x| {
+        loop {
+            x = y.suspend(x + 1);
+        }
     });
     group.bench_function("sprig_coroutine", |b| b.iter(|| co.resume(black_box(1)).into_yield()));
     drop(co);

@@ -35,11 +35,15 @@ fn check_sum(peer: &str, k: u64, sum: u64) {
 /// yields `i + 1` back. Each peer's generator is made once, before the
 /// rounds, and loops forever; it is dropped (unwound) at the end.
 pub(crate) fn switch(n: u64) {
-    let mut sprig_generator = sprig::Generator::<u64, u64, ()>::new(|co, mut x| loop {
-        x = co.yield_(x + 1);
+    let mut sprig_generator = sprig::Generator::<u64, u64, ()>::new(|co, mut x| {
+        loop {
+            x = co.yield_(x + 1);
+        }
     });
-    let mut sprig_coroutine = sprig::Coroutine::<u64, u64, ()>::new(|y, mut x| loop {
-        x = y.suspend(x + 1);
+    let mut sprig_coroutine = sprig::Coroutine::<u64, u64, ()>::new(|y, mut x| {
+        loop {
+            x = y.suspend(x + 1);
+        }
     });
     let mut corosensei = corosensei::Coroutine::<u64, u64, ()>::with_stack(
         corosensei::stack::DefaultStack::new(stack_bytes()).expect("corosensei stack"),

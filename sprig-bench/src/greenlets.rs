@@ -3,8 +3,8 @@
 
 use std::hint::black_box;
 
-use sprig::greenlet::{self, Greenlet};
 use sprig::CoroutineResult;
+use sprig::greenlet::{self, Greenlet};
 
 use crate::measure::{self, Peer};
 use crate::{report_ratio, report_timing};
@@ -14,12 +14,16 @@ use crate::{report_ratio, report_timing};
 /// round trip runs alongside for the ratio.
 pub(crate) fn switch(n: u64) {
     let main = greenlet::getcurrent();
-    let pong = Greenlet::new(move |mut ball| loop {
-        let n = ball.downcast::<u64>().expect("a u64");
-        ball = main.switch(n + 1).expect("nothing is thrown");
+    let pong = Greenlet::new(move |mut ball| {
+        loop {
+            let n = ball.downcast::<u64>().expect("a u64");
+            ball = main.switch(n + 1).expect("nothing is thrown");
+        }
     });
-    let mut generator = sprig::Generator::<u64, u64, ()>::new(|co, mut x| loop {
-        x = co.yield_(x + 1);
+    let mut generator = sprig::Generator::<u64, u64, ()>::new(|co, mut x| {
+        loop {
+            x = co.yield_(x + 1);
+        }
     });
     let [greenlets, generators] = measure::interleaved([
         Peer::new(n, |k| {

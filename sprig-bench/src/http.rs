@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 
-use crate::child::{announce, cpus_online, pin_to, set_up_server, ServerProcess};
+use crate::child::{ServerProcess, announce, cpus_online, pin_to, set_up_server};
 use crate::measure::median;
 use crate::report;
 use crate::scale::{self, Scenario, Target};

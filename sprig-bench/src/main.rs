@@ -75,8 +75,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "spawn",
-        about:
-            "spawn N green threads returning a number, join them all (vs tokio current-thread, may 1 worker)",
+        about: "spawn N green threads returning a number, join them all (vs tokio current-thread, may 1 worker)",
         default_n: 100_000,
         run: hub::spawn,
     },

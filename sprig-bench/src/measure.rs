@@ -103,11 +103,7 @@ pub(crate) fn interleaved_rounds<const P: usize>(rounds: usize, mut peers: [Peer
 /// The median of sorted, non-empty `samples`.
 pub(crate) fn median(samples: &[f64]) -> f64 {
     let mid = samples.len() / 2;
-    if samples.len() % 2 == 1 {
-        samples[mid]
-    } else {
-        (samples[mid - 1] + samples[mid]) / 2.0
-    }
+    if samples.len() % 2 == 1 { samples[mid] } else { (samples[mid - 1] + samples[mid]) / 2.0 }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use sprig::net::TcpStream;
 use sprig::sync::{Event, Semaphore};
 
-use crate::child::{raise_fd_limit, ServerProcess};
+use crate::child::{ServerProcess, raise_fd_limit};
 use crate::report;
 
 /// Connections between their connect and their first answer at once: fewer

@@ -127,17 +127,13 @@ impl Decoder {
                 self.size = 0;
                 self.digits = 0;
                 self.line = 0;
-                if size == 0 {
-                    State::Trailers
-                } else {
-                    State::Data(size)
-                }
+                if size == 0 { State::Trailers } else { State::Data(size) }
             }
             (State::DataCr, b'\r') => State::DataLf,
             (State::DataLf, b'\n') => State::Size,
             (State::Trailers, _) => return self.trailer_byte(byte),
             (State::Size | State::SizeSpace | State::Extension, _) => {
-                return Err("a malformed chunk-size line")
+                return Err("a malformed chunk-size line");
             }
             (State::SizeLf | State::DataLf, _) => return Err("a line ends in a bare CR"),
             (State::DataCr, _) => return Err("a chunk is longer than its size"),

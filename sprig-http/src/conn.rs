@@ -45,12 +45,12 @@ use http::header::HeaderMap;
 use http::{Request, StatusCode};
 use sprig::net::TcpStream;
 
+use crate::PeerAddr;
 use crate::body::Body;
 use crate::chunked::Decoder;
 use crate::head::{self, Framing, Head, Reject};
 use crate::response::{self, Written};
 use crate::server::{Settings, Shared};
-use crate::PeerAddr;
 
 /// The most of an unread request body that is read and dropped to keep the
 /// connection; a longer rest closes it.
@@ -271,11 +271,7 @@ impl Conn {
                 }
                 if !buf.buffered().is_empty() {
                     head_deadline.get_or_insert_with(|| {
-                        if first {
-                            self.started + timeouts.header
-                        } else {
-                            Instant::now() + timeouts.header
-                        }
+                        if first { self.started + timeouts.header } else { Instant::now() + timeouts.header }
                     });
                     match head::parse(buf.buffered(), &self.settings.limits) {
                         Ok(Some((head, len))) => {
@@ -311,7 +307,7 @@ impl Conn {
                     return HeadOutcome::Rejected(Reject {
                         status: StatusCode::REQUEST_TIMEOUT,
                         reason: "the request head took too long",
-                    })
+                    });
                 }
                 Err(_) => return HeadOutcome::Closed,
             }

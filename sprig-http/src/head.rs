@@ -73,7 +73,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
         Ok(_) => return Err(reject(BAD, "malformed request head")),
         Err(httparse::Error::Version) => return Err(version_reject(buf)),
         Err(httparse::Error::TooManyHeaders) => {
-            return Err(reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "too many header fields"))
+            return Err(reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "too many header fields"));
         }
         Err(httparse::Error::HeaderName) => return Err(reject(BAD, "malformed header field name")),
         Err(httparse::Error::HeaderValue) => return Err(reject(BAD, "malformed header field value")),
@@ -86,7 +86,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
             return Err(reject(
                 StatusCode::HTTP_VERSION_NOT_SUPPORTED,
                 "only HTTP/1.0 and HTTP/1.1 are served",
-            ))
+            ));
         }
     };
     let method = request
@@ -104,10 +104,10 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
     }
     check_host(&headers, version)?;
     let framing = framing(&headers, version)?;
-    if let Framing::Length(length) = framing {
-        if length > limits.max_body {
-            return Err(reject(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than allowed"));
-        }
+    if let Framing::Length(length) = framing
+        && length > limits.max_body
+    {
+        return Err(reject(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than allowed"));
     }
     let (close, keep_alive_token) = connection_tokens(&headers);
     let keep_alive = !close && (version == Version::HTTP_11 || keep_alive_token);
@@ -248,7 +248,7 @@ fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
             let parsed = element.iter().fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
             match length {
                 Some(earlier) if earlier != parsed => {
-                    return Err(reject(BAD, "conflicting Content-Length values"))
+                    return Err(reject(BAD, "conflicting Content-Length values"));
                 }
                 _ => length = Some(parsed),
             }

@@ -130,11 +130,7 @@ fn is_slow(n: u64) -> bool {
 
 /// How long the server takes to answer `/n`.
 fn delay(n: u64, timeout: Duration) -> Duration {
-    if is_slow(n) {
-        timeout * 5
-    } else {
-        Duration::from_millis(n % 3 * 10)
-    }
+    if is_slow(n) { timeout * 5 } else { Duration::from_millis(n % 3 * 10) }
 }
 
 /// The body of `/n`: `page n` on 1 to 10 lines.

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use sprig::hub::{with_timeout, Timeout};
+use sprig::hub::{Timeout, with_timeout};
 use sprig::sync::Pool;
 
 /// Work that takes `ms` milliseconds (a `sleep` standing in for I/O).

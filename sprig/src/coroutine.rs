@@ -68,7 +68,7 @@ use std::fmt;
 use std::panic;
 
 use crate::arch::Word;
-use crate::raw::{self, Body, Marker, Outgoing, RawCoroutine, Step, Suspender, UnwindToken, CTRL_RESUME};
+use crate::raw::{self, Body, CTRL_RESUME, Marker, Outgoing, RawCoroutine, Step, Suspender, UnwindToken};
 use crate::stack::StackError;
 use crate::unwind;
 

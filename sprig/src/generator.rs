@@ -77,8 +77,8 @@ use std::iter::FusedIterator;
 use std::panic;
 
 use crate::arch::Word;
-use crate::coroutine::{forced_unwind, CoroutineResult};
-use crate::raw::{self, Body, Marker, Outgoing, RawCoroutine, Step, Suspender, UnwindToken, CTRL_RESUME};
+use crate::coroutine::{CoroutineResult, forced_unwind};
+use crate::raw::{self, Body, CTRL_RESUME, Marker, Outgoing, RawCoroutine, Step, Suspender, UnwindToken};
 use crate::stack::StackError;
 use crate::unwind;
 

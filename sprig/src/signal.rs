@@ -340,12 +340,12 @@ fn disarm(signum: c_int, sig_id: SigId) {
     let disposition = &mut dispositions[signum as usize];
     signal_hook_registry::unregister(sig_id);
     disposition.active -= 1;
-    if disposition.active == 0 {
-        if let Some(before) = disposition.before.take() {
-            // Failing to restore leaves the registry's handler, which now
-            // does nothing: the signal is ignored. Nothing better is left.
-            let _ = set_action(signum, &before);
-        }
+    if disposition.active == 0
+        && let Some(before) = disposition.before.take()
+    {
+        // Failing to restore leaves the registry's handler, which now
+        // does nothing: the signal is ignored. Nothing better is left.
+        let _ = set_action(signum, &before);
     }
 }
 

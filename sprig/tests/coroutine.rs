@@ -159,11 +159,14 @@ fn a_swallowed_forced_unwind_is_repeated_at_the_next_suspend() {
     let drops2 = drops.clone();
     let attempts = Rc::new(Cell::new(0));
     let attempts2 = attempts.clone();
-    let mut co = Coroutine::<(), DropCounter, ()>::new(move |yielder, ()| loop {
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| yielder.suspend(DropCounter(drops2.clone()))));
-        attempts2.set(attempts2.get() + 1);
-        if let Err(payload) = outcome {
-            if attempts2.get() == 3 {
+    let mut co = Coroutine::<(), DropCounter, ()>::new(move |yielder, ()| {
+        loop {
+            let outcome =
+                panic::catch_unwind(AssertUnwindSafe(|| yielder.suspend(DropCounter(drops2.clone()))));
+            attempts2.set(attempts2.get() + 1);
+            if let Err(payload) = outcome
+                && attempts2.get() == 3
+            {
                 panic::resume_unwind(payload);
             }
         }
@@ -209,14 +212,18 @@ fn suspend_works_from_any_depth_of_calls() {
 
 #[test]
 fn coroutines_nest_and_can_be_resumed_from_different_places() {
-    let inner = Rc::new(RefCell::new(Coroutine::<u32, u32, ()>::new(|yielder, mut n| loop {
-        n = yielder.suspend(n * 2);
+    let inner = Rc::new(RefCell::new(Coroutine::<u32, u32, ()>::new(|yielder, mut n| {
+        loop {
+            n = yielder.suspend(n * 2);
+        }
     })));
     let inner2 = inner.clone();
-    let mut outer = Coroutine::<u32, u32, ()>::new(move |yielder, mut n| loop {
-        // Resumed from inside another coroutine's stack...
-        let doubled = inner2.borrow_mut().resume(n).into_yield().unwrap();
-        n = yielder.suspend(doubled + 1);
+    let mut outer = Coroutine::<u32, u32, ()>::new(move |yielder, mut n| {
+        loop {
+            // Resumed from inside another coroutine's stack...
+            let doubled = inner2.borrow_mut().resume(n).into_yield().unwrap();
+            n = yielder.suspend(doubled + 1);
+        }
     });
     assert_eq!(outer.resume(1), CoroutineResult::Yield(3));
     // ...and from the main stack, in between.

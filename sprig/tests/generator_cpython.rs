@@ -13,8 +13,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
 use sprig::{
-    is_forced_unwind, Builder, CloseError, Co, CoroutineResult, Generator, GeneratorExit, GeneratorState,
-    ResumeError,
+    Builder, CloseError, Co, CoroutineResult, Generator, GeneratorExit, GeneratorState, ResumeError,
+    is_forced_unwind,
 };
 
 /// Events recorded by a test and the generators it drives.
@@ -190,10 +190,10 @@ fn returning_the_sent_value() {
     fn g3() -> Gen {
         Generator::new(|co, _| co.yield_from(g2()))
     }
-    for (name, mut gen) in [("g", g()), ("g2", g2()), ("g3", g3())] {
-        assert_eq!(gen.resume(None), Ok(CoroutineResult::Yield(1)), "{name}");
-        assert_eq!(gen.resume(Some((2,))), Ok(CoroutineResult::Return(Some((2,)))), "{name}");
-        assert_eq!(gen.state(), GeneratorState::Completed, "{name}");
+    for (name, mut generator) in [("g", g()), ("g2", g2()), ("g3", g3())] {
+        assert_eq!(generator.resume(None), Ok(CoroutineResult::Yield(1)), "{name}");
+        assert_eq!(generator.resume(Some((2,))), Ok(CoroutineResult::Return(Some((2,)))), "{name}");
+        assert_eq!(generator.state(), GeneratorState::Completed, "{name}");
     }
 }
 
@@ -286,14 +286,17 @@ fn throw_into_just_opened_generator() {
 // From CPython Lib/test/test_generators.py, GeneratorThrowTest.test_throw_after_none_exc_type.
 #[test]
 fn throw_handled_by_raising_another_error() {
-    let mut gen: Generator<(), (), Result<(), PyErr>, PyErr> =
+    let mut generator: Generator<(), (), Result<(), PyErr>, PyErr> =
         Generator::new(|co, ()| match co.try_yield(()) {
             Ok(()) => Ok(()),
             Err(_) => Err(PyErr::Runtime),
         });
-    assert_eq!(gen.resume(()), Ok(CoroutineResult::Yield(())));
-    assert_eq!(gen.throw(PyErr::Value(String::new())), Ok(CoroutineResult::Return(Err(PyErr::Runtime))));
-    assert_eq!(gen.state(), GeneratorState::Completed);
+    assert_eq!(generator.resume(()), Ok(CoroutineResult::Yield(())));
+    assert_eq!(
+        generator.throw(PyErr::Value(String::new())),
+        Ok(CoroutineResult::Return(Err(PyErr::Runtime)))
+    );
+    assert_eq!(generator.state(), GeneratorState::Completed);
 }
 
 // From CPython Lib/test/test_generators.py, coroutine_tests ("Now let's try closing a generator").
@@ -524,24 +527,24 @@ fn returns_zero_on_exit(trace: Trace) -> Generator<(), (), i32> {
 #[test]
 fn close_return_value() {
     let trace = Trace::default();
-    let mut gen = returns_zero_on_exit(trace.clone());
-    assert_eq!(gen.resume(()), Ok(CoroutineResult::Yield(())));
-    assert_eq!(gen.close(), Ok(Some(0)));
-    assert_eq!(gen.state(), GeneratorState::Completed);
+    let mut generator = returns_zero_on_exit(trace.clone());
+    assert_eq!(generator.resume(()), Ok(CoroutineResult::Yield(())));
+    assert_eq!(generator.close(), Ok(Some(0)));
+    assert_eq!(generator.state(), GeneratorState::Completed);
     // Closing the closed generator returns nothing and runs nothing.
-    assert_eq!(gen.close(), Ok(None));
+    assert_eq!(generator.close(), Ok(None));
     assert_eq!(trace.events(), ["started"]);
 }
 
 // From CPython Lib/test/test_generators.py, GeneratorCloseTest.test_close_no_return_value and test_close_not_catching_exit.
 #[test]
 fn close_without_return_value() {
-    let mut gen: Generator<(), ()> = Generator::new(|co, ()| co.yield_(()));
-    assert_eq!(gen.resume(()), Ok(CoroutineResult::Yield(())));
-    assert_eq!(gen.close(), Ok(None));
+    let mut generator: Generator<(), ()> = Generator::new(|co, ()| co.yield_(()));
+    assert_eq!(generator.resume(()), Ok(CoroutineResult::Yield(())));
+    assert_eq!(generator.close(), Ok(None));
 
     let trace = Trace::default();
-    let mut gen: Generator<(), (), i32> = Generator::new({
+    let mut generator: Generator<(), (), i32> = Generator::new({
         let trace = trace.clone();
         move |co, ()| {
             co.yield_(());
@@ -549,9 +552,9 @@ fn close_without_return_value() {
             0
         }
     });
-    assert_eq!(gen.resume(()), Ok(CoroutineResult::Yield(())));
+    assert_eq!(generator.resume(()), Ok(CoroutineResult::Yield(())));
     // GeneratorExit propagates out of the body: no return value.
-    assert_eq!(gen.close(), Ok(None));
+    assert_eq!(generator.close(), Ok(None));
     assert!(trace.events().is_empty());
 }
 
@@ -575,15 +578,15 @@ fn close_not_started_or_exhausted() {
 // From CPython Lib/test/test_generators.py, GeneratorCloseTest.test_close_raises.
 #[test]
 fn close_raises() {
-    let mut gen: Generator<(), ()> = Generator::new(|co, ()| {
+    let mut generator: Generator<(), ()> = Generator::new(|co, ()| {
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| co.yield_(()))) {
             assert!(payload.is::<GeneratorExit>());
         }
         panic!("RuntimeError");
     });
-    assert_eq!(gen.resume(()), Ok(CoroutineResult::Yield(())));
-    assert_eq!(panic_message(|| gen.close()), "RuntimeError");
-    assert_eq!(gen.state(), GeneratorState::Completed);
+    assert_eq!(generator.resume(()), Ok(CoroutineResult::Yield(())));
+    assert_eq!(panic_message(|| generator.close()), "RuntimeError");
+    assert_eq!(generator.state(), GeneratorState::Completed);
 }
 
 // From CPython Lib/test/test_generators.py, YieldFromTests.test_generator_gi_yieldfrom (the getgeneratorstate part).

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use sprig::greenlet::{self, Greenlet, GreenletLocal, Thrown, Value};
 use sprig::GreenletExit;
+use sprig::greenlet::{self, Greenlet, GreenletLocal, Thrown, Value};
 
 /// Under an emulator (the aarch64 run of `.ci/run`, which names it in
 /// `SPRIG_TEST_RUNNER`) everything runs tens of times slower: the big tests
@@ -28,11 +28,7 @@ fn emulated() -> bool {
 
 /// How many greenlets go through the first big test.
 fn many() -> usize {
-    if emulated() {
-        100_000
-    } else {
-        1_000_000
-    }
+    if emulated() { 100_000 } else { 1_000_000 }
 }
 
 /// Killing a greenlet unwinds its stack, which costs some microseconds
@@ -41,11 +37,7 @@ fn many() -> usize {
 /// test within a few seconds.
 fn many_killed() -> usize {
     let count = if cfg!(debug_assertions) { 120_000 } else { 1_000_000 };
-    if emulated() {
-        count / 10
-    } else {
-        count
-    }
+    if emulated() { count / 10 } else { count }
 }
 
 /// Resident memory may grow by this much: the stack pool keeps a few
@@ -137,8 +129,10 @@ fn a_million_suspended_then_dropped_greenlets_leave_no_trace() {
 fn values_switched_back_and_forth_are_released() {
     let _serial = serial();
     let args = Rc::new(("a", "b", "c"));
-    let g = Greenlet::new(|mut args: Value| loop {
-        args = parent_switch(args).unwrap();
+    let g = Greenlet::new(|mut args: Value| {
+        loop {
+            args = parent_switch(args).unwrap();
+        }
     });
     for _ in 0..100 {
         let back = g.switch(args.clone()).unwrap();

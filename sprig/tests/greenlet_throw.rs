@@ -18,8 +18,8 @@ use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
-use sprig::greenlet::{self, Greenlet, Thrown, Value};
 use sprig::GreenletExit;
+use sprig::greenlet::{self, Greenlet, Thrown, Value};
 
 #[derive(Clone, Default)]
 struct Log(Rc<RefCell<Vec<String>>>);
@@ -87,11 +87,11 @@ fn thrown_value_is_raised_at_the_pending_switch() {
 #[test]
 fn thrown_value_arrives_intact() {
     let body = |_| {
-        if let Err(Thrown(error)) = parent_switch("ok") {
-            if error.downcast_ref::<RuntimeError>() == Some(&RuntimeError("ciao")) {
-                parent_switch("ok").unwrap();
-                return;
-            }
+        if let Err(Thrown(error)) = parent_switch("ok")
+            && error.downcast_ref::<RuntimeError>() == Some(&RuntimeError("ciao"))
+        {
+            parent_switch("ok").unwrap();
+            return;
         }
         parent_switch("fail").unwrap();
     };

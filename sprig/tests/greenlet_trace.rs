@@ -9,8 +9,8 @@ use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
-use sprig::greenlet::{self, Event, Greenlet, Thrown, Tracer, Value};
 use sprig::Builder;
+use sprig::greenlet::{self, Event, Greenlet, Thrown, Tracer, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct SomeError;

@@ -8,9 +8,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use sprig::Builder;
 use sprig::greenlet::GreenletLocal;
 use sprig::hub::{self, JoinHandle};
-use sprig::Builder;
 
 const LONG: Duration = Duration::from_secs(3600);
 

@@ -61,9 +61,11 @@ fn a_timeout_unwinds_an_event_wait() {
 #[test]
 fn a_timeout_unwinds_a_yield_loop() {
     let turns = Cell::new(0u64);
-    let outcome = hub::with_timeout(SHORT, || loop {
-        turns.set(turns.get() + 1);
-        sprig::yield_now();
+    let outcome = hub::with_timeout(SHORT, || {
+        loop {
+            turns.set(turns.get() + 1);
+            sprig::yield_now();
+        }
     });
     assert!(outcome.is_err());
     assert!(turns.get() > 0);

@@ -8,8 +8,8 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sprig::net::{TcpListener, TcpStream, UdpSocket, UnixStream};
@@ -375,7 +375,7 @@ fn a_reset_wakes_a_parked_reader_with_connection_reset() {
     let (client, accepted) = tcp_pair(false);
     let reader = sprig::spawn(move || (&client).read(&mut [0; 16]));
     sprig::yield_now(); // it finds nothing and parks
-                        // SO_LINGER with a zero timeout makes the close a reset.
+    // SO_LINGER with a zero timeout makes the close a reset.
     let linger = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: the option value is a live `linger` whose size we pass.
     let result = unsafe {

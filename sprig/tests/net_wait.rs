@@ -5,7 +5,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::time::Duration;
 
-use sprig::net::{wait_any, wait_readable, wait_writable, Interest, TcpListener};
+use sprig::net::{Interest, TcpListener, wait_any, wait_readable, wait_writable};
 
 const SHORT: Duration = Duration::from_millis(20);
 

@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use sprig::{Builder, Coroutine, Generator};
-use support::{this_binary, Outcome};
+use support::{Outcome, this_binary};
 
 mod support;
 
@@ -78,7 +78,7 @@ fn run_scenario(name: &str) {
         }
         "null-pointer" => {
             let _ = Coroutine::<(), (), ()>::new(|_, ()| {}); // installs sprig's handler
-                                                              // SAFETY: not safe at all: this scenario crashes on purpose.
+            // SAFETY: not safe at all: this scenario crashes on purpose.
             unsafe { black_box(std::ptr::read_volatile(black_box(8usize) as *const u64)) };
         }
         other => panic!("unknown scenario {other}"),

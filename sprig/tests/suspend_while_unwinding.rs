@@ -98,10 +98,10 @@ fn run_scenario(name: &str) {
 fn yielding_after_a_caught_close_during_a_panic_is_allowed() -> bool {
     let mut generator = Generator::<(), i32>::new(|co, ()| {
         for value in 0.. {
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| co.yield_(value))) {
-                if value >= 3 {
-                    panic::resume_unwind(payload);
-                }
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| co.yield_(value)))
+                && value >= 3
+            {
+                panic::resume_unwind(payload);
             }
         }
     });

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use sprig::hub::{Deadlock, TimedOut};
 use sprig::sync::{Channel, GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
-use sprig::{sleep, spawn, with_timeout, yield_now, JoinHandle};
+use sprig::{JoinHandle, sleep, spawn, with_timeout, yield_now};
 
 mod sync_support;
 use sync_support::{
-    every_value_received_once, every_value_received_once_blocking, KillProducers, Tracked, GENEROUS, SHORT,
+    GENEROUS, KillProducers, SHORT, Tracked, every_value_received_once, every_value_received_once_blocking,
 };
 
 fn getter<T: 'static>(channel: &Rc<Channel<T>>) -> JoinHandle<Result<T, GetError>> {
@@ -198,9 +198,9 @@ fn a_putter_that_times_out_after_its_value_was_taken_has_delivered_it() {
         }
     });
     yield_now(); // the producer offers and waits; the consumer sleeps
-                 // Blocking the OS thread past both deadlines makes both timers fire in
-                 // one pass, the earlier first: the consumer takes the value after the
-                 // producer timed out, before the producer runs.
+    // Blocking the OS thread past both deadlines makes both timers fire in
+    // one pass, the earlier first: the consumer takes the value after the
+    // producer timed out, before the producer runs.
     std::thread::sleep(Duration::from_millis(120));
     assert_eq!(consumer.get().unwrap(), Ok(1));
     assert_eq!(producer.get().unwrap(), Ok(()));

@@ -5,9 +5,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use sprig::JoinHandle;
 use sprig::hub::{Deadlock, TimedOut};
 use sprig::sync::Group;
-use sprig::JoinHandle;
 
 /// Guards against hangs only; nothing here is timed.
 const LONG: Duration = Duration::from_secs(30);

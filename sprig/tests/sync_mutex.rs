@@ -133,11 +133,13 @@ fn timeouts_give_up_their_place_and_take_nothing() {
     drop(guard);
     assert_eq!(patient.get().unwrap(), Some(()));
     assert_eq!(*mutex.lock().unwrap(), ["patient"]);
-    assert!(sprig::with_timeout(SHORT, || {
-        let _held = mutex.lock().unwrap();
-        mutex.lock().map(|_| ()) // not reentrant: waits for itself
-    })
-    .is_err());
+    assert!(
+        sprig::with_timeout(SHORT, || {
+            let _held = mutex.lock().unwrap();
+            mutex.lock().map(|_| ()) // not reentrant: waits for itself
+        })
+        .is_err()
+    );
     assert!(!mutex.is_locked());
 }
 

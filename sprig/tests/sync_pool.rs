@@ -184,9 +184,9 @@ fn a_waiter_killed_after_it_was_handed_a_slot_passes_it_on() {
     let holder = pool
         .spawn(move || {
             sprig::yield_now(); // the waiters stand in line
-                                // The kill is queued on the hub before our leave link hands the
-                                // slot to the first waiter (and queues it to run): it dies
-                                // holding the slot, before it could use it.
+            // The kill is queued on the hub before our leave link hands the
+            // slot to the first waiter (and queues it to run): it dies
+            // holding the slot, before it could use it.
             to_kill.borrow().as_ref().unwrap().kill_async();
         })
         .unwrap();

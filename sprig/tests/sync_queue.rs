@@ -15,11 +15,11 @@ use sprig::sync::{
     GetError, GetTimeoutError, LifoQueue, PriorityQueue, PutError, PutTimeoutError, Queue, TaskDoneError,
     TryGetError, TryPutError,
 };
-use sprig::{sleep, spawn, with_timeout, yield_now, JoinHandle};
+use sprig::{JoinHandle, sleep, spawn, with_timeout, yield_now};
 
 mod sync_support;
 use sync_support::{
-    every_value_received_once, every_value_received_once_blocking, KillProducers, Tracked, GENEROUS, SHORT,
+    GENEROUS, KillProducers, SHORT, Tracked, every_value_received_once, every_value_received_once_blocking,
 };
 
 /// A green thread that takes one value from `queue`.
@@ -305,9 +305,9 @@ fn a_getter_unwound_by_its_timeout_after_a_value_was_put_for_it_leaves_the_value
         }
     });
     yield_now(); // all three wait; `timed` is first in line for a value
-                 // Blocking the OS thread past both deadlines makes both timers fire in
-                 // one pass, the earlier first: the putter runs (and wakes `timed` for
-                 // its value), then `timed`'s timeout unwinds it before it can resume.
+    // Blocking the OS thread past both deadlines makes both timers fire in
+    // one pass, the earlier first: the putter runs (and wakes `timed` for
+    // its value), then `timed`'s timeout unwinds it before it can resume.
     std::thread::sleep(Duration::from_millis(120));
     late_putter.join().unwrap();
     assert_eq!(timed.get().unwrap(), Err(TimedOut::from(Duration::from_millis(60))));
@@ -588,7 +588,7 @@ fn blocking_forever_from_the_main_greenlet_is_a_deadlock() {
     queue.put(1).unwrap();
     assert_eq!(queue.put(2), Err(PutError::Deadlock(2)));
     assert_eq!(queue.join(), Err(Deadlock)); // one unfinished task, no worker
-                                             // A timed wait has a timer to end it: no deadlock.
+    // A timed wait has a timer to end it: no deadlock.
     assert_eq!(queue.put_timeout(3, SHORT), Err(PutTimeoutError::TimedOut(3)));
 }
 

@@ -305,8 +305,8 @@ fn a_bounded_semaphore_hands_permits_over_in_order_and_counts_them_out() {
         .collect();
     settle();
     assert_eq!(semaphore.release(), Ok(())); // handed to "a"
-                                             // Handed over, not yet taken: still counts as out, so one more
-                                             // release is one too many.
+    // Handed over, not yet taken: still counts as out, so one more
+    // release is one too many.
     assert_eq!(semaphore.release(), Err(TooManyReleases));
     sprig::hub::joinall(&takers).unwrap();
     assert_eq!(*log.borrow(), ["a", "b", "c"]);

@@ -391,10 +391,12 @@ fn greenlets() {
 
     // Ping-pong: each side switches straight to the other.
     let to_main = main.clone();
-    let pong = Greenlet::new(move |mut ball| loop {
-        let n = ball.downcast::<u32>().expect("a number");
-        println!("  pong got {n}, sends {}", n + 1);
-        ball = to_main.switch(n + 1).expect("nothing thrown");
+    let pong = Greenlet::new(move |mut ball| {
+        loop {
+            let n = ball.downcast::<u32>().expect("a number");
+            println!("  pong got {n}, sends {}", n + 1);
+            ball = to_main.switch(n + 1).expect("nothing thrown");
+        }
     });
     let mut n = 0u32;
     for _ in 0..3 {

@@ -179,9 +179,11 @@ pub fn echo_session(printer: &Printer) {
 pub fn consumer(printer: Printer) -> Generator<String, (), ()> {
     Builder::new()
         .name("consumer")
-        .generator(move |co, mut line: String| loop {
-            printer.print(line.to_uppercase());
-            line = co.yield_(());
+        .generator(move |co, mut line: String| {
+            loop {
+                printer.print(line.to_uppercase());
+                line = co.yield_(());
+            }
         })
         .expect("a coroutine stack")
 }

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
-use super::{current_inner, Inner};
+use super::{Inner, current_inner};
 
 /// A greenlet's local values, keyed by the address of their
 /// [`GreenletLocal`]. A new greenlet has none.

@@ -86,13 +86,13 @@ use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use local::GreenletLocal;
-pub use trace::{gettrace, settrace, Event, Tracer};
-pub use value::Value;
+pub use trace::{Event, Tracer, gettrace, settrace};
 use value::TAG_BITS;
+pub use value::Value;
 
 use crate::arch::{self, StackPointer, Word, Words};
 use crate::raw::UnwindToken;

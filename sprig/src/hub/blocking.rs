@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::remote::ExternalWork;
-use super::{park, Waiter};
+use super::{Waiter, park};
 
 /// The most pool threads at once; more jobs wait in line.
 const MAX_THREADS: usize = 64;

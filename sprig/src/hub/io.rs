@@ -51,7 +51,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
 use super::timer::TimerId;
-use super::{existing_hub, park, with_hub, Task, Waiter, Wake};
+use super::{Task, Waiter, Wake, existing_hub, park, with_hub};
 
 /// Which readiness a wait is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

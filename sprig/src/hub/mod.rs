@@ -70,12 +70,12 @@ use std::time::{Duration, Instant};
 
 pub use blocking::spawn_blocking;
 pub use remote::Handle;
-pub use thread::{joinall, killall, spawn, spawn_later, wait_any, JoinError, JoinHandle};
-pub use timeout::{with_timeout, TimedOut, Timeout};
+pub use thread::{JoinError, JoinHandle, joinall, killall, spawn, spawn_later, wait_any};
+pub use timeout::{TimedOut, Timeout, with_timeout};
 
 pub(crate) use timeout::is_timeout_expiry;
 
-pub(crate) use thread::{spawn_with, AnyJoinHandle};
+pub(crate) use thread::{AnyJoinHandle, spawn_with};
 pub(crate) use wait_queue::WaitQueue;
 
 use crate::greenlet::{self, Greenlet};
@@ -354,13 +354,13 @@ fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline
     let _cleanup = Cleanup { waiter, timer, is_main };
     let hub_greenlet = hub.greenlet.clone();
     drop(hub); // a parked greenlet must not keep the hub alive
-               // The hub resumes us with `()`; why it did is in the waiter. An expired
-               // timeout is thrown in instead: unwind for it (after the cleanup).
-    if let Err(greenlet::Thrown(value)) = hub_greenlet.switch(()) {
-        if let Ok(signal) = value.downcast::<timeout::TimeoutSignal>() {
-            drop(_cleanup);
-            signal.raise();
-        }
+    // The hub resumes us with `()`; why it did is in the waiter. An expired
+    // timeout is thrown in instead: unwind for it (after the cleanup).
+    if let Err(greenlet::Thrown(value)) = hub_greenlet.switch(())
+        && let Ok(signal) = value.downcast::<timeout::TimeoutSignal>()
+    {
+        drop(_cleanup);
+        signal.raise();
     }
     waiter.reason.get()
 }
@@ -382,11 +382,11 @@ pub fn yield_now() {
     let settle = Settle(&waiter);
     let hub = with_hub(|hub| hub.greenlet.clone());
     // An expired timeout is thrown in, as into a park.
-    if let Err(greenlet::Thrown(value)) = hub.switch(()) {
-        if let Ok(signal) = value.downcast::<timeout::TimeoutSignal>() {
-            drop(settle);
-            signal.raise();
-        }
+    if let Err(greenlet::Thrown(value)) = hub.switch(())
+        && let Ok(signal) = value.downcast::<timeout::TimeoutSignal>()
+    {
+        drop(settle);
+        signal.raise();
     }
 }
 

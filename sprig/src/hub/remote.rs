@@ -10,7 +10,7 @@ use std::time::Duration;
 use mio::{Events, Poll, Registry, Token, Waker};
 
 use super::io::Readiness;
-use super::{with_hub, Task};
+use super::{Task, with_hub};
 
 /// The token of the waker that other threads use to interrupt the poll.
 const WAKER: Token = Token(usize::MAX);
@@ -68,10 +68,10 @@ impl Remote {
         mut on_io: impl FnMut(Token, Readiness),
     ) -> Vec<Task> {
         let mut events = self.events.borrow_mut();
-        if let Err(err) = self.poll.borrow_mut().poll(&mut events, timeout) {
-            if err.kind() != io::ErrorKind::Interrupted {
-                panic!("the hub's event loop failed: {err}");
-            }
+        if let Err(err) = self.poll.borrow_mut().poll(&mut events, timeout)
+            && err.kind() != io::ErrorKind::Interrupted
+        {
+            panic!("the hub's event loop failed: {err}");
         }
         for event in events.iter() {
             if event.token() == WAKER {

@@ -9,10 +9,10 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{with_hub, Deadlock, Task, WaitQueue, Waiter, Wake};
+use super::{Deadlock, Task, WaitQueue, Waiter, Wake, with_hub};
+use crate::GreenletExit;
 use crate::greenlet::{Greenlet, Value};
 use crate::unwind::{self, Payload};
-use crate::GreenletExit;
 
 /// Why a green thread produced no value.
 pub struct JoinError {

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::{park, Waiter, Wake};
+use super::{Waiter, Wake, park};
 
 /// Greenlets waiting for something, woken first come, first served.
 ///
@@ -58,10 +58,10 @@ impl WaitQueue {
                     // Woken, but leaving without acting on it: the wake-up
                     // goes to the next in line or, with nobody left, what
                     // came with it is taken back.
-                    if !self.queue.notify_one() {
-                        if let Some(unclaimed) = self.unclaimed.take() {
-                            unclaimed();
-                        }
+                    if !self.queue.notify_one()
+                        && let Some(unclaimed) = self.unclaimed.take()
+                    {
+                        unclaimed();
                     }
                 }
             }

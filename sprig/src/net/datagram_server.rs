@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::hub::{Deadlock, JoinHandle};
 use crate::sync::{Event, Group};
 
-use super::addr::ToSocketAddrs;
 use super::UdpSocket;
+use super::addr::ToSocketAddrs;
 
 /// A datagram handler: the socket to answer on, the datagram, its sender.
 type Handler = Rc<dyn Fn(&UdpSocket, &[u8], SocketAddr)>;

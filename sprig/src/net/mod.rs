@@ -84,4 +84,4 @@ pub use udp_socket::UdpSocket;
 pub use unix_datagram::UnixDatagram;
 pub use unix_listener::{UnixIncoming, UnixListener};
 pub use unix_stream::UnixStream;
-pub use wait::{wait_any, wait_readable, wait_writable, Interest};
+pub use wait::{Interest, wait_any, wait_readable, wait_writable};

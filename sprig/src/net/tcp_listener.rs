@@ -2,9 +2,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
-use super::addr::{each_addr, ToSocketAddrs};
-use super::socket::Socket;
 use super::TcpStream;
+use super::addr::{ToSocketAddrs, each_addr};
+use super::socket::Socket;
 
 /// A TCP socket listening for connections; [`accept`](Self::accept) parks
 /// the green thread until one comes ([`std::net::TcpListener`]'s shape, on

@@ -3,8 +3,8 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use super::addr::{each_addr, ToSocketAddrs};
-use super::socket::{deadline, Socket};
+use super::addr::{ToSocketAddrs, each_addr};
+use super::socket::{Socket, deadline};
 
 /// A TCP connection whose reads and writes park the green thread, not the
 /// OS thread: [`std::net::TcpStream`]'s shape, on the hub.

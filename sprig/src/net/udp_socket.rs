@@ -1,7 +1,7 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::addr::{each_addr, ToSocketAddrs};
+use super::addr::{ToSocketAddrs, each_addr};
 use super::socket::Socket;
 
 /// A UDP socket whose sends and receives park the green thread, not the OS

@@ -3,8 +3,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
-use super::socket::Socket;
 use super::UnixStream;
+use super::socket::Socket;
 
 /// A Unix socket listening for connections; [`accept`](Self::accept) parks
 /// the green thread ([`std::os::unix::net::UnixListener`]'s shape, on the

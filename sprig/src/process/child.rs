@@ -6,7 +6,7 @@ use std::process::{ExitStatus, Output};
 use std::time::{Duration, Instant};
 
 use super::pipes::{ChildStderr, ChildStdin, ChildStdout, ReadToEndBy};
-use crate::net::socket::{deadline, Socket};
+use crate::net::socket::{Socket, deadline};
 
 /// A child process whose waits park the green thread instead of the OS
 /// thread (std's [`Child`](std::process::Child), cooperative; gevent's

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 use std::time::Duration;
 
-use super::child::{timed_out_after, Child};
+use super::child::{Child, timed_out_after};
 use crate::net::socket::deadline;
 
 /// A process builder whose [`output`](Self::output) and

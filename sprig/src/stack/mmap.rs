@@ -3,8 +3,8 @@
 
 use std::io;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::error::{Limit, StackError};
 
@@ -48,11 +48,11 @@ pub(crate) const MAPPINGS_PER_STACK: usize = 2;
 /// mappings under `vm.max_map_count` free for the rest of the program.
 fn hold_mappings(mappings: usize, usable: usize) -> Result<(), StackError> {
     let held = HELD.fetch_add(mappings, Ordering::Relaxed) + mappings;
-    if held > BUDGET.load(Ordering::Relaxed) {
-        if let Err(err) = rework_budget(held, mappings, usable) {
-            HELD.fetch_sub(mappings, Ordering::Relaxed);
-            return Err(err);
-        }
+    if held > BUDGET.load(Ordering::Relaxed)
+        && let Err(err) = rework_budget(held, mappings, usable)
+    {
+        HELD.fetch_sub(mappings, Ordering::Relaxed);
+        return Err(err);
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 
 use super::error::Size;
-use super::{mmap, Header};
+use super::{Header, mmap};
 
 const FREE: u8 = 0;
 const BUSY: u8 = 1;

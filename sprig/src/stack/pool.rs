@@ -10,7 +10,7 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{mmap, Stack, StackError};
+use super::{Stack, StackError, mmap};
 
 /// How deep a coroutine may go before its stack is trimmed on return to the
 /// pool.
@@ -108,11 +108,7 @@ pub(crate) fn take(size: usize) -> Result<Stack, StackError> {
         let head = pool.head.take()?;
         let fits = head.size() == size;
         pool.head.set(Some(head));
-        if fits {
-            pool.pop()
-        } else {
-            take_other(pool, size)
-        }
+        if fits { pool.pop() } else { take_other(pool, size) }
     });
     match pooled {
         Ok(Some(stack)) => Ok(stack),

@@ -42,7 +42,7 @@ use std::ptr::NonNull;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{mmap, Limit, StackError};
+use super::{Limit, StackError, mmap};
 
 /// The most slots in one slab.
 pub(crate) const MAX_SLOTS: usize = 64;

@@ -30,10 +30,10 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::queue_core::{block_on, deadline_after, try_outcome, Stop};
+use super::queue_core::{Stop, block_on, deadline_after, try_outcome};
 use super::queue_error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
 use super::queue_iter::{Iter, Receive, TryIter};
-use crate::hub::{park, WaitQueue, Waiter, Wake};
+use crate::hub::{WaitQueue, Waiter, Wake, park};
 
 /// A rendezvous between green threads (gevent's `Channel`, Go's unbuffered
 /// channel): [`put`](Channel::put) waits until a getter has taken the value,

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::imap::{Imap, ImapUnordered};
-use super::tracker::{deadline, Tracker};
+use super::tracker::{Tracker, deadline};
 use crate::hub::Deadlock;
 use crate::{JoinError, JoinHandle};
 

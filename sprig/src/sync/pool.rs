@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::imap::{Imap, ImapUnordered};
-use super::tracker::{deadline, Tracker, Turn};
+use super::tracker::{Tracker, Turn, deadline};
 use crate::hub::Deadlock;
 use crate::{JoinError, JoinHandle};
 

@@ -94,10 +94,10 @@ impl RawSemaphore {
     ///
     /// For a bounded semaphore, if every permit is in already.
     pub(super) fn release(&self) -> Result<(), TooManyReleases> {
-        if let Some(bound) = self.bound {
-            if self.available.get() + self.handed.get() >= bound {
-                return Err(TooManyReleases);
-            }
+        if let Some(bound) = self.bound
+            && self.available.get() + self.handed.get() >= bound
+        {
+            return Err(TooManyReleases);
         }
         if self.waiters.notify_one() {
             self.handed.set(self.handed.get() + 1);

@@ -287,10 +287,8 @@ impl Tracker {
             self.emptied.set(self.emptied.get() + 1);
             self.joiners.notify_all();
         }
-        if holds_slot {
-            if let Some(slots) = &self.slots {
-                slots.release();
-            }
+        if holds_slot && let Some(slots) = &self.slots {
+            slots.release();
         }
     }
 

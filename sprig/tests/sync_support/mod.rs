@@ -119,13 +119,15 @@ pub fn every_value_received_once(endpoint: Rc<impl Endpoint>, kill_producers: Ki
         .collect();
     let consumer = || {
         let (endpoint, received, rng) = (endpoint.clone(), received.clone(), rng.clone());
-        spawn(move || loop {
-            let wait = Duration::from_micros(rng.borrow_mut().below(3000));
-            match endpoint.get_timeout(wait) {
-                Ok(value) => received.borrow_mut().push(value),
-                Err(GetTimeoutError::TimedOut) => {}
-                Err(GetTimeoutError::Closed) => break,
-                Err(err) => panic!("unexpected {err}"),
+        spawn(move || {
+            loop {
+                let wait = Duration::from_micros(rng.borrow_mut().below(3000));
+                match endpoint.get_timeout(wait) {
+                    Ok(value) => received.borrow_mut().push(value),
+                    Err(GetTimeoutError::TimedOut) => {}
+                    Err(GetTimeoutError::Closed) => break,
+                    Err(err) => panic!("unexpected {err}"),
+                }
             }
         })
     };
