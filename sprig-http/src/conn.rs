@@ -15,10 +15,10 @@
 //!   [`DRAIN_LIMIT`]) to reach the next request; a longer rest, a client
 //!   that still waits for `100 Continue`, or a body whose framing broke,
 //!   closes the connection instead.
-//! - **Idle connections.** Between requests, with nothing buffered, a
-//!   connection gives its green thread back: it sends what it has, hands
-//!   its buffers to the server's spares, and waits on the hub with a
-//!   callback ([`TcpStream::on_readable`]) until its keep-alive timeout (or,
+//! - **Idle connections.** A connection that has waited [`IDLE_LINGER`]
+//!   for its next request (or its first), with nothing buffered and its
+//!   output sent, gives its green thread back: it hands its buffers to the
+//!   server's spares, and waits on the hub with a callback ([`TcpStream::on_readable`]) until its keep-alive timeout (or,
 //!   before its first request, the header timeout). When bytes arrive the
 //!   callback spawns a green thread that goes on with the connection in the
 //!   server's continuation group; a timeout drops it. Meanwhile the server's
@@ -59,6 +59,10 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 pub(crate) const FLUSH_AT: usize = 64 * 1024;
 /// How long a closing connection reads what the client still sends.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long an idle connection waits for its next request in its green
+/// thread before it parks: a busy connection (a client sending request after
+/// request) keeps its green thread instead of parking and waking for each.
+const IDLE_LINGER: Duration = Duration::from_millis(10);
 /// The read buffer's initial size.
 const READ_BUFFER: usize = 8 * 1024;
 /// The write buffer's initial size.
@@ -253,10 +257,8 @@ impl Conn {
         Ok(read)
     }
 
-    /// Reads the next request head. See [`HeadOutcome`]. `may_park`: whether
-    /// an idle connection may park rather than read (not right after waking
-    /// from a park, when the bytes that woke it are to be read).
-    fn read_head(self: &Rc<Self>, shared: &Shared, mut may_park: bool) -> HeadOutcome {
+    /// Reads the next request head. See [`HeadOutcome`].
+    fn read_head(self: &Rc<Self>, shared: &Shared) -> HeadOutcome {
         let timeouts = &self.settings.timeouts;
         let first = self.request.get() == 0;
         let idle_deadline =
@@ -287,22 +289,23 @@ impl Conn {
             if idle && shared.is_stopping() {
                 return HeadOutcome::Closed;
             }
-            if idle && may_park && shared.parks_idle() {
-                return match self.flush() {
-                    Ok(()) => HeadOutcome::Idle(idle_deadline),
-                    Err(_) => HeadOutcome::Closed,
-                };
-            }
+            // An idle connection waits in its green thread for a moment, then
+            // parks.
+            let park_at = (idle && shared.parks_idle())
+                .then(|| Instant::now() + IDLE_LINGER)
+                .filter(|park_at| *park_at < idle_deadline);
             // Listed as idle while waiting for a first byte, so that a stop
             // can close it; unlisted however the wait ends (a kill unwinds
             // through it).
             let listed = idle.then(|| IdleListing::new(shared, self.clone()));
-            let filled = self.fill(head_deadline.unwrap_or(idle_deadline));
+            let filled = self.fill(park_at.or(head_deadline).unwrap_or(idle_deadline));
             drop(listed);
-            may_park = true;
             match filled {
                 Ok(0) => return HeadOutcome::Closed,
                 Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::TimedOut && park_at.is_some() => {
+                    return HeadOutcome::Idle(idle_deadline);
+                }
                 Err(err) if err.kind() == io::ErrorKind::TimedOut && !idle => {
                     return HeadOutcome::Rejected(Reject {
                         status: StatusCode::REQUEST_TIMEOUT,
@@ -494,15 +497,13 @@ enum HeadOutcome {
 /// Serves requests on `stream` until the connection closes or parks.
 pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: &Rc<Shared>) {
     let _ = stream.set_nodelay(true);
-    run(Rc::new(Conn::new(stream, peer, shared)), shared, false);
+    run(Rc::new(Conn::new(stream, peer, shared)), shared);
 }
 
-/// Serves requests on `conn` until it closes or parks; `woken`: it was
-/// parked, and bytes arrived.
-fn run(conn: Rc<Conn>, shared: &Rc<Shared>, woken: bool) {
-    let mut may_park = !woken;
+/// Serves requests on `conn` until it closes or parks.
+fn run(conn: Rc<Conn>, shared: &Rc<Shared>) {
     loop {
-        let head = match conn.read_head(shared, std::mem::replace(&mut may_park, true)) {
+        let head = match conn.read_head(shared) {
             HeadOutcome::Head(head) => head,
             HeadOutcome::Closed => break,
             HeadOutcome::Rejected(reject) => {
@@ -542,7 +543,7 @@ fn park(conn: Rc<Conn>, shared: &Rc<Shared>, deadline: Instant) {
             let continued = shared.clone();
             shared.continuations.spawn(move || {
                 conn.restore_buffers(&continued.spares);
-                run(conn, &continued, true);
+                run(conn, &continued);
             });
         }
     };
