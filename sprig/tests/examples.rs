@@ -34,10 +34,26 @@ fn example(name: &str, args: &[&str]) -> Command {
     let path: PathBuf = profile_dir.join("examples").join(name);
     if !is_fresh(&path, name) {
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--manifest-path", manifest, "--profile", profile, "--example", name])
-            .status()
-            .expect("cargo runs");
+        let mut build = Command::new(env!("CARGO"));
+        build.args([
+            "build",
+            "--quiet",
+            "--manifest-path",
+            manifest,
+            "--profile",
+            profile,
+            "--example",
+            name,
+        ]);
+        // A cross build (`--target T`) puts its binaries in TARGET_DIR/T/PROFILE,
+        // where T is inside the directory cargo tags as a cache.
+        let above = profile_dir.parent().expect("a profile directory inside the target directory");
+        if above.parent().is_some_and(|dir| dir.join("CACHEDIR.TAG").exists())
+            && let Some(triple) = above.file_name().and_then(|name| name.to_str())
+        {
+            build.args(["--target", triple]);
+        }
+        let built = build.status().expect("cargo runs");
         assert!(built.success(), "cargo could not build the {name} example ({built})");
     }
     assert!(path.is_file(), "the example binary {} is missing after building it", path.display());
@@ -154,4 +170,21 @@ fn fetcher_times_out_exactly_the_slow_paths_and_keeps_the_servers_load_within_th
         .and_then(|most| most.parse().ok())
         .unwrap_or_else(|| panic!("the server's load in {summary:?}"));
     assert!((1..=8).contains(&most), "{summary}");
+}
+
+#[test]
+fn tree_walk_prints_every_word_in_order_at_its_depth() {
+    let stdout = run_ok(example("tree_walk", &[]));
+    let lines: Vec<&str> = stdout.lines().collect();
+    let (count, words) = lines.split_last().expect("some output");
+    assert_eq!(*count, "15 words");
+    let printed: Vec<&str> = words.iter().map(|line| line.trim_start()).collect();
+    let mut sorted = printed.clone();
+    sorted.sort_unstable();
+    assert_eq!(printed, sorted, "an in-order walk of a search tree");
+    assert_eq!(printed.len(), 15);
+    // The first word inserted is the root, at depth 0; others are indented
+    // two spaces per level.
+    assert!(words.contains(&"coroutines"));
+    assert!(words.iter().any(|line| line.starts_with("    ")), "some words are deeper than 1");
 }

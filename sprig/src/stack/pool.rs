@@ -163,3 +163,92 @@ fn shrink(pool: &Pool, limit: usize) {
 fn release_deep(stack: &mut Stack) {
     stack.release_below(stack.top() - WARM_DEPTH + mmap::page_size());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the page holding `addr` is resident (mincore(2)).
+    fn resident(addr: usize) -> bool {
+        let page = mmap::page_size();
+        let mut vec = 0u8;
+        // SAFETY: one page-aligned page inside a mapping we own; mincore
+        // writes one byte per page into `vec`.
+        let rc = unsafe { libc::mincore((addr & !(page - 1)) as *mut libc::c_void, page, &mut vec) };
+        assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+        vec & 1 == 1
+    }
+
+    /// Writes a non-zero word at `addr`, inside a stack we hold.
+    fn touch(addr: usize) {
+        // SAFETY: callers pass addresses in the usable range of a stack they
+        // own and on which no coroutine runs.
+        unsafe { std::ptr::write_volatile(addr as *mut usize, usize::MAX) };
+    }
+
+    /// A size no other test uses, so that the pool's stack of this size is
+    /// the one this test gave back.
+    fn odd_size(pages: usize) -> usize {
+        pages * mmap::page_size()
+    }
+
+    #[test]
+    fn a_stack_that_ran_deep_gives_its_deep_pages_back_when_pooled() {
+        let page = mmap::page_size();
+        let stack = take(odd_size(97)).unwrap();
+        let (top, bottom) = (stack.top(), stack.bottom());
+        let deep = bottom + page;
+        let shallow = top - 2 * page;
+        for addr in [deep, shallow, top - WARM_DEPTH] {
+            touch(addr);
+        }
+        assert!(resident(deep) && resident(shallow));
+        give(stack);
+        assert!(!resident(deep), "pages below the warm depth go back to the kernel");
+        assert!(resident(shallow), "pages above it stay warm");
+        let again = take(odd_size(97)).unwrap();
+        assert_eq!(again.top(), top, "the pooled stack is reused");
+        drop(again);
+    }
+
+    #[test]
+    fn a_shallow_stack_keeps_its_pages_when_pooled_and_trim_releases_them() {
+        let page = mmap::page_size();
+        let stack = take(odd_size(89)).unwrap();
+        let top = stack.top();
+        let below_top = top - 3 * page;
+        touch(below_top);
+        give(stack);
+        assert!(resident(below_top), "a shallow stack is pooled as it is");
+        trim();
+        assert!(!resident(below_top), "trim gives back every pooled page but the top one");
+        let again = take(odd_size(89)).unwrap();
+        assert_eq!(again.top(), top);
+        assert!(resident(top - page), "the top page (the header) stays");
+        drop(again);
+    }
+
+    #[test]
+    fn the_pool_keeps_at_most_its_limit_of_stacks_per_thread() {
+        // On a thread of its own: pools are per thread, the limit is global.
+        std::thread::spawn(|| {
+            let before = pool_limit();
+            set_pool_limit(2);
+            let stacks: Vec<Stack> = (0..4).map(|_| take(odd_size(83)).unwrap()).collect();
+            for stack in stacks {
+                give(stack);
+            }
+            let pooled = POOL.with(|pool| pool.len.get());
+            set_pool_limit(before);
+            assert_eq!(pooled, 2);
+            set_pool_limit(0);
+            give(take(odd_size(83)).unwrap());
+            POOL.with(|pool| shrink(pool, 0));
+            let pooled = POOL.with(|pool| pool.len.get());
+            set_pool_limit(before);
+            assert_eq!(pooled, 0, "a limit of 0 pools nothing");
+        })
+        .join()
+        .unwrap();
+    }
+}
