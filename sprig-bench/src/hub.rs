@@ -218,13 +218,33 @@ pub(crate) fn idle(n: u64) {
         })
         .collect();
     sprig::hub::idle().expect("every green thread blocks on the event");
-    let after = resident_bytes();
+    let fresh = resident_bytes();
+    // Green threads that stay parked have their stacks stashed: between one
+    // and two periods of `stash_after` later, the hub has done it.
+    let stashing = sprig::stack::stash_after();
+    if let Some(period) = stashing {
+        sprig::sleep(period * 5 / 2);
+    }
+    let settled = resident_bytes();
+    let woken = std::time::Instant::now();
     event.set();
     sprig::hub::joinall(&handles).expect("every green thread finishes");
-    let per_thread = after.saturating_sub(before) as f64 / n as f64;
-    report("sprig_idle_green_thread_rss_bytes", per_thread, "bytes");
+    let wake_ns = woken.elapsed().as_nanos() as f64 / n as f64;
+    let per_thread = |after: usize| after.saturating_sub(before) as f64 / n as f64;
+    report("sprig_idle_green_thread_rss_bytes", per_thread(settled), "bytes");
+    report("sprig_idle_green_thread_fresh_rss_bytes", per_thread(fresh), "bytes");
+    report("sprig_idle_wake_join_ns", wake_ns, "ns");
     report("idle_green_threads", n as f64, "green_threads");
-    eprintln!("# idle: {n} green threads blocked at once, set free and joined in {:.2?}", started.elapsed());
+    eprintln!(
+        "# idle: {n} green threads blocked at once ({}), set free and joined in {:.2?}; \
+         the first figure is read {}",
+        if stashing.is_some() { "stacks stashed" } else { "stashing off or unsupported" },
+        started.elapsed(),
+        match stashing {
+            Some(period) => format!("{:.1?} after they parked (stash_after = {period:?})", period * 5 / 2),
+            None => "as soon as they parked".to_owned(),
+        }
+    );
 }
 
 /// Capacity of the bounded queues in the `queue` case.

@@ -134,6 +134,9 @@ enum State {
     Started,
     /// Not started; its stack holds the body, ready to run.
     Unstarted,
+    /// Started and suspended, with its stack's contents stashed on the heap
+    /// (see [`stack::Stash`]): they are put back before it runs again.
+    Stashed,
     /// Not started, and no stack yet: the body waits in `lazy` (greenlets
     /// made by the hub, which may make many more than it runs at once).
     Lazy,
@@ -184,6 +187,14 @@ struct Inner {
     /// A running greenlet whose last handle was dropped keeps itself here
     /// (and sets `THREAD.slow`, so that its next switch away hands it over).
     keep_alive: Cell<Option<Greenlet>>,
+    /// The hub's count of this greenlet's parks and wake-ups: odd while it
+    /// is parked. The hub stashes a greenlet found parked, with the same
+    /// count, at two of its sweeps in a row.
+    parks: Cell<u32>,
+    /// Whether the hub's sweep lists it.
+    listed: Cell<bool>,
+    /// Its stack's contents while it is `Stashed`.
+    stash: Cell<Option<stack::Stash>>,
 }
 
 /// A handle to a greenlet: see the [module documentation](self).
@@ -318,6 +329,9 @@ fn create_main() -> Option<*const Inner> {
             locals: local::Locals::default(),
             kills: OnceCell::new(),
             keep_alive: Cell::new(None),
+            parks: Cell::new(0),
+            listed: Cell::new(false),
+            stash: Cell::new(None),
         }));
         let inner = Rc::as_ptr(&main_greenlet.0);
         *main.0.borrow_mut() = Some(main_greenlet);
@@ -500,6 +514,9 @@ impl Greenlet {
             locals: local::Locals::default(),
             kills: OnceCell::new(),
             keep_alive: Cell::new(None),
+            parks: Cell::new(0),
+            listed: Cell::new(false),
+            stash: Cell::new(None),
         }))
     }
 }
@@ -612,7 +629,7 @@ impl Greenlet {
         loop {
             match target.0.state.get() {
                 State::Dead => return Ok(Value::empty()),
-                State::Started => return target.send_slow(value, CTRL_THROW),
+                State::Started | State::Stashed => return target.send_slow(value, CTRL_THROW),
                 State::Unstarted | State::Lazy => {
                     target.discard_unstarted();
                     target = target.parent().expect("a greenlet other than main has a parent");
@@ -650,7 +667,7 @@ impl Greenlet {
                 let parent = self.parent().expect("a greenlet other than main has a parent");
                 parent.switch(exit)
             }
-            State::Started => self.send_slow(Value::empty(), CTRL_KILL),
+            State::Started | State::Stashed => self.send_slow(Value::empty(), CTRL_KILL),
         }
     }
 
@@ -674,6 +691,8 @@ impl Greenlet {
             let parent = unsafe { &*target }.parent.borrow();
             target = Rc::as_ptr(&parent.as_ref().expect("the main greenlet never dies").0);
         }
+        // SAFETY: as above.
+        unsafe { &*target }.unstash();
         let mut flags = 0;
         if ptr::eq(target, current) {
             return (target, flags); // no switch really happens
@@ -890,6 +909,10 @@ fn finish(this: &Inner, outcome: Result<Value, Payload>) -> ! {
     loop {
         match target.0.state.get() {
             State::Started => break,
+            State::Stashed => {
+                target.0.unstash();
+                break;
+            }
             State::Dead => {}
             // A panic raised in an unstarted greenlet kills it on the spot
             // and goes on to its parent; a return value starts it.
@@ -974,7 +997,7 @@ impl Greenlet {
 
     /// Whether the greenlet is started and not dead (Python's `bool(g)`).
     pub fn is_active(&self) -> bool {
-        self.0.state.get() == State::Started
+        matches!(self.0.state.get(), State::Started | State::Stashed)
     }
 
     /// Whether this is the running greenlet.
@@ -1018,7 +1041,7 @@ impl fmt::Debug for Greenlet {
         let state = match self.0.state.get() {
             State::Unstarted | State::Lazy => "unstarted",
             State::Started if self.is_current() => "running",
-            State::Started => "suspended",
+            State::Started | State::Stashed => "suspended",
             State::Dead => "dead",
         };
         f.debug_struct("Greenlet").field("name", &self.name()).field("state", &state).finish()
@@ -1042,7 +1065,7 @@ impl Drop for Greenlet {
                 self.0.keep_alive.set(Some(Greenlet(self.0.clone())));
                 THREAD.with(|thread| thread.slow.set(true));
             }
-            State::Started => self.collect(),
+            State::Started | State::Stashed => self.collect(),
         }
     }
 }
@@ -1081,14 +1104,127 @@ impl Greenlet {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Its contents go back first: the stack must not be reused (below)
+        // or unmapped while stashed.
+        drop(self.stash.take());
         if let Some(stack) = self.stack.take() {
             match self.state.get() {
                 // Never ran: the launch data is dropped by `discard_unstarted`
                 // before we get here, so the stack holds nothing.
                 State::Unstarted | State::Lazy | State::Dead => stack::give(stack),
                 // Still suspended with frames on it: never reuse it.
-                State::Started => mem::forget(stack),
+                State::Started | State::Stashed => mem::forget(stack),
             }
         }
+    }
+}
+
+// ------------------------------------------------------------ stashing
+
+/// A greenlet that does not keep it alive, for the hub's sweep.
+pub(crate) struct WeakGreenlet(std::rc::Weak<Inner>);
+
+impl WeakGreenlet {
+    pub(crate) fn upgrade(&self) -> Option<Greenlet> {
+        self.0.upgrade().map(Greenlet)
+    }
+}
+
+impl Inner {
+    /// Puts a stashed greenlet's stack back, ready to be switched to; does
+    /// nothing to any other.
+    #[inline]
+    fn unstash(&self) {
+        if self.state.get() == State::Stashed {
+            self.restore_stash();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn restore_stash(&self) {
+        self.stash.take().expect("a stashed greenlet holds its stash").restore();
+        self.state.set(State::Started);
+    }
+}
+
+impl Greenlet {
+    /// Counts a park of this greenlet on the hub (see `Inner::parks`).
+    #[inline]
+    pub(crate) fn note_parked(&self) {
+        self.0.parks.set(self.0.parks.get().wrapping_add(1));
+    }
+
+    /// Marks the greenlet as listed by the hub's sweep; returns whether it
+    /// was not listed before.
+    #[inline]
+    pub(crate) fn list(&self) -> bool {
+        !self.0.listed.replace(true)
+    }
+
+    /// Counts the end of a park.
+    #[inline]
+    pub(crate) fn note_resumed(&self) {
+        self.0.parks.set(self.0.parks.get().wrapping_add(1));
+    }
+
+    /// The count of parks and wake-ups: odd while parked.
+    pub(crate) fn parks(&self) -> u32 {
+        self.0.parks.get()
+    }
+
+    /// Marks the greenlet as no longer listed by the hub's sweep.
+    pub(crate) fn unlist(&self) {
+        self.0.listed.set(false);
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakGreenlet {
+        WeakGreenlet(Rc::downgrade(&self.0))
+    }
+
+    /// Stashes the stacks of those of `greenlets` that are suspended on a
+    /// stack of their own (not the running greenlet, not one suspended
+    /// inside a generator it resumed, whose stack pointer lies elsewhere);
+    /// returns how many were stashed. Each is restored before it next runs.
+    pub(crate) fn stash_all(greenlets: &[Greenlet]) -> usize {
+        let current = current_inner();
+        let mut owners = Vec::with_capacity(greenlets.len());
+        let mut stacks = Vec::with_capacity(greenlets.len());
+        for greenlet in greenlets {
+            let inner = &*greenlet.0;
+            if inner.state.get() != State::Started || ptr::eq(inner, current) {
+                continue;
+            }
+            let Some(stack) = inner.stack.take() else { continue };
+            let sp = inner.sp.get().get();
+            if stack.bottom() <= sp && sp < stack.top() {
+                owners.push(inner);
+                stacks.push((stack, sp));
+            } else {
+                inner.stack.set(Some(stack));
+            }
+        }
+        let requests: Vec<stack::StashRequest<'_>> =
+            stacks.iter().map(|(stack, sp)| stack::StashRequest { stack, sp: *sp }).collect();
+        // SAFETY: each stack is a slab slot (the caller stashes only where
+        // `stack::stash_after` is `Some`) of a started greenlet suspended at
+        // `sp` on it, which is not running and holds everything it will read
+        // again above `sp` (the arch layer saves its context at `sp`). The
+        // greenlet keeps its stack until the stash is restored: the stash
+        // is restored before any switch to it (`unstash` in `route` and
+        // `finish`) and before its stack is given back or leaked
+        // (`Inner::drop`).
+        let stashes = unsafe { stack::stash_all(&requests) };
+        drop(requests);
+        let mut stashed = 0;
+        for ((inner, (stack, _)), stash) in owners.into_iter().zip(stacks).zip(stashes) {
+            inner.stack.set(Some(stack));
+            if let Some(stash) = stash {
+                inner.stash.set(Some(stash));
+                inner.state.set(State::Stashed);
+                stashed += 1;
+            }
+        }
+        stashed
     }
 }

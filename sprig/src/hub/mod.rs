@@ -56,6 +56,7 @@
 mod blocking;
 pub(crate) mod io;
 mod remote;
+mod sweep;
 mod thread;
 mod timeout;
 mod timer;
@@ -203,6 +204,8 @@ pub(crate) struct Hub {
     io: io::IoTable,
     /// Green threads spawned on this hub, for their small ids.
     spawned: Cell<u64>,
+    /// Green threads that stay parked, to stash.
+    sweep: sweep::Sweep,
 }
 
 thread_local! {
@@ -253,6 +256,7 @@ fn create_hub() -> Rc<Hub> {
             .unwrap_or_else(|err| panic!("cannot create the hub's event loop: {err}")),
         io: io::IoTable::new(),
         spawned: Cell::new(0),
+        sweep: sweep::Sweep::new(),
     });
     HUB.with(|slot| *slot.borrow_mut() = Some(hub.clone()));
     hub
@@ -323,6 +327,7 @@ fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline
         return Wake::TimedOut;
     }
     waiter.state.set(WaitState::Parked);
+    hub.sweep.parked(&waiter.greenlet);
     let timer = deadline
         .map(|at| hub.timers.borrow_mut().insert(at, TimerAction::Wake(waiter.clone(), Wake::TimedOut)));
     let is_main = waiter.greenlet.is_main();
@@ -339,6 +344,7 @@ fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline
     impl Drop for Cleanup<'_> {
         fn drop(&mut self) {
             self.waiter.state.set(WaitState::Idle);
+            self.waiter.greenlet.note_resumed();
             // During thread teardown the hub may be gone, and its timers
             // with it.
             if let Some(hub) = existing_hub() {
@@ -468,15 +474,19 @@ fn run_loop() {
             hub.timers.borrow_mut().next_deadline().map(|at| at.saturating_duration_since(now))
         };
         if wait.is_none() && !hub.remote.keeps_alive() && !hub.io.has_waiters() {
-            // Nothing can ever run again.
+            // Nothing can ever run again (the sweep wakes nothing).
             report_deadlock(&hub);
             continue;
         }
+        let wait = hub.sweep.limit_wait(wait, now);
         let remote_tasks = hub.remote.poll(wait, |token, readiness| hub.io.dispatch(token, readiness));
         for task in remote_tasks {
             hub.schedule(task);
         }
         fire_timers(&hub);
+        // With the time read before the poll: a sweep that fell due during
+        // it starts on the next turn, which then does not wait.
+        hub.sweep.run(now);
     }
 }
 

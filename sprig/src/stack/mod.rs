@@ -54,16 +54,20 @@ mod error;
 mod mmap;
 mod overflow;
 mod pool;
+mod registry;
 mod slab;
+mod stash;
 
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use error::StackError;
 pub use pool::{pool_limit, set_pool_limit, trim};
+pub use stash::{DEFAULT_STASH_AFTER, StashCounts, set_stash_after, stash_after, stash_counts};
 
 pub(crate) use error::Limit;
 pub(crate) use pool::{give, take};
+pub(crate) use stash::{Request as StashRequest, Stash, stash_all};
 
 /// The default stack size when `SPRIG_STACK_SIZE` is not set: 256 KiB.
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
@@ -123,7 +127,7 @@ pub(crate) struct Header {
     /// Usable bytes below this header's stack top.
     size: usize,
     /// The stack's entry in the overflow registry.
-    registration: overflow::Registration,
+    registration: registry::Registration,
     /// The next stack in this thread's pool, while pooled.
     next: Option<Stack>,
     /// The slab the stack is a slot of, if it is one (else it is a mapping
@@ -169,7 +173,7 @@ impl Stack {
             (mmap::map_guarded(len, page, size)?.as_ptr() as usize, None)
         };
         let top = guard_lo + len;
-        let registration = overflow::register(guard_lo, guard_lo + page, top);
+        let registration = registry::register(guard_lo, guard_lo + page, top);
         let header = (top - HEADER_SIZE) as *mut Header;
         // SAFETY: the header lies in the usable part of the stack just made.
         unsafe {
@@ -209,6 +213,13 @@ impl Stack {
     #[inline]
     pub(crate) fn bottom(&self) -> usize {
         self.top() - self.size()
+    }
+
+    /// The stack's entry in the registry.
+    #[inline]
+    fn slot(&self) -> &'static registry::Slot {
+        // SAFETY: the header of a stack we own is initialised and mapped.
+        unsafe { (*self.header()).registration.slot() }
     }
 
     /// Records the name the overflow handler will report.

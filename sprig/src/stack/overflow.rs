@@ -4,12 +4,15 @@
 //! the end of its stack touches the guard page and the kernel raises SIGSEGV
 //! (or SIGBUS). This module's handler then:
 //!
-//! 1. looks the fault address up in a process-wide **registry** of guard
-//!    pages, and checks that the interrupted stack pointer lies on that very
+//! 1. looks the fault address up in the process-wide
+//!    [registry](super::registry) of stacks, and checks that the interrupted stack pointer lies on that very
 //!    stack (a stray pointer into a guard page is not an overflow);
 //! 2. if both hold, writes a report naming the coroutine and its stack size
 //!    to stderr with write(2), and aborts;
-//! 3. otherwise passes the signal on to the handler that was installed before
+//! 3. if the address lies in the usable range of a stashed stack, brings
+//!    its contents back ([`stash`](super::stash)) and returns, so that the
+//!    access is made again and succeeds;
+//! 4. otherwise passes the signal on to the handler that was installed before
 //!    sprig's (usually std's, which reports overflows of thread stacks), or
 //!    restores the default action and returns so the fault repeats and kills
 //!    the process as it would have without sprig.
@@ -22,11 +25,9 @@
 //! # Async-signal safety
 //!
 //! The handler takes no lock, allocates nothing and calls only write(2),
-//! sigaction(2) and abort(3). The registry is a list of fixed-size chunks that
-//! are never freed; each slot is published with a state word (`FREE`, `BUSY`,
-//! `LIVE`) so the handler only reads slots that are completely written.
-//! Registering and unregistering (when a stack is mapped and unmapped, never on
-//! a context switch) take a mutex that the handler never touches.
+//! sigaction(2), abort(3), and what the stash's restore calls (madvise(2),
+//! sched_yield(2), memcpy); the registry is built to be read from a signal
+//! handler.
 //!
 //! The coroutine's name is read from the [`Header`](super::Header) at the top
 //! of its stack, which the coroutine writes before it first runs.
@@ -34,125 +35,11 @@
 use std::cell::OnceCell;
 use std::mem::{self, MaybeUninit};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::Once;
 
 use super::error::Size;
-use super::{Header, mmap};
-
-const FREE: u8 = 0;
-const BUSY: u8 = 1;
-const LIVE: u8 = 2;
-
-struct Slot {
-    state: AtomicU8,
-    guard_lo: AtomicUsize,
-    guard_hi: AtomicUsize,
-    top: AtomicUsize,
-}
-
-const SLOTS_PER_CHUNK: usize = 256;
-
-struct Chunk {
-    slots: [Slot; SLOTS_PER_CHUNK],
-    next: AtomicPtr<Chunk>,
-}
-
-impl Chunk {
-    const fn new() -> Self {
-        #[allow(clippy::declare_interior_mutable_const)]
-        const EMPTY: Slot = Slot {
-            state: AtomicU8::new(FREE),
-            guard_lo: AtomicUsize::new(0),
-            guard_hi: AtomicUsize::new(0),
-            top: AtomicUsize::new(0),
-        };
-        Chunk { slots: [EMPTY; SLOTS_PER_CHUNK], next: AtomicPtr::new(ptr::null_mut()) }
-    }
-}
-
-static FIRST_CHUNK: Chunk = Chunk::new();
-
-/// Slots handed out so far, for the registering side only.
-struct Allocator {
-    free: Vec<&'static Slot>,
-    tail: &'static Chunk,
-    tail_used: usize,
-}
-
-static ALLOCATOR: Mutex<Option<Allocator>> = Mutex::new(None);
-
-/// A stack's entry in the registry.
-pub(crate) struct Registration(&'static Slot);
-
-/// Records that `[guard_lo, guard_hi)` is the guard page of the stack whose
-/// mapping ends at `top`.
-pub(crate) fn register(guard_lo: usize, guard_hi: usize, top: usize) -> Registration {
-    let slot = {
-        let mut guard = ALLOCATOR.lock().unwrap_or_else(|poison| poison.into_inner());
-        let alloc =
-            guard.get_or_insert_with(|| Allocator { free: Vec::new(), tail: &FIRST_CHUNK, tail_used: 0 });
-        match alloc.free.pop() {
-            Some(slot) => slot,
-            None => {
-                if alloc.tail_used == SLOTS_PER_CHUNK {
-                    let chunk: &'static Chunk = Box::leak(Box::new(Chunk::new()));
-                    alloc.tail.next.store(chunk as *const Chunk as *mut Chunk, Ordering::Release);
-                    alloc.tail = chunk;
-                    alloc.tail_used = 0;
-                }
-                alloc.tail_used += 1;
-                &alloc.tail.slots[alloc.tail_used - 1]
-            }
-        }
-    };
-    slot.state.store(BUSY, Ordering::Relaxed);
-    slot.guard_lo.store(guard_lo, Ordering::Relaxed);
-    slot.guard_hi.store(guard_hi, Ordering::Relaxed);
-    slot.top.store(top, Ordering::Relaxed);
-    slot.state.store(LIVE, Ordering::Release);
-    Registration(slot)
-}
-
-impl Registration {
-    /// Removes the entry: called just before the stack is unmapped.
-    pub(crate) fn unregister(self) {
-        let slot = self.0;
-        slot.state.store(BUSY, Ordering::Relaxed);
-        slot.guard_lo.store(0, Ordering::Relaxed);
-        slot.guard_hi.store(0, Ordering::Relaxed);
-        slot.top.store(0, Ordering::Relaxed);
-        slot.state.store(FREE, Ordering::Release);
-        let mut guard = ALLOCATOR.lock().unwrap_or_else(|poison| poison.into_inner());
-        if let Some(alloc) = guard.as_mut() {
-            alloc.free.push(slot);
-        }
-    }
-}
-
-/// The live stack whose guard page holds `addr`: `(guard_lo, top)`.
-fn find_guard(addr: usize) -> Option<(usize, usize)> {
-    let mut chunk: &Chunk = &FIRST_CHUNK;
-    loop {
-        for slot in &chunk.slots {
-            if slot.state.load(Ordering::Acquire) != LIVE {
-                continue;
-            }
-            let lo = slot.guard_lo.load(Ordering::Relaxed);
-            let hi = slot.guard_hi.load(Ordering::Relaxed);
-            let top = slot.top.load(Ordering::Relaxed);
-            if slot.state.load(Ordering::Acquire) == LIVE && lo <= addr && addr < hi {
-                return Some((lo, top));
-            }
-        }
-        let next = chunk.next.load(Ordering::Acquire);
-        if next.is_null() {
-            return None;
-        }
-        // SAFETY: chunks are leaked, so a published pointer stays valid.
-        chunk = unsafe { &*next };
-    }
-}
+use super::registry::find_guard;
+use super::{Header, mmap, stash};
 
 /// The sigaction that was in place before sprig's, for SIGSEGV and SIGBUS.
 struct PreviousActions {
@@ -287,6 +174,10 @@ extern "C" fn handle_fault(signal: libc::c_int, info: *mut libc::siginfo_t, ctx:
             // header lies just below `top`.
             unsafe { report_overflow(guard_lo, top) }
         }
+    }
+    // SAFETY: called from the fault handler.
+    if unsafe { stash::restore_on_fault(addr) } {
+        return; // the access is made again, on the restored stack
     }
     // SAFETY: `PREVIOUS` was written before this handler was installed.
     unsafe { pass_on(signal, info, ctx) }
