@@ -187,12 +187,9 @@ struct Inner {
     /// A running greenlet whose last handle was dropped keeps itself here
     /// (and sets `THREAD.slow`, so that its next switch away hands it over).
     keep_alive: Cell<Option<Greenlet>>,
-    /// The hub's count of this greenlet's parks and wake-ups: odd while it
-    /// is parked. The hub stashes a greenlet found parked, with the same
-    /// count, at two of its sweeps in a row.
-    parks: Cell<u32>,
-    /// Whether the hub's sweep lists it.
-    listed: Cell<bool>,
+    /// Its links in its thread's list of parked greenlets (see
+    /// [`ParkedList`]), and the hub's sweep generation when it parked.
+    parked: ParkedLinks,
     /// Its stack's contents while it is `Stashed`.
     stash: Cell<Option<stack::Stash>>,
 }
@@ -267,6 +264,7 @@ struct ThreadState {
     slow: Cell<bool>,
     tracing: Cell<bool>,
     from: Cell<*const Inner>,
+    parked: ParkedList,
 }
 
 thread_local! {
@@ -276,6 +274,7 @@ thread_local! {
             slow: Cell::new(false),
             tracing: Cell::new(false),
             from: Cell::new(ptr::null()),
+            parked: ParkedList { head: Cell::new(ptr::null()), tail: Cell::new(ptr::null()) },
         }
     };
     /// Owns the main greenlet; torn down with the thread.
@@ -329,8 +328,7 @@ fn create_main() -> Option<*const Inner> {
             locals: local::Locals::default(),
             kills: OnceCell::new(),
             keep_alive: Cell::new(None),
-            parks: Cell::new(0),
-            listed: Cell::new(false),
+            parked: ParkedLinks::new(),
             stash: Cell::new(None),
         }));
         let inner = Rc::as_ptr(&main_greenlet.0);
@@ -514,8 +512,7 @@ impl Greenlet {
             locals: local::Locals::default(),
             kills: OnceCell::new(),
             keep_alive: Cell::new(None),
-            parks: Cell::new(0),
-            listed: Cell::new(false),
+            parked: ParkedLinks::new(),
             stash: Cell::new(None),
         }))
     }
@@ -1104,6 +1101,11 @@ impl Greenlet {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // A greenlet dropped while parked (its park never ended: its thread
+        // is being torn down) leaves the list of parked greenlets.
+        if self.parked.linked.get() {
+            THREAD.with(|thread| thread.parked.unlink(self));
+        }
         // Its contents go back first: the stack must not be reused (below)
         // or unmapped while stashed.
         drop(self.stash.take());
@@ -1121,12 +1123,74 @@ impl Drop for Inner {
 
 // ------------------------------------------------------------ stashing
 
-/// A greenlet that does not keep it alive, for the hub's sweep.
-pub(crate) struct WeakGreenlet(std::rc::Weak<Inner>);
+/// A greenlet's links in [`ParkedList`].
+struct ParkedLinks {
+    linked: Cell<bool>,
+    prev: Cell<*const Inner>,
+    next: Cell<*const Inner>,
+    generation: Cell<u64>,
+}
 
-impl WeakGreenlet {
-    pub(crate) fn upgrade(&self) -> Option<Greenlet> {
-        self.0.upgrade().map(Greenlet)
+impl ParkedLinks {
+    const fn new() -> ParkedLinks {
+        ParkedLinks {
+            linked: Cell::new(false),
+            prev: Cell::new(ptr::null()),
+            next: Cell::new(ptr::null()),
+            generation: Cell::new(0),
+        }
+    }
+}
+
+/// The greenlets of one thread parked on its hub, in the order they parked
+/// (so that the oldest parks come first), for the hub's sweep: an intrusive
+/// doubly linked list through [`Inner::parked`].
+///
+/// A greenlet is linked while it is parked (from `note_parked` to
+/// `note_resumed`), unless the sweep took it off to stash it. A linked
+/// greenlet is alive: one that is dropped unlinks itself first
+/// (`Inner::drop`). The anchors live in [`THREAD`], which has no destructor,
+/// so they outlive every greenlet of the thread.
+struct ParkedList {
+    head: Cell<*const Inner>,
+    tail: Cell<*const Inner>,
+}
+
+impl ParkedList {
+    /// Appends `inner`, which is not linked.
+    fn push(&self, inner: &Inner, generation: u64) {
+        debug_assert!(!inner.parked.linked.get());
+        let links = &inner.parked;
+        links.linked.set(true);
+        links.generation.set(generation);
+        links.next.set(ptr::null());
+        links.prev.set(self.tail.get());
+        match self.tail.get() {
+            tail if tail.is_null() => self.head.set(inner),
+            // SAFETY: linked greenlets are alive (see the type's invariant).
+            tail => unsafe { &*tail }.parked.next.set(inner),
+        }
+        self.tail.set(inner);
+    }
+
+    /// Takes `inner`, which is linked, off the list.
+    fn unlink(&self, inner: &Inner) {
+        let links = &inner.parked;
+        debug_assert!(links.linked.get());
+        let (prev, next) = (links.prev.get(), links.next.get());
+        match prev {
+            prev if prev.is_null() => self.head.set(next),
+            // SAFETY: linked greenlets are alive.
+            prev => unsafe { &*prev }.parked.next.set(next),
+        }
+        match next {
+            next if next.is_null() => self.tail.set(prev),
+            // SAFETY: as above.
+            next => unsafe { &*next }.parked.prev.set(prev),
+        }
+        links.linked.set(false);
+        links.prev.set(ptr::null());
+        links.next.set(ptr::null());
     }
 }
 
@@ -1149,37 +1213,55 @@ impl Inner {
 }
 
 impl Greenlet {
-    /// Counts a park of this greenlet on the hub (see `Inner::parks`).
+    /// Records that this greenlet parks on the hub, in the hub's sweep
+    /// `generation`: it joins its thread's list of parked greenlets.
     #[inline]
-    pub(crate) fn note_parked(&self) {
-        self.0.parks.set(self.0.parks.get().wrapping_add(1));
+    pub(crate) fn note_parked(&self, generation: u64) {
+        THREAD.with(|thread| thread.parked.push(&self.0, generation));
     }
 
-    /// Marks the greenlet as listed by the hub's sweep; returns whether it
-    /// was not listed before.
-    #[inline]
-    pub(crate) fn list(&self) -> bool {
-        !self.0.listed.replace(true)
-    }
-
-    /// Counts the end of a park.
+    /// Records the end of a park: it leaves the list, if the sweep has not
+    /// taken it off already.
     #[inline]
     pub(crate) fn note_resumed(&self) {
-        self.0.parks.set(self.0.parks.get().wrapping_add(1));
+        if self.0.parked.linked.get() {
+            THREAD.with(|thread| thread.parked.unlink(&self.0));
+        }
     }
 
-    /// The count of parks and wake-ups: odd while parked.
-    pub(crate) fn parks(&self) -> u32 {
-        self.0.parks.get()
+    /// Takes off this thread's list of parked greenlets, oldest first, up to
+    /// `max` of those that parked in a sweep generation before `cutoff`,
+    /// and stashes their stacks ([`Greenlet::stash_all`]). Returns how many
+    /// it took off, and whether more such greenlets are left.
+    pub(crate) fn stash_parked_before(cutoff: u64, max: usize) -> (usize, bool) {
+        let mut taken = Vec::new();
+        let more = THREAD.with(|thread| {
+            let list = &thread.parked;
+            while taken.len() < max {
+                let head = list.head.get();
+                // SAFETY: linked greenlets are alive.
+                if head.is_null() || unsafe { &*head }.parked.generation.get() >= cutoff {
+                    return false;
+                }
+                // SAFETY: as above.
+                let inner = unsafe { &*head };
+                list.unlink(inner);
+                // SAFETY: `inner` is alive; the handle takes a reference of
+                // its own.
+                taken.push(unsafe { handle(head) });
+            }
+            let head = list.head.get();
+            // SAFETY: as above.
+            !head.is_null() && unsafe { &*head }.parked.generation.get() < cutoff
+        });
+        Greenlet::stash_all(&taken);
+        (taken.len(), more)
     }
 
-    /// Marks the greenlet as no longer listed by the hub's sweep.
-    pub(crate) fn unlist(&self) {
-        self.0.listed.set(false);
-    }
-
-    pub(crate) fn downgrade(&self) -> WeakGreenlet {
-        WeakGreenlet(Rc::downgrade(&self.0))
+    /// Whether any greenlet of this thread is parked and not yet taken off
+    /// by the sweep.
+    pub(crate) fn any_parked() -> bool {
+        THREAD.with(|thread| !thread.parked.head.get().is_null())
     }
 
     /// Stashes the stacks of those of `greenlets` that are suspended on a

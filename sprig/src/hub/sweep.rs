@@ -3,125 +3,76 @@
 //!
 //! A green thread parked on the hub keeps at least a page of its stack
 //! committed. Once it has stayed parked for a while, the hub copies the live
-//! part of its stack to the heap and gives the pages back
-//! ([`stack::Stash`](crate::stack)); the switch that next resumes it puts
-//! them back first. See [`stash_after`](crate::stack::stash_after) for how
-//! to tune or turn it off.
+//! part of its stack to the heap and gives the pages back (see
+//! [`stash_after`](crate::stack::stash_after)); the switch that next resumes
+//! it puts them back first.
 //!
 //! # Protocol
 //!
-//! - **Listing.** A green thread that parks (and is not listed already) is
-//!   appended to the `listed` entries, with its park count (odd while
-//!   parked: see `Greenlet::note_parked`). Listing costs a push; a thread
-//!   that parks again and again is listed once.
-//! - **Sweeps.** Every `stash_after` (only while something is listed) the
-//!   hub takes the listed entries and examines them, a slice per turn of its
-//!   loop, so that a sweep over many threads never holds up the others for
-//!   long. An entry whose thread is gone, or not parked now, is dropped. An
-//!   entry seen at the previous sweep whose thread is parked with the same
-//!   count has been parked ever since: its stack is stashed, and the entry
-//!   dropped. Any other entry is noted as seen, with its count, for the next
-//!   sweep. A thread is therefore stashed after between one and two periods
-//!   of an unbroken park.
-//! - **No keep-alive.** Entries hold weak handles: the sweep never keeps a
-//!   green thread alive, and it is not something that can wake one, so it
-//!   does not count against the deadlock check. With nothing listed, the hub
-//!   does not wake for it.
+//! - **Parking.** A greenlet that parks joins its thread's list of parked
+//!   greenlets (intrusive, in park order, kept by the greenlet module) with
+//!   the sweep's current *generation*, and leaves it when its park ends. That
+//!   is a few pointer writes each way; nothing is allocated.
+//! - **Sweeps.** Every `stash_after`, while anything is parked, a sweep
+//!   starts: it notes the generation as its *cutoff* and moves the generation
+//!   on. A greenlet that parked in a generation before the cutoff parked
+//!   before the previous sweep started, so it has stayed parked for at least
+//!   one whole period: the sweep takes it off the list and stashes its stack.
+//!   The list is in park order, so those greenlets are at its head, and the
+//!   sweep stops at the first younger one. It works through them a slice per
+//!   turn of the hub's loop, so that a sweep over many green threads never
+//!   holds the others up for long. A greenlet is therefore stashed after
+//!   between one and two periods of an unbroken park.
+//! - **No keep-alive.** The list holds no references: a greenlet that is
+//!   dropped leaves it. The sweep wakes nothing, so it does not count
+//!   against the deadlock check, and with nothing parked the hub does not
+//!   wake for it.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::{Greenlet, WeakGreenlet};
+use crate::greenlet::Greenlet;
 use crate::stack;
 
-/// Entries examined per turn of the hub's loop.
-const SLICE: usize = 1024;
-
-/// The listed entries are pruned (of threads gone or awake) when they grow
-/// past this, and past twice what the last pruning kept.
-const PRUNE_AT_LEAST: usize = 4096;
-
-struct Entry {
-    greenlet: WeakGreenlet,
-    /// Its park count when listed or last examined.
-    parks: u32,
-    /// Whether `parks` was read at a sweep (rather than when listed).
-    seen: bool,
-}
+/// Greenlets stashed, at most, per turn of the hub's loop.
+const SLICE: usize = 512;
 
 pub(super) struct Sweep {
-    listed: RefCell<Vec<Entry>>,
-    /// The entries of the sweep in progress, not yet examined.
-    examining: RefCell<Vec<Entry>>,
-    /// When the next sweep starts; `None` while nothing is listed.
+    /// The generation a greenlet that parks now belongs to.
+    generation: Cell<u64>,
+    /// While a sweep is in progress, the generation it stashes below.
+    cutoff: Cell<Option<u64>>,
+    /// When the next sweep starts; `None` while nothing is parked.
     next: Cell<Option<Instant>>,
-    prune_at: Cell<usize>,
 }
 
 impl Sweep {
     pub(super) fn new() -> Sweep {
-        Sweep {
-            listed: RefCell::new(Vec::new()),
-            examining: RefCell::new(Vec::new()),
-            next: Cell::new(None),
-            prune_at: Cell::new(PRUNE_AT_LEAST),
-        }
+        Sweep { generation: Cell::new(0), cutoff: Cell::new(None), next: Cell::new(None) }
     }
 
     /// Called as `greenlet` parks.
     #[inline]
     pub(super) fn parked(&self, greenlet: &Greenlet) {
-        greenlet.note_parked();
-        if greenlet.list() {
-            self.list(greenlet);
+        greenlet.note_parked(self.generation.get());
+        if self.next.get().is_none() {
+            self.schedule();
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn list(&self, greenlet: &Greenlet) {
-        let Some(period) = stack::stash_after() else {
-            greenlet.unlist();
-            return;
-        };
-        let len = {
-            let mut listed = self.listed.borrow_mut();
-            listed.push(Entry { greenlet: greenlet.downgrade(), parks: greenlet.parks(), seen: false });
-            listed.len()
-        };
-        if self.next.get().is_none() {
+    fn schedule(&self) {
+        if let Some(period) = stack::stash_after() {
             self.next.set(Some(Instant::now() + period));
         }
-        if len >= self.prune_at.get() {
-            self.prune();
-        }
-    }
-
-    /// Drops the listed entries of threads that are gone or not parked.
-    fn prune(&self) {
-        let mut listed = self.listed.borrow_mut();
-        listed.retain_mut(|entry| match entry.greenlet.upgrade() {
-            Some(greenlet) if greenlet.parks() % 2 == 1 => {
-                if greenlet.parks() != entry.parks {
-                    entry.parks = greenlet.parks();
-                    entry.seen = false;
-                }
-                true
-            }
-            Some(greenlet) => {
-                greenlet.unlist();
-                false
-            }
-            None => false,
-        });
-        self.prune_at.set(PRUNE_AT_LEAST.max(2 * listed.len()));
     }
 
     /// How long the hub may wait for events, given that its timers let it
     /// wait `wait`: no longer than until the next sweep, and not at all
     /// while a sweep is in progress.
     pub(super) fn limit_wait(&self, wait: Option<Duration>, now: Instant) -> Option<Duration> {
-        if !self.examining.borrow().is_empty() {
+        if self.cutoff.get().is_some() {
             return Some(Duration::ZERO);
         }
         match self.next.get() {
@@ -133,65 +84,33 @@ impl Sweep {
         }
     }
 
-    /// Starts a sweep if one is due, and examines a slice of the one in
-    /// progress.
+    /// Starts a sweep if one is due at `now`, and works through a slice of
+    /// the one in progress.
     #[inline]
     pub(super) fn run(&self, now: Instant) {
-        if self.next.get().is_some_and(|at| at <= now) || !self.examining.borrow().is_empty() {
+        if self.cutoff.get().is_some() || self.next.get().is_some_and(|at| at <= now) {
             self.run_slice(now);
         }
     }
 
     fn run_slice(&self, now: Instant) {
-        if self.examining.borrow().is_empty() {
-            match self.next.get() {
-                Some(at) if at <= now => {}
-                _ => return,
+        let cutoff = match self.cutoff.get() {
+            Some(cutoff) => cutoff,
+            None => {
+                let Some(period) = stack::stash_after() else {
+                    self.next.set(None); // stashing was turned off
+                    return;
+                };
+                let cutoff = self.generation.get();
+                self.generation.set(cutoff + 1);
+                self.next.set(Some(now + period));
+                cutoff
             }
-            let Some(period) = stack::stash_after() else {
-                self.forget_all();
-                return;
-            };
-            let listed = std::mem::take(&mut *self.listed.borrow_mut());
-            *self.examining.borrow_mut() = listed;
-            self.next.set(Some(now + period));
+        };
+        let (_, more) = Greenlet::stash_parked_before(cutoff, SLICE);
+        self.cutoff.set(more.then_some(cutoff));
+        if !more && !Greenlet::any_parked() {
+            self.next.set(None);
         }
-        let mut to_stash = Vec::new();
-        for _ in 0..SLICE {
-            let Some(mut entry) = self.examining.borrow_mut().pop() else { break };
-            let Some(greenlet) = entry.greenlet.upgrade() else { continue };
-            let parks = greenlet.parks();
-            if parks % 2 == 0 {
-                greenlet.unlist();
-            } else if entry.seen && parks == entry.parks {
-                greenlet.unlist();
-                to_stash.push(greenlet);
-            } else {
-                entry.parks = parks;
-                entry.seen = true;
-                self.listed.borrow_mut().push(entry);
-            }
-        }
-        if !to_stash.is_empty() {
-            Greenlet::stash_all(&to_stash);
-        }
-        if self.examining.borrow().is_empty() {
-            let listed = self.listed.borrow().len();
-            self.prune_at.set(PRUNE_AT_LEAST.max(2 * listed));
-            if listed == 0 {
-                self.next.set(None);
-            }
-        }
-    }
-
-    /// Stashing was turned off: drops every entry.
-    fn forget_all(&self) {
-        let listed = std::mem::take(&mut *self.listed.borrow_mut());
-        for entry in listed {
-            if let Some(greenlet) = entry.greenlet.upgrade() {
-                greenlet.unlist();
-            }
-        }
-        self.next.set(None);
     }
 }
