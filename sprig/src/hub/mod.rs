@@ -49,6 +49,13 @@
 //! - **Inside the hub.** Timer callbacks and other hub tasks run on the hub
 //!   itself and must not block; a blocking call there panics with a message
 //!   saying so (gevent's `BlockingSwitchOutError`).
+//! - **Idle memory.** Green threads that stay parked for
+//!   [`stash_after`](crate::stack::stash_after) have their stacks stashed:
+//!   the used part is copied to the heap and the pages given back, and the
+//!   switch that resumes one puts them back first. The hub finds them with
+//!   a sweep every period, over a list of parked green threads kept in park
+//!   order, a slice per turn of its loop; the sweep wakes nothing and keeps
+//!   nothing alive.
 //! - **Threads.** Each OS thread has its own hub. Handles to green threads
 //!   are `!Send`; [`Handle`] is the `Send` way to run something on another
 //!   thread's hub, and it wakes that hub's loop.

@@ -38,6 +38,17 @@
 //!   instead of faulting in fresh pages. Pages kept this way go back to the
 //!   kernel after 10 seconds (checked as stacks come and go), or at once with
 //!   [`trim`].
+//! - **Stashing.** A green thread that stays parked on its hub for
+//!   [`stash_after`] (one second by default) has the live part of its stack,
+//!   typically a kilobyte or two, copied to the heap, and the stack's pages
+//!   given back to the kernel behind a guard region; they come back before
+//!   it runs again, or as soon as any thread touches them. A hundred
+//!   thousand idle green threads then cost about 1.3 KB each rather than a
+//!   page and more. Only stacks in slabs (see below) can be stashed;
+//!   [`set_stash_after`] or `SPRIG_STASH=off` turn it off. The one visible
+//!   effect, and the rules that keep it sound when a stack is lent to
+//!   another thread, are in [`stash_after`]'s module, documented with
+//!   [`StashCounts`].
 //! - **Guards and limits.** Linux caps a process at `vm.max_map_count`
 //!   mappings (65530 by default). Where the kernel has guard regions (Linux
 //!   6.13 and later), stacks are slots in slabs of up to 64, one mapping per

@@ -58,6 +58,7 @@
 //! never while another thread may be copying.
 
 use std::alloc::{self, Layout};
+use std::cell::Cell;
 use std::io;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,13 +87,39 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// How long a green thread stays parked before the hub stashes its stack:
 /// `None` if stashing is off or unsupported here.
 ///
-/// The hub checks its parked green threads every `stash_after`, and stashes
-/// those that stayed parked from one check to the next: each has been
-/// parked between one and two periods. The default is
-/// [`DEFAULT_STASH_AFTER`]; the environment variable `SPRIG_STASH` set to
-/// `off` turns stashing off, and set to a number of milliseconds changes the
-/// period. Stashing needs stacks in slabs (Linux 6.13 and later, not under
-/// qemu-user): see the [module documentation](self).
+/// A green thread parked on the hub (waiting for an event, a lock, a queue,
+/// a socket, a timer) keeps at least a page of its stack in memory, though
+/// it typically uses a kilobyte or two of it. When one stays parked, the
+/// hub copies the used part of its stack to the heap and gives the stack's
+/// pages back to the kernel; the switch that next resumes it copies them
+/// back first (a few microseconds). The hub checks its parked green threads
+/// every `stash_after` and stashes those that stayed parked from one check
+/// to the next, so each has been parked between one and two periods.
+///
+/// The default is [`DEFAULT_STASH_AFTER`]. The environment variable
+/// `SPRIG_STASH` set to `off` turns stashing off, and set to a number of
+/// milliseconds changes the period; [`set_stash_after`] does the same from
+/// code. Stashing needs stacks in slabs (Linux 6.13 and later, not under
+/// qemu-user, not with `SPRIG_STACK_GUARD=mprotect`).
+///
+/// # What it means for your code
+///
+/// Nothing, as long as only user-space code touches the stack. A green
+/// thread may lend memory on its stack to another OS thread
+/// (`std::thread::scope`) and park meanwhile: that thread's reads and writes
+/// of a stashed stack fault, and sprig's fault handler puts the stack back
+/// on the spot, on that thread, before the access is made again; a write
+/// made while the stack is being stashed is never lost. The exception is
+/// the kernel: a system call handed a pointer into a stashed stack (a
+/// `read` into a buffer borrowed from a parked green thread, by another OS
+/// thread) fails with `EFAULT` instead. A program that does that should
+/// turn stashing off.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert!(sprig::stack::stash_after().is_none_or(|after| after >= Duration::from_millis(1)));
+/// ```
 pub fn stash_after() -> Option<Duration> {
     if !mmap::guard_regions() {
         return None;
@@ -135,14 +162,16 @@ pub fn set_stash_after(after: Option<Duration>) {
     STASH_AFTER_MS.store(ms, Ordering::Relaxed);
 }
 
-/// How much stashing this process has done, from [`stash_counts`].
+/// How much stashing this process has done, from [`stash_counts`] (see
+/// [`stash_after`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StashCounts {
     /// Stacks stashed.
     pub stashed: u64,
     /// Of those, how many were stashed while the process had other threads
-    /// (behind a read-only window: see the [module documentation](self)).
+    /// (their stacks made read-only for the while, so that no write from
+    /// another thread could be lost).
     pub stashed_shared: u64,
     /// Stashes put back before their coroutine ran again, or as it was
     /// dropped.
@@ -189,7 +218,7 @@ struct Meta {
     len: usize,
 }
 
-/// The stashed contents of one stack: see the [module documentation](self).
+/// The stashed contents of one stack (see the module documentation).
 ///
 /// Only [`stash_all`] makes one, for a stack that stays mapped until the
 /// stash is restored; dropping a `Stash` restores it.
@@ -405,8 +434,10 @@ pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
     let Some((slot, bottom, top)) = registry::find_usable(addr) else { return false };
     loop {
         match slot.stash.load(Ordering::Acquire) {
-            // Not stashed (any more): the fault raced a restore.
-            NONE | RESTORED => return true,
+            // Not stashed (any more): the fault raced a restore, and the
+            // access will succeed when made again. A fault that keeps coming
+            // back at the same address is not one of ours: pass it on.
+            NONE | RESTORED => return !repeats(addr),
             STASHED => {
                 if slot
                     .stash
@@ -431,6 +462,31 @@ pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
             }
         }
     }
+}
+
+/// Whether the faults at `addr` that found its stack not stashed keep
+/// coming back: more than 64 in a row at the same address, each within a
+/// millisecond of the last, on this thread. A fault that raced a restore is
+/// not repeated (the access then succeeds).
+///
+/// Async-signal-safe: a constant-initialised thread-local without a
+/// destructor, and clock_gettime(2).
+fn repeats(addr: usize) -> bool {
+    thread_local! {
+        /// The last such fault's address, time (ns) and count.
+        static LAST_UNSTASHED_FAULT: Cell<(usize, u64, u32)> = const { Cell::new((0, 0, 0)) };
+    }
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the struct we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let now = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
+    LAST_UNSTASHED_FAULT.with(|last| {
+        let (previous, at, count) = last.get();
+        let count =
+            if previous == addr && now.saturating_sub(at) < 1_000_000 { count.saturating_add(1) } else { 1 };
+        last.set((addr, now, count));
+        count > 64
+    })
 }
 
 /// Removes the guard region over `[bottom, top)` and copies the `len`
