@@ -3,11 +3,8 @@
 
 use std::fmt;
 use std::rc::Rc;
-use std::time::Duration;
 
-use super::imap::{Imap, ImapUnordered};
-use super::tracker::{Tracker, deadline};
-use crate::hub::Deadlock;
+use super::tracker::Tracker;
 use crate::{JoinError, JoinHandle};
 
 /// A set of running green threads, of any value types, to wait for or kill
@@ -94,74 +91,6 @@ impl Group {
         self.tracker.add(handle)
     }
 
-    /// How many members are running.
-    pub fn len(&self) -> usize {
-        self.tracker.len()
-    }
-
-    /// Whether no member is running.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether `handle`'s green thread is a member: it was spawned in (or
-    /// added to) this group and has not finished.
-    pub fn contains<T>(&self, handle: &JoinHandle<T>) -> bool {
-        self.tracker.contains(handle.id())
-    }
-
-    /// Blocks until the group has been empty at least once since the call
-    /// (gevent's `join`): members spawned meanwhile may still be running
-    /// when it returns. Called from a member, it waits for that member too:
-    /// forever.
-    ///
-    /// # Errors
-    ///
-    /// [`Deadlock`] if the group never could be empty.
-    pub fn join(&self) -> Result<(), Deadlock> {
-        self.tracker.join(None).map(|_| ())
-    }
-
-    /// [`join`](Self::join), waiting at most `timeout`; returns whether the
-    /// group was empty in time.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use sprig::sync::Group;
-    ///
-    /// let group = Group::new();
-    /// group.spawn(|| sprig::sleep(Duration::from_secs(10)));
-    /// assert_eq!(group.join_timeout(Duration::from_millis(5)), Ok(false));
-    /// group.kill().unwrap();
-    /// assert_eq!(group.join_timeout(Duration::ZERO), Ok(true));
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Deadlock`] if it never could be empty, nor the time pass.
-    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, Deadlock> {
-        self.tracker.join(deadline(timeout))
-    }
-
-    /// Kills every member and waits until they are dead (gevent's `kill`);
-    /// members that join meanwhile are killed too. Called from a member, it
-    /// kills that member last, once the others are dead: it unwinds the
-    /// caller and does not return.
-    ///
-    /// # Errors
-    ///
-    /// [`Deadlock`] if a member cannot die (see [`JoinHandle::kill`]).
-    pub fn kill(&self) -> Result<(), Deadlock> {
-        self.tracker.kill()
-    }
-
-    /// Asks for every member to be killed, and returns at once (gevent's
-    /// `kill(block=False)`); see [`JoinHandle::kill_async`]. Called from a
-    /// member, it kills that member last: it unwinds the caller.
-    pub fn kill_async(&self) {
-        self.tracker.kill_async();
-    }
-
     /// Runs `f` in a new member and waits for its value (gevent's `apply`).
     ///
     /// Called from a member of this group, it runs `f` at once, on the
@@ -190,54 +119,14 @@ impl Group {
     {
         self.tracker.apply(f)
     }
-
-    /// Applies `f` to every item, each in a member of its own, all at once,
-    /// and returns the results in the order of the items ([`imap`](Self::imap),
-    /// collected).
-    ///
-    /// ```
-    /// use sprig::sync::Group;
-    ///
-    /// let group = Group::new();
-    /// let lengths = group.map(|word: &str| word.len(), ["one", "three", "seven"]);
-    /// let lengths: Vec<usize> = lengths.into_iter().map(Result::unwrap).collect();
-    /// assert_eq!(lengths, [3, 5, 5]);
-    /// ```
-    pub fn map<A, T, F, I>(&self, f: F, items: I) -> Vec<Result<T, JoinError>>
-    where
-        F: Fn(A) -> T + 'static,
-        I: IntoIterator<Item = A>,
-        A: 'static,
-        T: 'static,
-    {
-        self.imap(f, items).collect()
-    }
-
-    /// Applies `f` to every item, each in a member of its own: see [`Imap`].
-    /// The first call to `next` starts every item (a group has no bound: give
-    /// it no endless iterator); the results come in the order of the items.
-    pub fn imap<A, T, F, I>(&self, f: F, items: I) -> Imap<T, F, I::IntoIter>
-    where
-        F: Fn(A) -> T + 'static,
-        I: IntoIterator<Item = A>,
-        A: 'static,
-        T: 'static,
-    {
-        Imap::new(self.tracker.clone(), f, items.into_iter())
-    }
-
-    /// [`imap`](Self::imap) with the results in the order the items
-    /// finished: see [`ImapUnordered`].
-    pub fn imap_unordered<A, T, F, I>(&self, f: F, items: I) -> ImapUnordered<T, F, I::IntoIter>
-    where
-        F: Fn(A) -> T + 'static,
-        I: IntoIterator<Item = A>,
-        A: 'static,
-        T: 'static,
-    {
-        ImapUnordered::new(self.tracker.clone(), f, items.into_iter())
-    }
 }
+
+super::members::member_methods!(
+    Group,
+    "group",
+    "Group::new()",
+    "all at once (a group has no bound: give it no endless iterator)"
+);
 
 impl Default for Group {
     fn default() -> Group {

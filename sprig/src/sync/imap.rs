@@ -192,98 +192,59 @@ where
     }
 }
 
-impl<T, F, I> Imap<T, F, I>
-where
-    T: 'static,
-    F: Fn(I::Item) -> T + 'static,
-    I: Iterator,
-    I::Item: 'static,
-{
-    pub(super) fn new(tracker: Rc<Tracker>, f: F, items: I) -> Self {
-        Imap { engine: Engine::new(tracker, f, items, true) }
-    }
+/// The constructor and the iterator traits of `$name`, a wrapper of an
+/// [`Engine`] whose results come in item order if `$ordered`.
+macro_rules! engine_iterator {
+    ($name:ident, $ordered:literal) => {
+        impl<T, F, I> $name<T, F, I>
+        where
+            T: 'static,
+            F: Fn(I::Item) -> T + 'static,
+            I: Iterator,
+            I::Item: 'static,
+        {
+            pub(super) fn new(tracker: Rc<Tracker>, f: F, items: I) -> Self {
+                $name { engine: Engine::new(tracker, f, items, $ordered) }
+            }
+        }
+
+        impl<T, F, I> Iterator for $name<T, F, I>
+        where
+            T: 'static,
+            F: Fn(I::Item) -> T + 'static,
+            I: Iterator,
+            I::Item: 'static,
+        {
+            type Item = Result<T, JoinError>;
+
+            fn next(&mut self) -> Option<Self::Item> {
+                self.engine.next()
+            }
+
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                self.engine.size_hint()
+            }
+        }
+
+        impl<T, F, I> FusedIterator for $name<T, F, I>
+        where
+            T: 'static,
+            F: Fn(I::Item) -> T + 'static,
+            I: Iterator,
+            I::Item: 'static,
+        {
+        }
+
+        impl<T, F, I: Iterator> fmt::Debug for $name<T, F, I> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("started", &self.engine.started)
+                    .field("unread", &self.engine.running.len())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
 }
 
-impl<T, F, I> Iterator for Imap<T, F, I>
-where
-    T: 'static,
-    F: Fn(I::Item) -> T + 'static,
-    I: Iterator,
-    I::Item: 'static,
-{
-    type Item = Result<T, JoinError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.engine.next()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.engine.size_hint()
-    }
-}
-
-impl<T, F, I> FusedIterator for Imap<T, F, I>
-where
-    T: 'static,
-    F: Fn(I::Item) -> T + 'static,
-    I: Iterator,
-    I::Item: 'static,
-{
-}
-
-impl<T, F, I: Iterator> fmt::Debug for Imap<T, F, I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Imap")
-            .field("started", &self.engine.started)
-            .field("unread", &self.engine.running.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T, F, I> ImapUnordered<T, F, I>
-where
-    T: 'static,
-    F: Fn(I::Item) -> T + 'static,
-    I: Iterator,
-    I::Item: 'static,
-{
-    pub(super) fn new(tracker: Rc<Tracker>, f: F, items: I) -> Self {
-        ImapUnordered { engine: Engine::new(tracker, f, items, false) }
-    }
-}
-
-impl<T, F, I> Iterator for ImapUnordered<T, F, I>
-where
-    T: 'static,
-    F: Fn(I::Item) -> T + 'static,
-    I: Iterator,
-    I::Item: 'static,
-{
-    type Item = Result<T, JoinError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.engine.next()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.engine.size_hint()
-    }
-}
-
-impl<T, F, I> FusedIterator for ImapUnordered<T, F, I>
-where
-    T: 'static,
-    F: Fn(I::Item) -> T + 'static,
-    I: Iterator,
-    I::Item: 'static,
-{
-}
-
-impl<T, F, I: Iterator> fmt::Debug for ImapUnordered<T, F, I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ImapUnordered")
-            .field("started", &self.engine.started)
-            .field("unread", &self.engine.running.len())
-            .finish_non_exhaustive()
-    }
-}
+engine_iterator!(Imap, true);
+engine_iterator!(ImapUnordered, false);

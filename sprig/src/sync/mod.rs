@@ -61,6 +61,7 @@ mod event;
 mod group;
 mod imap;
 mod lifo_queue;
+mod members;
 mod mutex;
 mod pool;
 mod priority_queue;

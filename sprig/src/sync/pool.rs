@@ -6,7 +6,6 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::imap::{Imap, ImapUnordered};
 use super::tracker::{Tracker, Turn, deadline};
 use crate::hub::Deadlock;
 use crate::{JoinError, JoinHandle};
@@ -109,22 +108,6 @@ impl Pool {
     /// Whether every slot is taken: [`spawn`](Self::spawn) would wait.
     pub fn is_full(&self) -> bool {
         self.free_count() == 0
-    }
-
-    /// How many members are running (spawned and not finished).
-    pub fn len(&self) -> usize {
-        self.tracker.len()
-    }
-
-    /// Whether no member is running.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether `handle`'s green thread is a member: it was spawned in this
-    /// pool and has not finished.
-    pub fn contains<T>(&self, handle: &JoinHandle<T>) -> bool {
-        self.tracker.contains(handle.id())
     }
 
     /// Spawns `f` in a green thread of the pool, waiting first for a free
@@ -265,47 +248,6 @@ impl Pool {
         self.tracker.wait_available(deadline(timeout))
     }
 
-    /// Blocks until the pool has been empty at least once since the call
-    /// (gevent's `join`): members spawned meanwhile may still be running
-    /// when it returns. Called from a member, it waits for that member too:
-    /// forever.
-    ///
-    /// # Errors
-    ///
-    /// [`Deadlock`] if the pool never could be empty.
-    pub fn join(&self) -> Result<(), Deadlock> {
-        self.tracker.join(None).map(|_| ())
-    }
-
-    /// [`join`](Self::join), waiting at most `timeout`; returns whether the
-    /// pool was empty in time.
-    ///
-    /// # Errors
-    ///
-    /// [`Deadlock`] if it never could be empty, nor the time pass.
-    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, Deadlock> {
-        self.tracker.join(deadline(timeout))
-    }
-
-    /// Kills every member and waits until they are dead (gevent's `kill`);
-    /// members spawned meanwhile (into the slots the dead free up) are killed
-    /// too. Called from a member, it kills that member last, once the others
-    /// are dead: it unwinds the caller and does not return.
-    ///
-    /// # Errors
-    ///
-    /// [`Deadlock`] if a member cannot die (see [`JoinHandle::kill`]).
-    pub fn kill(&self) -> Result<(), Deadlock> {
-        self.tracker.kill()
-    }
-
-    /// Asks for every member to be killed, and returns at once (gevent's
-    /// `kill(block=False)`); see [`JoinHandle::kill_async`]. Called from a
-    /// member, it kills that member last: it unwinds the caller.
-    pub fn kill_async(&self) {
-        self.tracker.kill_async();
-    }
-
     /// Runs `f` in a member and waits for its value (gevent's `apply`),
     /// waiting first for a slot as [`spawn`](Self::spawn) does.
     ///
@@ -339,89 +281,14 @@ impl Pool {
     {
         self.tracker.apply(f)
     }
-
-    /// Applies `f` to every item, in members of the pool, never more than
-    /// [`size`](Self::size) at once, and returns the results in the order of
-    /// the items ([`imap`](Self::imap), collected).
-    ///
-    /// ```
-    /// use sprig::sync::Pool;
-    ///
-    /// let pool = Pool::new(3);
-    /// let results = pool.map(|n: u32| if n == 2 { panic!("two") } else { n * 10 }, 0..5);
-    /// assert_eq!(results.len(), 5);
-    /// assert_eq!(*results[1].as_ref().unwrap(), 10);
-    /// assert!(results[2].as_ref().unwrap_err().is_panic());
-    /// assert_eq!(*results[4].as_ref().unwrap(), 40);
-    /// ```
-    pub fn map<A, T, F, I>(&self, f: F, items: I) -> Vec<Result<T, JoinError>>
-    where
-        F: Fn(A) -> T + 'static,
-        I: IntoIterator<Item = A>,
-        A: 'static,
-        T: 'static,
-    {
-        self.imap(f, items).collect()
-    }
-
-    /// Applies `f` to every item, in members of the pool, never more than
-    /// [`size`](Self::size) at once, lazily: see [`Imap`]. The results come
-    /// in the order of the items; a slow item holds up the results behind
-    /// it, but not the work: the pool keeps running up to its size.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use sprig::sync::Pool;
-    ///
-    /// let pool = Pool::new(2);
-    /// let slow_first = pool.imap(
-    ///     |ms: u64| {
-    ///         sprig::sleep(Duration::from_millis(ms));
-    ///         ms
-    ///     },
-    ///     [30, 1, 2, 3],
-    /// );
-    /// let values: Vec<u64> = slow_first.map(Result::unwrap).collect();
-    /// assert_eq!(values, [30, 1, 2, 3]);
-    /// ```
-    pub fn imap<A, T, F, I>(&self, f: F, items: I) -> Imap<T, F, I::IntoIter>
-    where
-        F: Fn(A) -> T + 'static,
-        I: IntoIterator<Item = A>,
-        A: 'static,
-        T: 'static,
-    {
-        Imap::new(self.tracker.clone(), f, items.into_iter())
-    }
-
-    /// [`imap`](Self::imap) with the results in the order the items
-    /// finished: see [`ImapUnordered`].
-    ///
-    /// ```
-    /// use sprig::sync::Pool;
-    ///
-    /// let pool = Pool::new(3);
-    /// // Each item yields to the hub `turns` times before it returns.
-    /// let fastest_first = pool.imap_unordered(
-    ///     |turns: u32| {
-    ///         (0..turns).for_each(|_| sprig::yield_now());
-    ///         turns
-    ///     },
-    ///     [3, 1, 2],
-    /// );
-    /// let values: Vec<u32> = fastest_first.map(Result::unwrap).collect();
-    /// assert_eq!(values, [1, 2, 3]);
-    /// ```
-    pub fn imap_unordered<A, T, F, I>(&self, f: F, items: I) -> ImapUnordered<T, F, I::IntoIter>
-    where
-        F: Fn(A) -> T + 'static,
-        I: IntoIterator<Item = A>,
-        A: 'static,
-        T: 'static,
-    {
-        ImapUnordered::new(self.tracker.clone(), f, items.into_iter())
-    }
 }
+
+super::members::member_methods!(
+    Pool,
+    "pool",
+    "Pool::new(3)",
+    "never more than `size` at once (counting the pool's other members)"
+);
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
