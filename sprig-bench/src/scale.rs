@@ -19,6 +19,10 @@
 //!    checking what comes back, and waits again.
 //! 4. With all `N` connected and idle, the server's resident memory is read
 //!    again: the difference from the baseline, over `N`, is the figure.
+//! 5. After [`IDLE_WAIT`] more of idleness, it is read once more: sprig
+//!    stashes the stacks of green threads parked that long (see
+//!    `sprig::stack::stash_after`), so this is what a server holding many
+//!    idle connections costs.
 //!
 //! Any failure (a connect, a short or wrong answer, a timeout) is an error:
 //! each is counted and the first few are printed, and the case exits with a
@@ -45,6 +49,12 @@ const FD_MARGIN: u64 = 64;
 /// How long one connect, read or write may wait before it counts as an
 /// error: only a guard against hangs.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the connections stay idle before the last reading of the
+/// server's memory: long enough for sprig's hub to stash every parked green
+/// thread's stack (a sweep every `stash_after` stashes those parked before
+/// the previous sweep, so two periods and a margin).
+const IDLE_WAIT: Duration = Duration::from_millis(2500);
+const _: () = assert!(IDLE_WAIT.as_millis() >= 2 * sprig::stack::DEFAULT_STASH_AFTER.as_millis());
 /// Errors printed in full (all are counted).
 const ERRORS_SHOWN: usize = 10;
 
@@ -230,13 +240,14 @@ struct Measured {
     answer: Duration,
     baseline: u64,
     held: u64,
+    idle: u64,
     server_fds: usize,
 }
 
 impl Measured {
     fn report(&self, scenario: &Scenario, server: &str, n: u64) {
         let case = scenario.case;
-        let per_connection = self.held.saturating_sub(self.baseline) as f64 / n as f64;
+        let per_connection = |rss: u64| rss.saturating_sub(self.baseline) as f64 / n as f64;
         report(&format!("{server}_{case}_connections"), n as f64, "count");
         report(&format!("{server}_{case}_errors"), self.errors as f64, "count");
         report(&format!("{server}_{case}_connect_s"), self.connect.as_secs_f64(), "s");
@@ -247,16 +258,20 @@ impl Measured {
                 "round_trips/s",
             );
         }
-        report(&format!("{server}_{case}_rss_per_connection_bytes"), per_connection, "bytes");
+        report(&format!("{server}_{case}_rss_per_connection_bytes"), per_connection(self.held), "bytes");
+        report(&format!("{server}_{case}_idle_rss_per_connection_bytes"), per_connection(self.idle), "bytes");
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
         eprintln!(
             "# {case} {server}: {n} connections held at once ({} descriptors open in the server), {} \
-             {} each; server VmRSS {:.1} MiB listening, {:.1} MiB holding them",
+             {} each; server VmRSS {:.1} MiB listening, {:.1} MiB holding them, {:.1} MiB after \
+             {:.1} s idle",
             self.server_fds,
             1 + scenario.round_trips,
             scenario.what,
             mib(self.baseline),
-            mib(self.held)
+            mib(self.held),
+            mib(self.idle),
+            IDLE_WAIT.as_secs_f64()
         );
     }
 }
@@ -288,6 +303,8 @@ fn load(scenario: &Scenario, server: &ServerProcess, n: u64) -> Result<Measured,
     run.answered.wait()?;
     let answer = started.elapsed();
     let held = server.resident_bytes()?;
+    sprig::sleep(IDLE_WAIT);
+    let idle = server.resident_bytes()?;
     run.release.set();
     let mut errors = 0;
     for (id, client) in clients.into_iter().enumerate() {
@@ -308,5 +325,5 @@ fn load(scenario: &Scenario, server: &ServerProcess, n: u64) -> Result<Measured,
         );
         errors += 1;
     }
-    Ok(Measured { errors, connect, answer, baseline, held, server_fds })
+    Ok(Measured { errors, connect, answer, baseline, held, idle, server_fds })
 }

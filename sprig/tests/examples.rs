@@ -188,3 +188,93 @@ fn tree_walk_prints_every_word_in_order_at_its_depth() {
     assert!(words.contains(&"coroutines"));
     assert!(words.iter().any(|line| line.starts_with("    ")), "some words are deeper than 1");
 }
+
+/// The `echo_server` example, started on a free port; killed when dropped.
+struct EchoServer {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl EchoServer {
+    fn start() -> EchoServer {
+        use std::io::BufRead;
+        let mut command = example("echo_server", &["127.0.0.1:0"]);
+        let mut child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the echo_server example starts");
+        let stderr = child.stderr.take().expect("a piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stderr).lines();
+            let first = lines.next().and_then(Result::ok);
+            let _ = tx.send(first);
+            for _ in lines {} // keep the pipe drained
+        });
+        let line = match rx.recv_timeout(HANG_GUARD) {
+            Ok(Some(line)) => line,
+            outcome => {
+                let _ = child.kill();
+                panic!("echo_server printed no address line: {outcome:?}");
+            }
+        };
+        let addr = line
+            .strip_prefix("echo_server: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from echo_server: {line:?}"))
+            .to_owned();
+        EchoServer { child, addr }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn echo_client_loads_the_echo_server_and_prints_its_round_trips() {
+    let server = EchoServer::start();
+    let stdout = run_ok(example("echo_client", &[&server.addr, "4", "100", "0.3"]));
+    let line = stdout.lines().next().unwrap_or_else(|| panic!("no output"));
+    let (rate, rest) = line.split_once(" round trips/s (").unwrap_or_else(|| panic!("{line:?}"));
+    let rate: f64 = rate.parse().unwrap_or_else(|_| panic!("a rate in {line:?}"));
+    let count: u64 = rest
+        .split_once(" round trips of 100 bytes over 4 connections in ")
+        .and_then(|(count, _)| count.parse().ok())
+        .unwrap_or_else(|| panic!("a count of round trips in {line:?}"));
+    assert!(count > 0 && rate > 0.0, "{line}");
+    assert!(!line.contains("failed"), "{line}");
+}
+
+#[test]
+fn echo_client_rejects_a_bad_command_line_with_one_error_and_the_usage() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["127.0.0.1:7007", "none"], "CONNECTIONS must be a whole number above 0"),
+        (&["127.0.0.1:7007", "3", "0"], "SIZE must be a whole number above 0"),
+        (&["127.0.0.1:7007", "3", "64", "-1"], "SECONDS must be a number above 0"),
+        (&["127.0.0.1:7007", "3", "64", "1", "extra"], "unexpected argument \"extra\""),
+    ];
+    for (args, problem) in cases {
+        let outcome = support::run(example("echo_client", args), HANG_GUARD);
+        assert_eq!(outcome.status.code(), Some(2), "{args:?}: {}", outcome.stderr);
+        assert!(
+            outcome.stderr.starts_with(&format!("echo_client: {problem}")),
+            "{args:?}: {}",
+            outcome.stderr
+        );
+        assert!(outcome.stderr.contains("usage: echo_client"), "{args:?}: {}", outcome.stderr);
+    }
+    // Nothing listening: one error, not one per connection.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let outcome = support::run(example("echo_client", &[&free, "20"]), HANG_GUARD);
+    assert_eq!(outcome.status.code(), Some(1), "{}", outcome.stderr);
+    assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.starts_with(&format!("echo_client: cannot connect to {free}")),
+        "{}",
+        outcome.stderr
+    );
+}
