@@ -124,10 +124,9 @@ impl ServerProcess {
         Ok(std::fs::read_dir(&dir).map_err(|err| format!("{dir}: {err}"))?.count())
     }
 
-    /// The CPU time the child has used so far, user and system, in
-    /// nanoseconds (with the resolution of a clock tick, usually 10 ms):
-    /// `utime` and `stime` from its stat.
-    pub(crate) fn cpu_ns(&self) -> Result<f64, String> {
+    /// The CPU time the child has used so far (with the resolution of a
+    /// clock tick, usually 10 ms): `utime` and `stime` from its stat.
+    pub(crate) fn cpu(&self) -> Result<CpuTime, String> {
         let path = self.proc_file("stat");
         let stat = std::fs::read_to_string(&path).map_err(|err| format!("{path}: {err}"))?;
         // The command name, in parentheses, may hold spaces: the fields
@@ -140,8 +139,43 @@ impl ServerProcess {
             return Err(format!("{path}: no utime and stime fields"));
         };
         // SAFETY: sysconf only reads the system's configuration.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
-        Ok((utime + stime) as f64 * 1e9 / per_second as f64)
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Ok(CpuTime { user_ns: utime as f64 * 1e9 / per_second, system_ns: stime as f64 * 1e9 / per_second })
+    }
+}
+
+/// CPU time, in user space and in the kernel, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct CpuTime {
+    pub(crate) user_ns: f64,
+    pub(crate) system_ns: f64,
+}
+
+impl CpuTime {
+    /// Both together.
+    pub(crate) fn total_ns(self) -> f64 {
+        self.user_ns + self.system_ns
+    }
+
+    /// What this process's finished children have used, all together
+    /// (`getrusage(RUSAGE_CHILDREN)`): the difference across one waited-for
+    /// child is that child's time.
+    pub(crate) fn of_children() -> CpuTime {
+        // SAFETY: rusage is plain data, valid when zeroed.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `usage` is a valid, writable rusage.
+        let done = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+        assert_eq!(done, 0, "getrusage(RUSAGE_CHILDREN) cannot fail with a valid pointer");
+        let ns = |time: libc::timeval| time.tv_sec as f64 * 1e9 + time.tv_usec as f64 * 1e3;
+        CpuTime { user_ns: ns(usage.ru_utime), system_ns: ns(usage.ru_stime) }
+    }
+}
+
+impl std::ops::Sub for CpuTime {
+    type Output = CpuTime;
+
+    fn sub(self, earlier: CpuTime) -> CpuTime {
+        CpuTime { user_ns: self.user_ns - earlier.user_ns, system_ns: self.system_ns - earlier.system_ns }
     }
 }
 

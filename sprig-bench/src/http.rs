@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 
-use crate::child::{ServerProcess, announce, cpus_online, pin_to, set_up_server};
+use crate::child::{CpuTime, ServerProcess, announce, cpus_online, pin_to, set_up_server};
 use crate::measure::median;
 use crate::report;
 use crate::scale::{self, Scenario, Target};
@@ -220,10 +220,10 @@ pub(crate) fn http(n: u64) {
     let mut results: [Vec<Round>; 3] = Default::default();
     for _ in 0..rounds {
         for ((server, process), results) in Server::ALL.iter().zip(&processes).zip(&mut results) {
-            let round = process.cpu_ns().and_then(|before| {
+            let round = process.cpu().and_then(|before| {
                 let run = wrk.run(process.addr, round_secs)?;
                 // wrk is done: the server has answered the last requests.
-                Ok(Round { run, cpu_ns: process.cpu_ns()? - before })
+                Ok(Round { run, cpu: process.cpu()? - before })
             });
             match round {
                 Ok(round) => results.push(round),
@@ -258,7 +258,7 @@ pub(crate) fn http(n: u64) {
 struct Round {
     run: WrkRun,
     /// The server's CPU time during the round.
-    cpu_ns: f64,
+    cpu: CpuTime,
 }
 
 /// One server's rounds, summed up.
@@ -269,6 +269,9 @@ struct Summary {
     latency_avg_us: f64,
     latency_max_us: f64,
     cpu_ns_per_request: f64,
+    user_cpu_ns_per_request: f64,
+    /// wrk's CPU time over the wall time of its rounds.
+    client_busy: f64,
     requests: u64,
     errors: u64,
 }
@@ -283,7 +286,10 @@ impl Summary {
         let rps = sorted(|run| run.requests_per_s);
         let latency = sorted(|run| run.latency_avg_us);
         let requests: u64 = rounds.iter().map(|round| round.run.requests).sum();
-        let cpu_ns: f64 = rounds.iter().map(|round| round.cpu_ns).sum();
+        let cpu_ns: f64 = rounds.iter().map(|round| round.cpu.total_ns()).sum();
+        let user_ns: f64 = rounds.iter().map(|round| round.cpu.user_ns).sum();
+        let client_ns: f64 = rounds.iter().map(|round| round.run.client_cpu.total_ns()).sum();
+        let wall_ns: f64 = rounds.iter().map(|round| round.run.wall_ns).sum();
         Summary {
             requests_per_s: median(&rps),
             min_requests_per_s: rps[0],
@@ -291,6 +297,8 @@ impl Summary {
             latency_avg_us: median(&latency),
             latency_max_us: rounds.iter().map(|round| round.run.latency_max_us).fold(0.0, f64::max),
             cpu_ns_per_request: cpu_ns / requests.max(1) as f64,
+            user_cpu_ns_per_request: user_ns / requests.max(1) as f64,
+            client_busy: client_ns / wall_ns.max(1.0),
             requests,
             errors: rounds.iter().map(|round| round.run.errors).sum(),
         }
@@ -300,6 +308,8 @@ impl Summary {
         report(&format!("{server}_http_requests_per_s"), self.requests_per_s, "requests/s");
         report(&format!("{server}_http_latency_avg_us"), self.latency_avg_us, "us");
         report(&format!("{server}_http_cpu_ns_per_request"), self.cpu_ns_per_request, "ns");
+        report(&format!("{server}_http_user_cpu_ns_per_request"), self.user_cpu_ns_per_request, "ns");
+        report(&format!("{server}_http_wrk_cpu_busy"), self.client_busy * 100.0, "percent");
         report(&format!("{server}_http_errors"), self.errors as f64, "count");
         eprintln!(
             "# {server}_http: {} requests in rounds of {round_secs} s: min {:.0}, median {:.0}, max {:.0} \
@@ -356,10 +366,13 @@ impl Wrk {
         let mut command = self.prefix.iter().chain(&args);
         let program = command.next().expect("a program");
         let started = Instant::now();
+        let children_before = CpuTime::of_children();
         let output = Command::new(program)
             .args(command)
             .output()
             .map_err(|err| format!("cannot run {program}: {err}"))?;
+        let client_cpu = CpuTime::of_children() - children_before;
+        let wall_ns = started.elapsed().as_secs_f64() * 1e9;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() {
             return Err(format!(
@@ -369,7 +382,8 @@ impl Wrk {
                 String::from_utf8_lossy(&output.stderr)
             ));
         }
-        WrkRun::parse(&stdout).map_err(|problem| format!("wrk's output: {problem}:\n{stdout}"))
+        let run = WrkRun::parse(&stdout).map_err(|problem| format!("wrk's output: {problem}:\n{stdout}"))?;
+        Ok(WrkRun { client_cpu, wall_ns, ..run })
     }
 }
 
@@ -382,6 +396,10 @@ struct WrkRun {
     latency_max_us: f64,
     /// Non-2xx or 3xx responses, and socket errors of every kind.
     errors: u64,
+    /// wrk's own CPU time (zero until [`Wrk::run`] fills it in).
+    client_cpu: CpuTime,
+    /// How long wrk ran, in nanoseconds (likewise).
+    wall_ns: f64,
 }
 
 impl WrkRun {
@@ -413,7 +431,15 @@ impl WrkRun {
         let requests_per_s = requests_per_s.ok_or("no `Requests/sec:` line")?;
         let requests = requests.ok_or("no `N requests in` line")?;
         let (latency_avg_us, latency_max_us) = latency.ok_or("no `Latency` line")?;
-        Ok(WrkRun { requests_per_s, requests, latency_avg_us, latency_max_us, errors })
+        Ok(WrkRun {
+            requests_per_s,
+            requests,
+            latency_avg_us,
+            latency_max_us,
+            errors,
+            client_cpu: CpuTime::default(),
+            wall_ns: 0.0,
+        })
     }
 }
 
