@@ -8,7 +8,9 @@
 //! `Content-Length` and `Transfer-Encoding`. Each rejection names its status
 //! code; the connection is closed after the response.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::mem::MaybeUninit;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 
 use crate::config::Limits;
@@ -58,17 +60,18 @@ const BAD: StatusCode = StatusCode::BAD_REQUEST;
 /// the limits; `Ok(Some((head, len)))`: the head took `len` bytes.
 pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Reject> {
     let Some((len, field_count)) = head_len(buf, limits)? else { return Ok(None) };
-    // Room for exactly the fields counted, on the stack in the usual case.
-    let mut on_stack = [httparse::EMPTY_HEADER; 32];
+    // Room for exactly the fields counted, on the stack in the usual case,
+    // left uninitialised: httparse writes each one it returns.
+    let mut on_stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; 32];
     let mut on_heap = Vec::new();
     let fields = if field_count <= on_stack.len() {
         &mut on_stack[..field_count]
     } else {
-        on_heap.resize(field_count, httparse::EMPTY_HEADER);
+        on_heap.resize_with(field_count, MaybeUninit::uninit);
         &mut on_heap[..]
     };
-    let mut request = httparse::Request::new(fields);
-    match request.parse(&buf[..len]) {
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(&buf[..len], fields) {
         Ok(httparse::Status::Complete(parsed)) if parsed == len => {}
         Ok(_) => return Err(reject(BAD, "malformed request head")),
         Err(httparse::Error::Version) => return Err(version_reject(buf)),
@@ -94,24 +97,27 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
         .and_then(|method| Method::from_bytes(method.as_bytes()).ok())
         .ok_or(reject(BAD, "malformed method"))?;
     let uri = request_target(&method, request.path.unwrap_or(""))?;
-    let mut headers = HeaderMap::with_capacity(request.headers.len());
-    for field in request.headers.iter() {
+    // The checks read the raw fields (the names are tokens, which httparse
+    // checked); the map is built once they pass.
+    let fields: &[httparse::Header<'_>] = request.headers;
+    check_host(fields, version)?;
+    let framing = framing(fields, version)?;
+    if let Framing::Length(length) = framing
+        && length > limits.max_body
+    {
+        return Err(reject(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than allowed"));
+    }
+    let (close, keep_alive_token) = connection_tokens(fields);
+    let keep_alive = !close && (version == Version::HTTP_11 || keep_alive_token);
+    let expect_continue = expect_continue(fields, version)?;
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for field in fields {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| reject(BAD, "malformed header field name"))?;
         let value =
             HeaderValue::from_bytes(field.value).map_err(|_| reject(BAD, "malformed header field value"))?;
         headers.append(name, value);
     }
-    check_host(&headers, version)?;
-    let framing = framing(&headers, version)?;
-    if let Framing::Length(length) = framing
-        && length > limits.max_body
-    {
-        return Err(reject(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than allowed"));
-    }
-    let (close, keep_alive_token) = connection_tokens(&headers);
-    let keep_alive = !close && (version == Version::HTTP_11 || keep_alive_token);
-    let expect_continue = expect_continue(&headers, version)?;
     Ok(Some((Head { method, uri, version, headers, framing, keep_alive, expect_continue }, len)))
 }
 
@@ -198,9 +204,24 @@ fn request_target(method: &Method, target: &str) -> Result<Uri, Reject> {
     Ok(uri)
 }
 
+/// The values of the fields named `name` (in lower case), in order.
+fn values<'a>(fields: &'a [httparse::Header<'a>], name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+    fields.iter().filter(move |field| field.name.eq_ignore_ascii_case(name)).map(|field| field.value)
+}
+
+/// A field value as text, if it is visible ASCII (with spaces and tabs):
+/// what [`HeaderValue::to_str`] accepts.
+fn visible_ascii(value: &[u8]) -> Option<&str> {
+    if value.iter().all(|&byte| byte == b'\t' || (0x20..0x7f).contains(&byte)) {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
+    }
+}
+
 /// HTTP/1.1 requires exactly one `Host`; HTTP/1.0 allows at most one.
-fn check_host(headers: &HeaderMap, version: Version) -> Result<(), Reject> {
-    match headers.get_all(header::HOST).iter().count() {
+fn check_host(fields: &[httparse::Header<'_>], version: Version) -> Result<(), Reject> {
+    match values(fields, "host").count() {
         0 if version == Version::HTTP_11 => Err(reject(BAD, "an HTTP/1.1 request needs a Host header")),
         0 | 1 => Ok(()),
         _ => Err(reject(BAD, "more than one Host header")),
@@ -208,9 +229,9 @@ fn check_host(headers: &HeaderMap, version: Version) -> Result<(), Reject> {
 }
 
 /// The body's framing (RFC 9112 6.1-6.3), rejecting every ambiguity.
-fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
-    let has_length = headers.contains_key(header::CONTENT_LENGTH);
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+fn framing(fields: &[httparse::Header<'_>], version: Version) -> Result<Framing, Reject> {
+    let has_length = values(fields, "content-length").next().is_some();
+    if values(fields, "transfer-encoding").next().is_some() {
         if version == Version::HTTP_10 {
             return Err(reject(BAD, "Transfer-Encoding in an HTTP/1.0 request"));
         }
@@ -218,8 +239,8 @@ fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
             return Err(reject(BAD, "both Content-Length and Transfer-Encoding"));
         }
         let mut codings = Vec::new();
-        for value in headers.get_all(header::TRANSFER_ENCODING) {
-            let value = value.to_str().map_err(|_| reject(BAD, "malformed Transfer-Encoding"))?;
+        for value in values(fields, "transfer-encoding") {
+            let value = visible_ascii(value).ok_or(reject(BAD, "malformed Transfer-Encoding"))?;
             codings.extend(value.split(',').map(str::trim).filter(|coding| !coding.is_empty()));
         }
         return match codings.as_slice() {
@@ -239,8 +260,8 @@ fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
         return Ok(Framing::Empty);
     }
     let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for element in value.as_bytes().split(|&byte| byte == b',') {
+    for value in values(fields, "content-length") {
+        for element in value.split(|&byte| byte == b',') {
             let element = trim_ows(element);
             if element.is_empty() || element.len() > 19 || !element.iter().all(u8::is_ascii_digit) {
                 return Err(reject(BAD, "malformed Content-Length"));
@@ -271,11 +292,11 @@ fn trim_ows(mut bytes: &[u8]) -> &[u8] {
 }
 
 /// Whether `Connection` says `close`, and whether it says `keep-alive`.
-fn connection_tokens(headers: &HeaderMap) -> (bool, bool) {
+fn connection_tokens(fields: &[httparse::Header<'_>]) -> (bool, bool) {
     let mut close = false;
     let mut keep_alive = false;
-    for value in headers.get_all(header::CONNECTION) {
-        for token in value.as_bytes().split(|&byte| byte == b',') {
+    for value in values(fields, "connection") {
+        for token in value.split(|&byte| byte == b',') {
             let token = trim_ows(token);
             close |= token.eq_ignore_ascii_case(b"close");
             keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
@@ -286,10 +307,10 @@ fn connection_tokens(headers: &HeaderMap) -> (bool, bool) {
 
 /// `Expect: 100-continue` is honoured (HTTP/1.1); any other expectation
 /// gets 417.
-fn expect_continue(headers: &HeaderMap, version: Version) -> Result<bool, Reject> {
+fn expect_continue(fields: &[httparse::Header<'_>], version: Version) -> Result<bool, Reject> {
     let mut expect = false;
-    for value in headers.get_all(header::EXPECT) {
-        if value.as_bytes().eq_ignore_ascii_case(b"100-continue") {
+    for value in values(fields, "expect") {
+        if value.eq_ignore_ascii_case(b"100-continue") {
             expect = version == Version::HTTP_11;
         } else {
             return Err(reject(StatusCode::EXPECTATION_FAILED, "only Expect: 100-continue is supported"));
