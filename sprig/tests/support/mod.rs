@@ -38,7 +38,43 @@ pub struct Outcome {
 
 /// Runs `command` to completion, killing it if it runs longer than
 /// `timeout` (a guard against hangs, not a measurement).
+///
+/// Under an emulator (`SPRIG_TEST_RUNNER`), a child that printed nothing at
+/// all before the timeout is run once more: qemu-user can deadlock in a
+/// child forked from a multi-threaded emulated process before the child
+/// runs any of its own code (seen once in CI: no output, no progress). A
+/// hang of sprig's own would happen again and fail the test.
 pub fn run(mut command: Command, timeout: Duration) -> Outcome {
+    let emulated = std::env::var("SPRIG_TEST_RUNNER").is_ok_and(|runner| !runner.trim().is_empty());
+    match run_once(&mut command, timeout) {
+        Ok(outcome) => outcome,
+        Err(hung) if emulated && hung.stdout.is_empty() && hung.stderr.is_empty() => {
+            eprintln!(
+                "note: {command:?} printed nothing in {timeout:?} under the emulator; running it again"
+            );
+            run_once(&mut command, timeout).unwrap_or_else(|hung| hung.fail(&command, timeout))
+        }
+        Err(hung) => hung.fail(&command, timeout),
+    }
+}
+
+/// A child killed at its timeout: what it printed.
+struct Hung {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Hung {
+    fn fail(self, command: &Command, timeout: Duration) -> ! {
+        panic!(
+            "child {command:?} still running after {timeout:?}; killed ({}); stdout:\n{}\nstderr:\n{}",
+            self.status, self.stdout, self.stderr
+        );
+    }
+}
+
+fn run_once(command: &mut Command, timeout: Duration) -> Result<Outcome, Hung> {
     let mut child =
         command.env("RUST_BACKTRACE", "0").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
@@ -61,10 +97,9 @@ pub fn run(mut command: Command, timeout: Duration) -> Outcome {
         if Instant::now() > deadline {
             let _ = child.kill();
             let status = child.wait().unwrap();
-            let stderr = err.join().unwrap();
-            panic!("child {command:?} still running after {timeout:?}; killed ({status}); stderr:\n{stderr}");
+            return Err(Hung { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() });
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Outcome { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+    Ok(Outcome { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() })
 }
