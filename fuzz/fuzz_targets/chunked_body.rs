@@ -2,4 +2,4 @@
 //! byte gives what feeding it whole does.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|bytes: &[u8]| sprig_http::fuzzing::decode_chunked(bytes));
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| greenery_http::fuzzing::decode_chunked(bytes));

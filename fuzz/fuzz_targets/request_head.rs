@@ -2,4 +2,4 @@
 //! stable under what follows it.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|bytes: &[u8]| sprig_http::fuzzing::parse_head(bytes));
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| greenery_http::fuzzing::parse_head(bytes));

@@ -1,14 +1,14 @@
-//! A tour of sprig: runs the examples of the document sprig grew from and
+//! A tour of greenery: runs the examples of the document greenery grew from and
 //! prints what they print, then shows the rest of the library at work,
-//! sprig-http included.
+//! greenery-http included.
 //!
 //! ```text
-//! cargo run --release -p sprig-tour
+//! cargo run --release -p greenery-tour
 //! ```
 
-use sprig::{Builder, Co, Coroutine, CoroutineResult, Generator};
+use greenery::{Builder, Co, Coroutine, CoroutineResult, Generator};
 
-#[path = "../../sprig/examples/seed/mod.rs"]
+#[path = "../../greenery/examples/seed/mod.rs"]
 mod seed;
 
 fn section(title: &str) {
@@ -52,7 +52,7 @@ fn main() {
     section("Child processes and signals, cooperatively");
     processes();
 
-    section("HTTP: sprig-http serves a few requests to itself");
+    section("HTTP: greenery-http serves a few requests to itself");
     http();
 
     section("Stacks");
@@ -60,8 +60,8 @@ fn main() {
 }
 
 fn http() {
-    use sprig_http::http::{Request, Response, StatusCode};
-    use sprig_http::{Body, RequestExt, ResponseBody, Server};
+    use greenery_http::http::{Request, Response, StatusCode};
+    use greenery_http::{Body, RequestExt, ResponseBody, Server};
     use std::io::{BufRead, BufReader, Read, Write};
     use std::time::Duration;
 
@@ -84,7 +84,7 @@ fn http() {
                     for n in 1..=to {
                         write!(out, "{n} ")?;
                         out.flush()?;
-                        sprig::sleep(Duration::from_millis(5));
+                        greenery::sleep(Duration::from_millis(5));
                     }
                     Ok(())
                 }))
@@ -102,7 +102,7 @@ fn http() {
 
     // One keep-alive connection, three requests written at once
     // (pipelined); the answers come back in order.
-    let client = sprig::net::TcpStream::connect(server.local_addr()).expect("the server is up");
+    let client = greenery::net::TcpStream::connect(server.local_addr()).expect("the server is up");
     (&client)
         .write_all(
             b"GET /hello HTTP/1.1\r\nHost: tour\r\n\r\n\
@@ -170,7 +170,7 @@ fn http() {
 }
 
 fn processes() {
-    use sprig::process::{Command, Stdio};
+    use greenery::process::{Command, Stdio};
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
 
@@ -179,7 +179,7 @@ fn processes() {
     let children: Vec<_> = [3, 2, 1]
         .into_iter()
         .map(|n| {
-            sprig::spawn(move || {
+            greenery::spawn(move || {
                 let script = format!("sleep 0.{n}; echo child {n} done");
                 Command::new("sh").args(["-c", &script]).output()
             })
@@ -202,7 +202,7 @@ fn processes() {
         .spawn()
         .expect("tr runs");
     let stdin = tr.stdin.take().expect("piped");
-    let writer = sprig::spawn(move || {
+    let writer = greenery::spawn(move || {
         (&stdin).write_all(b"shout this\n").expect("a write");
     });
     let mut shouted = String::new();
@@ -218,9 +218,9 @@ fn processes() {
     }
 
     // A signal handler is a green thread: it may block, allocate, lock.
-    let got = std::rc::Rc::new(sprig::sync::Event::new());
+    let got = std::rc::Rc::new(greenery::sync::Event::new());
     let set = got.clone();
-    let handler = sprig::signal::signal_handler(libc::SIGUSR1, move || {
+    let handler = greenery::signal::signal_handler(libc::SIGUSR1, move || {
         println!("SIGUSR1 handled in a green thread");
         set.set();
     })
@@ -231,16 +231,16 @@ fn processes() {
 }
 
 fn sockets() {
-    use sprig::net::{TcpListener, TcpStream};
+    use greenery::net::{TcpListener, TcpStream};
     use std::io::{Read, Write};
 
     // The echo_server example's loop: a green thread per connection.
     let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
     let addr = listener.local_addr().expect("a bound address");
-    let server = sprig::spawn(move || {
+    let server = greenery::spawn(move || {
         for stream in listener.incoming() {
             let mut stream = stream.expect("a connection");
-            sprig::spawn(move || {
+            greenery::spawn(move || {
                 stream.set_nodelay(true).expect("TCP_NODELAY");
                 let mut buf = [0; 1024];
                 while let Ok(n @ 1..) = stream.read(&mut buf) {
@@ -256,7 +256,7 @@ fn sockets() {
     let clients: Vec<_> = ["alpha", "beta", "gamma"]
         .into_iter()
         .map(|name| {
-            sprig::spawn(move || {
+            greenery::spawn(move || {
                 let mut stream = TcpStream::connect(addr).expect("the server is up");
                 let mut echoes = Vec::new();
                 for round in 1..=3 {
@@ -283,8 +283,8 @@ fn hub() {
     // Three green threads sleep at once: about 30 ms in all, not 60.
     let workers: Vec<_> = (1..=3u64)
         .map(|n| {
-            sprig::spawn(move || {
-                sprig::sleep(Duration::from_millis(10 * n));
+            greenery::spawn(move || {
+                greenery::sleep(Duration::from_millis(10 * n));
                 n * n
             })
         })
@@ -293,17 +293,17 @@ fn hub() {
     println!("spawn/join: squares {squares:?} from 3 green threads sleeping 10, 20, 30 ms at once");
 
     // A timeout unwinds the slow call at its sleep.
-    let outcome = sprig::with_timeout(Duration::from_millis(20), || {
-        sprig::sleep(Duration::from_secs(10));
+    let outcome = greenery::with_timeout(Duration::from_millis(20), || {
+        greenery::sleep(Duration::from_secs(10));
         "finished"
     });
     println!("with_timeout(20 ms) around a 10 s sleep: {outcome:?}");
 
     // A pool runs at most 2 at a time; map keeps the input order.
-    let pool = sprig::sync::Pool::new(2);
+    let pool = greenery::sync::Pool::new(2);
     let lengths = pool.map(
         |word: &'static str| {
-            sprig::sleep(Duration::from_millis(word.len() as u64));
+            greenery::sleep(Duration::from_millis(word.len() as u64));
             word.len()
         },
         ["green", "threads", "on", "a", "hub"],
@@ -348,7 +348,7 @@ fn delegation() {
 fn primitive() {
     let mut running_total = Builder::new()
         .name("running-total")
-        .coroutine(|yielder: &sprig::Yielder<u64, u64>, mut n: u64| {
+        .coroutine(|yielder: &greenery::Yielder<u64, u64>, mut n: u64| {
             let mut total = 0;
             while n != 0 {
                 total += n;
@@ -373,10 +373,10 @@ fn primitive() {
 
 fn stacks() {
     println!(
-        "default stack size: {} KiB (SPRIG_STACK_SIZE or Builder::stack_size change it)",
-        sprig::stack::default_size() / 1024
+        "default stack size: {} KiB (GREENERY_STACK_SIZE or Builder::stack_size change it)",
+        greenery::stack::default_size() / 1024
     );
-    println!("finished stacks kept per thread for reuse: {}", sprig::stack::pool_limit());
+    println!("finished stacks kept per thread for reuse: {}", greenery::stack::pool_limit());
     let small = Builder::new().stack_size(16 * 1024).generator(|co: &Co<(), u32>, ()| co.yield_(1)).unwrap();
     println!("a generator on a 16 KiB stack gets {} KiB", small.stack_size().unwrap() / 1024);
     println!(
@@ -385,7 +385,7 @@ fn stacks() {
 }
 
 fn greenlets() {
-    use sprig::greenlet::{self, Greenlet, GreenletExit, Thrown};
+    use greenery::greenlet::{self, Greenlet, GreenletExit, Thrown};
 
     let main = greenlet::getcurrent();
 

@@ -1,0 +1,622 @@
+//! One connection: its buffers, the request body's progress, and the loop
+//! that reads requests and writes responses.
+//!
+//! # Protocol
+//!
+//! - **Order.** Requests are read one at a time; each response is written
+//!   before the next request is parsed, so pipelined requests are answered
+//!   in order. Responses are collected in the write buffer and sent before
+//!   the connection waits for input (or when the buffer grows large): a
+//!   batch of pipelined requests costs one write.
+//! - **Bodies.** The handler reads the request body through [`Body`], which
+//!   reads the connection's buffer. The body's progress lives here, not in
+//!   the `Body`, so that after the handler returns the loop knows whether the
+//!   body was read to its end. If not, the rest is read and dropped (up to
+//!   [`DRAIN_LIMIT`]) to reach the next request; a longer rest, a client
+//!   that still waits for `100 Continue`, or a body whose framing broke,
+//!   closes the connection instead.
+//! - **Idle connections.** A connection that has waited [`IDLE_LINGER`]
+//!   for its next request (or its first), with nothing buffered and its
+//!   output sent, gives its green thread back: it hands its buffers to the
+//!   server's spares, and waits on the hub with a callback ([`TcpStream::on_readable`]) until its keep-alive timeout (or,
+//!   before its first request, the header timeout). When bytes arrive the
+//!   callback spawns a green thread that goes on with the connection in the
+//!   server's continuation group; a timeout drops it. Meanwhile the server's
+//!   `parked` list owns it, so a stop can drop it. Its stack is free for
+//!   other work: an idle client costs a socket and a few hundred bytes.
+//!   With a [`Pool`](greenery::sync::Pool) (`Server::with_pool`) a connection
+//!   keeps its green thread for its whole life instead, so that the pool
+//!   caps the connections open, as gevent's does.
+//! - **Closing.** A connection closes after a response to `Connection:
+//!   close` (or an HTTP/1.0 request without keep-alive), a rejected request,
+//!   a panicking handler, or a body that could not be finished. It shuts its
+//!   write side first and reads what the client still sends for a moment
+//!   (a "lingering close"), so that unread input does not make the kernel
+//!   reset the connection and destroy the last response in flight.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use greenery::net::TcpStream;
+use http::header::HeaderMap;
+use http::{Request, StatusCode};
+
+use crate::PeerAddr;
+use crate::body::Body;
+use crate::chunked::Decoder;
+use crate::head::{self, Framing, Head, Reject};
+use crate::response::{self, Written};
+use crate::server::{Settings, Shared};
+
+/// The most of an unread request body that is read and dropped to keep the
+/// connection; a longer rest closes it.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+/// Write-buffer size past which output is sent at once.
+pub(crate) const FLUSH_AT: usize = 64 * 1024;
+/// How long a closing connection reads what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+/// How long an idle connection waits for its next request in its green
+/// thread before it parks: a busy connection (a client sending request after
+/// request) keeps its green thread instead of parking and waking for each.
+const IDLE_LINGER: Duration = Duration::from_millis(10);
+/// The read buffer's initial size.
+const READ_BUFFER: usize = 8 * 1024;
+/// The write buffer's initial size.
+const WRITE_BUFFER: usize = 1024;
+/// Write buffers up to this capacity are kept for reuse; larger ones (after
+/// a large response) are freed.
+const SPARE_WRITE_MAX: usize = 16 * 1024;
+/// How many buffers of each kind the spares keep.
+const SPARES: usize = 64;
+
+/// How far the current request's body has been read.
+pub(crate) enum BodyProgress {
+    /// Read to its end (or there was none).
+    Done,
+    Length {
+        remaining: u64,
+    },
+    Chunked {
+        decoder: Decoder,
+        read: u64,
+    },
+    /// The framing broke (a malformed chunk, the client closed early, the
+    /// size limit): reads fail with this, and the connection will close.
+    Failed(io::ErrorKind, &'static str),
+}
+
+pub(crate) struct BodyState {
+    /// Which request the progress belongs to: a `Body` kept from an earlier
+    /// request reads nothing.
+    pub(crate) request: u64,
+    pub(crate) progress: BodyProgress,
+    /// The client sent `Expect: 100-continue` and has not been told to go on.
+    pub(crate) continue_pending: bool,
+    pub(crate) trailers: Option<HeaderMap>,
+}
+
+/// A connection's stream and buffers.
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) settings: Rc<Settings>,
+    /// The connection's number on its server.
+    id: u64,
+    /// When it was accepted: its first request head is due by then plus the
+    /// header timeout.
+    started: Instant,
+    read_buf: RefCell<ReadBuf>,
+    pub(crate) write_buf: RefCell<Vec<u8>>,
+    pub(crate) body: RefCell<BodyState>,
+    /// The current request's number on this connection.
+    request: Cell<u64>,
+}
+
+struct ReadBuf {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    fn buffered(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+}
+
+/// Buffers that idle connections gave back, for the next connection that
+/// wakes (instead of holding 9 KiB per idle connection).
+#[derive(Default)]
+pub(crate) struct SpareBuffers {
+    read: RefCell<Vec<Vec<u8>>>,
+    write: RefCell<Vec<Vec<u8>>>,
+}
+
+impl SpareBuffers {
+    fn read_buffer(&self) -> Vec<u8> {
+        self.read.borrow_mut().pop().unwrap_or_else(|| vec![0; READ_BUFFER])
+    }
+
+    fn write_buffer(&self) -> Vec<u8> {
+        self.write.borrow_mut().pop().unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER))
+    }
+
+    /// Keeps `bytes` (an empty read buffer) if it has its first size and
+    /// there is room.
+    fn keep_read(&self, bytes: Vec<u8>) {
+        let mut spares = self.read.borrow_mut();
+        if bytes.len() == READ_BUFFER && spares.len() < SPARES {
+            spares.push(bytes);
+        }
+    }
+
+    /// Keeps `bytes` (an empty write buffer) if it is not too large and there
+    /// is room.
+    fn keep_write(&self, bytes: Vec<u8>) {
+        let mut spares = self.write.borrow_mut();
+        if bytes.capacity() <= SPARE_WRITE_MAX && spares.len() < SPARES {
+            spares.push(bytes);
+        }
+    }
+}
+
+impl Conn {
+    fn new(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Conn {
+        Conn {
+            stream,
+            peer,
+            settings: shared.settings(),
+            id: shared.next_connection_id(),
+            started: Instant::now(),
+            read_buf: RefCell::new(ReadBuf { bytes: shared.spares.read_buffer(), start: 0, end: 0 }),
+            write_buf: RefCell::new(shared.spares.write_buffer()),
+            body: RefCell::new(BodyState {
+                request: 0,
+                progress: BodyProgress::Done,
+                continue_pending: false,
+                trailers: None,
+            }),
+            request: Cell::new(0),
+        }
+    }
+
+    /// Sends what the write buffer holds.
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        let mut out = self.write_buf.borrow_mut();
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.stream.set_write_timeout(Some(self.settings.timeouts.io))?;
+        let sent = (&self.stream).write_all(&out);
+        out.clear();
+        sent
+    }
+
+    /// Gives the (empty) buffers to `spares` while the connection is parked.
+    fn release_buffers(&self, spares: &SpareBuffers) {
+        let mut read = self.read_buf.borrow_mut();
+        debug_assert!(read.buffered().is_empty(), "a connection parks with nothing buffered");
+        spares.keep_read(std::mem::take(&mut read.bytes));
+        (read.start, read.end) = (0, 0);
+        let mut write = self.write_buf.borrow_mut();
+        debug_assert!(write.is_empty(), "a connection parks after sending its output");
+        write.clear();
+        spares.keep_write(std::mem::take(&mut *write));
+    }
+
+    /// Takes buffers again from `spares` when the parked connection wakes.
+    fn restore_buffers(&self, spares: &SpareBuffers) {
+        let mut read = self.read_buf.borrow_mut();
+        if read.bytes.is_empty() {
+            read.bytes = spares.read_buffer();
+        }
+        let mut write = self.write_buf.borrow_mut();
+        if write.capacity() == 0 {
+            *write = spares.write_buffer();
+        }
+    }
+
+    /// Reads more into the buffer (after sending any pending output), by
+    /// `deadline`. `Ok(0)`: end of file.
+    fn fill(&self, deadline: Instant) -> io::Result<usize> {
+        self.flush()?;
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        if timeout.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(timeout))?;
+        let mut buf = self.read_buf.borrow_mut();
+        if buf.end == buf.bytes.len() {
+            if buf.start > 0 {
+                let (start, end) = (buf.start, buf.end);
+                buf.bytes.copy_within(start..end, 0);
+                buf.end -= start;
+                buf.start = 0;
+            } else {
+                // A head larger than the buffer: grow it (the head's limit
+                // bounds this).
+                let len = buf.bytes.len();
+                buf.bytes.resize(len * 2, 0);
+            }
+        }
+        let end = buf.end;
+        let read = (&self.stream).read(&mut buf.bytes[end..])?;
+        buf.end += read;
+        Ok(read)
+    }
+
+    /// Reads the next request head. See [`HeadOutcome`].
+    fn read_head(self: &Rc<Self>, shared: &Shared) -> HeadOutcome {
+        let timeouts = &self.settings.timeouts;
+        let first = self.request.get() == 0;
+        let idle_deadline =
+            if first { self.started + timeouts.header } else { Instant::now() + timeouts.keep_alive };
+        let mut head_deadline = None;
+        loop {
+            {
+                let mut buf = self.read_buf.borrow_mut();
+                // RFC 9112 2.2: empty lines before a request line are ignored.
+                while buf.buffered().starts_with(b"\r\n") {
+                    buf.consume(2);
+                }
+                if !buf.buffered().is_empty() {
+                    head_deadline.get_or_insert_with(|| {
+                        if first { self.started + timeouts.header } else { Instant::now() + timeouts.header }
+                    });
+                    match head::parse(buf.buffered(), &self.settings.limits) {
+                        Ok(Some((head, len))) => {
+                            buf.consume(len);
+                            return HeadOutcome::Head(Box::new(head));
+                        }
+                        Ok(None) => {}
+                        Err(reject) => return HeadOutcome::Rejected(reject),
+                    }
+                }
+            }
+            let idle = head_deadline.is_none();
+            if idle && shared.is_stopping() {
+                return HeadOutcome::Closed;
+            }
+            // An idle connection waits in its green thread for a moment, then
+            // parks.
+            let park_at = (idle && shared.parks_idle())
+                .then(|| Instant::now() + IDLE_LINGER)
+                .filter(|park_at| *park_at < idle_deadline);
+            // Listed as idle while waiting for a first byte, so that a stop
+            // can close it; unlisted however the wait ends (a kill unwinds
+            // through it).
+            let listed = idle.then(|| IdleListing::new(shared, self.clone()));
+            let filled = self.fill(park_at.or(head_deadline).unwrap_or(idle_deadline));
+            drop(listed);
+            match filled {
+                Ok(0) => return HeadOutcome::Closed,
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::TimedOut && park_at.is_some() => {
+                    return HeadOutcome::Idle(idle_deadline);
+                }
+                Err(err) if err.kind() == io::ErrorKind::TimedOut && !idle => {
+                    return HeadOutcome::Rejected(Reject {
+                        status: StatusCode::REQUEST_TIMEOUT,
+                        reason: "the request head took too long",
+                    });
+                }
+                Err(_) => return HeadOutcome::Closed,
+            }
+        }
+    }
+
+    /// Reads request `request`'s body into `out`; see [`Body`].
+    pub(crate) fn read_body(&self, request: u64, out: &mut [u8]) -> io::Result<usize> {
+        let mut state = self.body.borrow_mut();
+        if state.request != request || out.is_empty() {
+            return Ok(0);
+        }
+        if state.continue_pending {
+            state.continue_pending = false;
+            self.write_buf.borrow_mut().extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.flush()?;
+        }
+        let max_body = self.settings.limits.max_body;
+        loop {
+            match &mut state.progress {
+                BodyProgress::Done => return Ok(0),
+                BodyProgress::Failed(kind, message) => return Err(io::Error::new(*kind, *message)),
+                BodyProgress::Length { remaining } => {
+                    let mut buf = self.read_buf.borrow_mut();
+                    let buffered = buf.buffered();
+                    if !buffered.is_empty() {
+                        let n = buffered
+                            .len()
+                            .min(out.len())
+                            .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                        out[..n].copy_from_slice(&buffered[..n]);
+                        buf.consume(n);
+                        *remaining -= n as u64;
+                        if *remaining == 0 {
+                            state.progress = BodyProgress::Done;
+                        }
+                        return Ok(n);
+                    }
+                }
+                BodyProgress::Chunked { decoder, read } => {
+                    let mut buf = self.read_buf.borrow_mut();
+                    if !buf.buffered().is_empty() {
+                        match decoder.decode(buf.buffered(), out) {
+                            Ok(progress) => {
+                                buf.consume(progress.consumed);
+                                *read += progress.produced as u64;
+                                if *read > max_body {
+                                    state.progress = BodyProgress::Failed(
+                                        io::ErrorKind::InvalidData,
+                                        "the request body is larger than allowed",
+                                    );
+                                    continue;
+                                }
+                                if decoder.is_done() {
+                                    state.trailers = decoder.take_trailers();
+                                    state.progress = BodyProgress::Done;
+                                }
+                                if progress.produced > 0 || matches!(state.progress, BodyProgress::Done) {
+                                    return Ok(progress.produced);
+                                }
+                                continue;
+                            }
+                            Err(message) => {
+                                state.progress = BodyProgress::Failed(io::ErrorKind::InvalidData, message);
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
+            // Nothing buffered: wait for more.
+            let deadline = Instant::now() + self.settings.timeouts.io;
+            match self.fill(deadline) {
+                Ok(0) => {
+                    state.progress = BodyProgress::Failed(
+                        io::ErrorKind::UnexpectedEof,
+                        "the client closed the connection before the end of the body",
+                    );
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    let message = if err.kind() == io::ErrorKind::TimedOut {
+                        "the request body stopped arriving"
+                    } else {
+                        "reading the request body failed"
+                    };
+                    state.progress = BodyProgress::Failed(err.kind(), message);
+                }
+            }
+        }
+    }
+
+    /// After the handler: reads and drops what is left of the body, if it is
+    /// short. Whether the connection can go on.
+    fn finish_body(&self) -> bool {
+        let request = self.request.get();
+        {
+            let state = self.body.borrow();
+            match state.progress {
+                BodyProgress::Done => return true,
+                BodyProgress::Failed(..) => return false,
+                // The client waits to be told to send it: it may never come.
+                _ if state.continue_pending => return false,
+                BodyProgress::Length { remaining } if remaining > DRAIN_LIMIT => return false,
+                _ => {}
+            }
+        }
+        let mut scratch = [0; 4096];
+        let mut drained = 0u64;
+        loop {
+            match self.read_body(request, &mut scratch) {
+                Ok(0) => return matches!(self.body.borrow().progress, BodyProgress::Done),
+                Ok(n) => {
+                    drained += n as u64;
+                    if drained > DRAIN_LIMIT {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Sends pending output, shuts the write side, and reads what the client
+    /// still sends for a moment before the stream is dropped.
+    fn close(&self) {
+        if self.flush().is_err() {
+            return;
+        }
+        if self.stream.shutdown(Shutdown::Write).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER;
+        let mut scratch = [0; 4096];
+        let mut lingered = 0;
+        while lingered < DRAIN_LIMIT {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            if timeout.is_zero() || self.stream.set_read_timeout(Some(timeout)).is_err() {
+                return;
+            }
+            match (&self.stream).read(&mut scratch) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => lingered += n as u64,
+            }
+        }
+    }
+}
+
+/// A connection's entry in its server's list of connections idle in their
+/// green thread, removed on drop.
+struct IdleListing<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl<'a> IdleListing<'a> {
+    fn new(shared: &'a Shared, conn: Rc<Conn>) -> IdleListing<'a> {
+        let id = conn.id;
+        shared.waiting_connections.borrow_mut().insert(id, conn);
+        IdleListing { shared, id }
+    }
+}
+
+impl Drop for IdleListing<'_> {
+    fn drop(&mut self) {
+        let conn = self.shared.waiting_connections.borrow_mut().remove(&self.id);
+        drop(conn); // outside the borrow
+    }
+}
+
+/// What waiting for a request head came to.
+enum HeadOutcome {
+    Head(Box<Head>),
+    /// The client closed the connection, or left it idle too long, or the
+    /// server is stopping: close without a response.
+    Closed,
+    /// Answer with this status, then close.
+    Rejected(Reject),
+    /// Nothing buffered and nothing sent: park the connection until this
+    /// deadline (see the module documentation).
+    Idle(Instant),
+}
+
+/// Serves requests on `stream` until the connection closes or parks.
+pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: &Rc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    run(Rc::new(Conn::new(stream, peer, shared)), shared);
+}
+
+/// Serves requests on `conn` until it closes or parks.
+fn run(conn: Rc<Conn>, shared: &Rc<Shared>) {
+    loop {
+        let head = match conn.read_head(shared) {
+            HeadOutcome::Head(head) => head,
+            HeadOutcome::Closed => break,
+            HeadOutcome::Rejected(reject) => {
+                let written = response::write_reject(&conn, reject);
+                shared.log(&conn, None, reject.status, written.body_bytes);
+                conn.close();
+                return;
+            }
+            HeadOutcome::Idle(deadline) => return park(conn, shared, deadline),
+        };
+        if !answer(&conn, shared, *head) || !conn.finish_body() {
+            conn.close();
+            return;
+        }
+    }
+    let _ = conn.flush();
+}
+
+/// Parks idle `conn` without a green thread until bytes arrive (a new green
+/// thread in the server's continuation group goes on serving it) or
+/// `deadline` passes (it is dropped, which closes it).
+fn park(conn: Rc<Conn>, shared: &Rc<Shared>, deadline: Instant) {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    if timeout.is_zero() {
+        return;
+    }
+    conn.release_buffers(&shared.spares);
+    let id = conn.id;
+    let server = Rc::downgrade(shared);
+    // The callback finds the connection in the parked list: a stop may have
+    // dropped it meanwhile (the callback then gets `NotConnected`, and finds
+    // nothing to do).
+    let wake = move |ready: io::Result<()>| {
+        let Some(shared) = server.upgrade() else { return };
+        let Some(conn) = shared.parked_connections.borrow_mut().remove(&id) else { return };
+        if ready.is_ok() && !shared.is_stopping() {
+            let continued = shared.clone();
+            shared.continuations.spawn(move || {
+                conn.restore_buffers(&continued.spares);
+                run(conn, &continued);
+            });
+        }
+    };
+    shared.parked_connections.borrow_mut().insert(id, conn.clone());
+    if conn.stream.on_readable(Some(timeout), wake).is_err() {
+        // Not possible while this green thread is the connection's only
+        // reader; should it happen, the connection closes.
+        let conn = shared.parked_connections.borrow_mut().remove(&id);
+        drop(conn);
+    }
+}
+
+/// Runs the handler on one request and writes its response. Whether the
+/// connection may carry another request.
+fn answer(conn: &Rc<Conn>, shared: &Shared, head: Head) -> bool {
+    let request_number = conn.request.get() + 1;
+    conn.request.set(request_number);
+    let progress = match head.framing {
+        Framing::Empty => BodyProgress::Done,
+        Framing::Length(remaining) => BodyProgress::Length { remaining },
+        Framing::Chunked => {
+            BodyProgress::Chunked { decoder: Decoder::new(conn.settings.limits.max_head), read: 0 }
+        }
+    };
+    let has_body = !matches!(progress, BodyProgress::Done);
+    *conn.body.borrow_mut() = BodyState {
+        request: request_number,
+        progress,
+        continue_pending: head.expect_continue && has_body,
+        trailers: None,
+    };
+    let line = response::RequestLine { method: head.method.clone(), version: head.version };
+    let client_keeps_alive = head.keep_alive;
+    let mut request = Request::new(Body::new(conn.clone(), request_number, has_body));
+    *request.method_mut() = head.method;
+    *request.uri_mut() = head.uri;
+    *request.version_mut() = head.version;
+    *request.headers_mut() = head.headers;
+    request.extensions_mut().insert(PeerAddr(conn.peer));
+    let log_line = shared.wants_log().then(|| response::log_request_line(&request));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| shared.call(request)));
+    let written = match outcome {
+        // A stop while the handler ran makes this the connection's last
+        // response.
+        Ok(response) => response::write(conn, &line, client_keeps_alive && !shared.is_stopping(), response),
+        Err(payload) => {
+            if greenery::is_forced_unwind(&*payload) {
+                panic::resume_unwind(payload);
+            }
+            eprintln!(
+                "greenery-http: the handler panicked answering {}: {}",
+                log_line.as_deref().unwrap_or("a request"),
+                panic_message(&*payload)
+            );
+            let written = response::write_reject(
+                conn,
+                Reject { status: StatusCode::INTERNAL_SERVER_ERROR, reason: "the handler failed" },
+            );
+            shared.log(conn, log_line.as_deref(), StatusCode::INTERNAL_SERVER_ERROR, written.body_bytes);
+            return false;
+        }
+    };
+    let Written { status, body_bytes, keep_alive: keep } = written;
+    shared.log(conn, log_line.as_deref(), status, body_bytes);
+    keep
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(message) = payload.downcast_ref::<&'static str>() {
+        message
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message
+    } else {
+        "Box<dyn Any>"
+    }
+}

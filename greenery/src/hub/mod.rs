@@ -1,0 +1,539 @@
+//! The hub: green threads, timers and waiting, on an event loop, one per OS
+//! thread (gevent's hub).
+//!
+//! Code that blocks (waits for a green thread, sleeps, waits on an event or a
+//! queue) does not block the OS thread: it switches to the hub, a greenlet
+//! that runs the event loop and switches to whichever green thread is ready.
+//! There is no runtime to build: the hub is created the first time a thread
+//! needs one, and the thread's own code is the main greenlet.
+//!
+//! ```
+//! let workers: Vec<_> = (1..=3u64).map(|n| greenery::spawn(move || {
+//!     greenery::sleep(std::time::Duration::from_millis(10 * n));
+//!     n * n
+//! })).collect();
+//! let results: Vec<u64> = workers.into_iter().map(|w| w.get().unwrap()).collect();
+//! assert_eq!(results, [1, 4, 9]); // the three ran at once, in about 30 ms
+//! ```
+//!
+//! # Protocol
+//!
+//! - **Who switches to whom.** A green thread (or the main greenlet) that
+//!   blocks *parks*: it leaves a *waiter* with whatever will wake it (a
+//!   primitive's wait queue, a timer) and switches to the hub. Only the hub
+//!   switches to green threads, and only to resume one that was woken (or to
+//!   start, yield to or kill one). Green threads are greenlets whose parent
+//!   is the hub: one that finishes switches back to the hub.
+//! - **Waking.** Waking a waiter does not switch: it marks the waiter woken
+//!   and appends it to the hub's run queue. A waiter is woken at most once
+//!   per park; waking one that already gave up (timed out, killed) does
+//!   nothing and says so, and the primitive wakes the next.
+//! - **Order.** The run queue is FIFO: green threads run in the order they
+//!   were woken, spawned, or yielded; timers due at the same time fire in the
+//!   order they were set.
+//! - **Fairness.** Each turn of the loop runs only the tasks that were queued
+//!   when the turn began (what they queue runs next turn). When the run queue
+//!   is empty, or at the latest after 64 tasks, the loop polls for I/O
+//!   (without waiting, if the run queue is not empty) and fires due timers.
+//!   A long chain of ready green threads therefore cannot starve I/O or
+//!   timers, and green threads that yield to each other do not pay a system
+//!   call per switch.
+//! - **I/O.** Sockets and other fds are registered with the loop's poller;
+//!   a green thread waits for one as the `hub::io` module (crate-private)
+//!   documents: try the system call, and park only if it would block.
+//! - **Deadlock.** If the run queue is empty and no timer, I/O, other thread
+//!   or blocking task can ever wake anything, nothing will ever run again. The
+//!   hub then wakes the main greenlet, if it is waiting, with
+//!   [`Deadlock`]: its blocking call returns that error ("this would block
+//!   forever"), gevent's `LoopExit`, instead of hanging.
+//! - **Inside the hub.** Timer callbacks and other hub tasks run on the hub
+//!   itself and must not block; a blocking call there panics with a message
+//!   saying so (gevent's `BlockingSwitchOutError`).
+//! - **Idle memory.** Green threads that stay parked for
+//!   [`stash_after`](crate::stack::stash_after) have their stacks stashed:
+//!   the used part is copied to the heap and the pages given back, and the
+//!   switch that resumes one puts them back first. The hub finds them with
+//!   a sweep every period, over a list of parked green threads kept in park
+//!   order, a slice per turn of its loop; the sweep wakes nothing and keeps
+//!   nothing alive.
+//! - **Threads.** Each OS thread has its own hub. Handles to green threads
+//!   are `!Send`; [`Handle`] is the `Send` way to run something on another
+//!   thread's hub, and it wakes that hub's loop.
+
+mod blocking;
+pub(crate) mod io;
+mod remote;
+mod sweep;
+mod thread;
+mod timeout;
+mod timer;
+mod wait_queue;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::error::Error;
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+pub use blocking::spawn_blocking;
+pub use remote::Handle;
+pub use thread::{JoinError, JoinHandle, joinall, killall, spawn, spawn_later, wait_any};
+pub use timeout::{TimedOut, Timeout, with_timeout};
+
+pub(crate) use timeout::is_timeout_expiry;
+
+pub(crate) use thread::{AnyJoinHandle, spawn_with};
+pub(crate) use wait_queue::WaitQueue;
+
+use crate::greenlet::{self, Greenlet};
+use timer::{TimerId, Timers};
+
+/// A blocking call would never return: nothing left can wake what it waits
+/// for (gevent's `LoopExit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Deadlock;
+
+impl fmt::Display for Deadlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "this would block forever: deadlock (every green thread is waiting, and no timer, \
+             I/O, other thread or blocking task is left to wake one)",
+        )
+    }
+}
+
+impl Error for Deadlock {}
+
+/// Why a parked greenlet was resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// [`Waiter::wake`] was called.
+    Notified,
+    /// The deadline passed.
+    TimedOut,
+    /// Nothing can ever wake it.
+    Deadlock,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitState {
+    /// Not parked (new, or resumed).
+    Idle,
+    Parked,
+    /// Woken, in the run queue.
+    Woken,
+}
+
+/// A parked greenlet, as the things that may wake it hold it.
+///
+/// A primitive keeps an `Rc<Waiter>` in its wait queue; the hub keeps one in
+/// its run queue once it is woken, and in a timer while a deadline is set.
+/// None of them points into the waiting greenlet's stack, so a waiter that is
+/// killed or times out leaves nothing dangling: it is just stale, and waking
+/// it does nothing.
+pub(crate) struct Waiter {
+    greenlet: Greenlet,
+    state: Cell<WaitState>,
+    reason: Cell<Wake>,
+}
+
+impl Waiter {
+    /// A waiter for the current greenlet.
+    pub(crate) fn new() -> Rc<Waiter> {
+        Rc::new(Waiter {
+            greenlet: greenlet::getcurrent(),
+            state: Cell::new(WaitState::Idle),
+            reason: Cell::new(Wake::Notified),
+        })
+    }
+
+    /// Wakes the waiter if it is parked: it will resume with
+    /// [`Wake::Notified`]. Returns whether it was parked (a waiter that gave
+    /// up, or was woken already, is left alone).
+    pub(crate) fn wake(self: &Rc<Self>) -> bool {
+        self.wake_with(Wake::Notified)
+    }
+
+    fn wake_with(self: &Rc<Self>, reason: Wake) -> bool {
+        if self.state.get() != WaitState::Parked {
+            return false;
+        }
+        self.state.set(WaitState::Woken);
+        self.reason.set(reason);
+        with_hub(|hub| hub.ready.borrow_mut().push_back(Task::Resume(self.clone())));
+        true
+    }
+
+    /// Whether the waiter is parked and has not been woken.
+    pub(crate) fn is_parked(&self) -> bool {
+        self.state.get() == WaitState::Parked
+    }
+}
+
+impl fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waiter").field("greenlet", &self.greenlet).field("state", &self.state.get()).finish()
+    }
+}
+
+/// Work for the hub's loop.
+enum Task {
+    /// Resume a woken waiter.
+    Resume(Rc<Waiter>),
+    /// Start a green thread (or tell it that it cannot start).
+    Start(Greenlet, Rc<dyn thread::StartFailure>),
+    /// Run a callback on the hub.
+    Call(Box<dyn FnOnce()>),
+    /// Kill a green thread.
+    Kill(Greenlet),
+}
+
+/// What a timer does when it fires.
+enum TimerAction {
+    Wake(Rc<Waiter>, Wake),
+    Call(Box<dyn FnOnce()>),
+}
+
+/// The hub of one OS thread.
+pub(crate) struct Hub {
+    greenlet: Greenlet,
+    main: Greenlet,
+    ready: RefCell<VecDeque<Task>>,
+    timers: RefCell<Timers<TimerAction>>,
+    /// Waiters to wake when the run queue is next empty ([`idle`]).
+    idlers: RefCell<Vec<Rc<Waiter>>>,
+    /// The main greenlet's waiter while it is parked: the one to tell about a
+    /// deadlock.
+    main_waiter: RefCell<Option<Rc<Waiter>>>,
+    remote: remote::Remote,
+    /// Registered fds and the green threads waiting on them.
+    io: io::IoTable,
+    /// Green threads spawned on this hub, for their small ids.
+    spawned: Cell<u64>,
+    /// Green threads that stay parked, to stash.
+    sweep: sweep::Sweep,
+}
+
+thread_local! {
+    static HUB: RefCell<Option<Rc<Hub>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's hub, creating it on first use.
+///
+/// # Panics
+///
+/// While the thread is being torn down.
+pub(crate) fn with_hub<R>(f: impl FnOnce(&Rc<Hub>) -> R) -> R {
+    let hub = HUB.with(|slot| slot.borrow().clone()).unwrap_or_else(create_hub);
+    f(&hub)
+}
+
+/// Whether this thread has a hub that is not being torn down.
+pub(crate) fn has_hub() -> bool {
+    existing_hub().is_some()
+}
+
+/// This thread's hub, if it has one and is not being torn down.
+fn existing_hub() -> Option<Rc<Hub>> {
+    HUB.try_with(|slot| slot.borrow().clone()).ok().flatten()
+}
+
+#[cold]
+fn create_hub() -> Rc<Hub> {
+    // The hub's parent is the thread's main greenlet, whichever greenlet
+    // first needs it.
+    let mut main = greenlet::getcurrent();
+    while let Some(parent) = main.parent() {
+        main = parent;
+    }
+    let hub_greenlet = crate::Builder::new()
+        .name("hub")
+        .greenlet(|_| run_loop())
+        .unwrap_or_else(|err| panic!("cannot start the hub: {err}"));
+    hub_greenlet.set_parent(&main).expect("the main greenlet is no descendant of the hub");
+    let hub = Rc::new(Hub {
+        greenlet: hub_greenlet,
+        main,
+        ready: RefCell::new(VecDeque::new()),
+        timers: RefCell::new(Timers::new()),
+        idlers: RefCell::new(Vec::new()),
+        main_waiter: RefCell::new(None),
+        remote: remote::Remote::new()
+            .unwrap_or_else(|err| panic!("cannot create the hub's event loop: {err}")),
+        io: io::IoTable::new(),
+        spawned: Cell::new(0),
+        sweep: sweep::Sweep::new(),
+    });
+    HUB.with(|slot| *slot.borrow_mut() = Some(hub.clone()));
+    hub
+}
+
+impl Hub {
+    fn is_current(&self) -> bool {
+        self.greenlet.is_current()
+    }
+
+    fn schedule(&self, task: Task) {
+        self.ready.borrow_mut().push_back(task);
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        let id = self.spawned.get() + 1;
+        self.spawned.set(id);
+        id
+    }
+
+    /// Sets a timer that runs `callback` on the hub at `deadline`.
+    pub(crate) fn call_at(&self, deadline: Instant, callback: Box<dyn FnOnce()>) -> TimerId {
+        self.timers.borrow_mut().insert(deadline, TimerAction::Call(callback))
+    }
+
+    pub(crate) fn cancel_timer(&self, id: TimerId) {
+        let action = self.timers.borrow_mut().cancel(id);
+        drop(action); // outside the borrow: dropping a callback may run code
+    }
+}
+
+/// Parks the current greenlet until `waiter` is woken, the `deadline` (if
+/// any) passes, or nothing can wake it any more.
+///
+/// `waiter` must be the current greenlet's (from [`Waiter::new`]), already
+/// placed wherever it will be woken from.
+///
+/// If the greenlet is killed while parked, this unwinds (with the kill's
+/// payload) and the waiter is left stale.
+///
+/// # Panics
+///
+/// When called on the hub itself (from a hub callback): the hub cannot wait
+/// for itself.
+pub(crate) fn park(waiter: &Rc<Waiter>, deadline: Option<Instant>) -> Wake {
+    park_until(waiter, deadline, PastDeadline::TimesOut)
+}
+
+/// What [`park_until`] does with a deadline that has already passed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PastDeadline {
+    /// Returns [`Wake::TimedOut`] at once, without letting anything run: a
+    /// zero timeout is a check, not a wait.
+    TimesOut,
+    /// Switches to the hub anyway (a sleep always lets the others run).
+    Yields,
+}
+
+fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline) -> Wake {
+    let hub = with_hub(Rc::clone);
+    if hub.is_current() {
+        panic!(
+            "a blocking call ran on the hub (in a timer callback or link?): the hub cannot wait for itself"
+        );
+    }
+    debug_assert!(waiter.greenlet.is_current());
+    if past == PastDeadline::TimesOut && deadline.is_some_and(|at| at <= Instant::now()) {
+        return Wake::TimedOut;
+    }
+    waiter.state.set(WaitState::Parked);
+    hub.sweep.parked(&waiter.greenlet);
+    let timer = deadline
+        .map(|at| hub.timers.borrow_mut().insert(at, TimerAction::Wake(waiter.clone(), Wake::TimedOut)));
+    let is_main = waiter.greenlet.is_main();
+    if is_main {
+        *hub.main_waiter.borrow_mut() = Some(waiter.clone());
+    }
+    // Whatever happens at the switch (a kill unwinds through it), the waiter
+    // must end up idle and its timer gone.
+    struct Cleanup<'a> {
+        waiter: &'a Waiter,
+        timer: Option<TimerId>,
+        is_main: bool,
+    }
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            self.waiter.state.set(WaitState::Idle);
+            self.waiter.greenlet.note_resumed();
+            // During thread teardown the hub may be gone, and its timers
+            // with it.
+            if let Some(hub) = existing_hub() {
+                if let Some(timer) = self.timer {
+                    hub.cancel_timer(timer);
+                }
+                if self.is_main {
+                    hub.main_waiter.borrow_mut().take();
+                }
+            }
+        }
+    }
+    let _cleanup = Cleanup { waiter, timer, is_main };
+    let hub_greenlet = hub.greenlet.clone();
+    drop(hub); // a parked greenlet must not keep the hub alive
+    // The hub resumes us with `()`; why it did is in the waiter. An expired
+    // timeout is thrown in instead: unwind for it (after the cleanup).
+    if let Err(greenlet::Thrown(value)) = hub_greenlet.switch(())
+        && let Ok(signal) = value.downcast::<timeout::TimeoutSignal>()
+    {
+        drop(_cleanup);
+        signal.raise();
+    }
+    waiter.reason.get()
+}
+
+/// Lets every other ready green thread run, then carries on (gevent's
+/// `sleep(0)`).
+pub fn yield_now() {
+    let waiter = Waiter::new();
+    waiter.state.set(WaitState::Parked);
+    waiter.wake();
+    // However the switch ends (a kill unwinds through it), the queued resume
+    // must be left stale.
+    struct Settle<'a>(&'a Waiter);
+    impl Drop for Settle<'_> {
+        fn drop(&mut self) {
+            self.0.state.set(WaitState::Idle);
+        }
+    }
+    let settle = Settle(&waiter);
+    let hub = with_hub(|hub| hub.greenlet.clone());
+    // An expired timeout is thrown in, as into a park.
+    if let Err(greenlet::Thrown(value)) = hub.switch(())
+        && let Ok(signal) = value.downcast::<timeout::TimeoutSignal>()
+    {
+        drop(settle);
+        signal.raise();
+    }
+}
+
+/// Blocks the current green thread for `duration`; other green threads run
+/// meanwhile. A zero duration is [`yield_now`].
+pub fn sleep(duration: Duration) {
+    if duration.is_zero() {
+        return yield_now();
+    }
+    let waiter = Waiter::new();
+    park_until(&waiter, Some(Instant::now() + duration), PastDeadline::Yields);
+}
+
+/// Blocks until the hub has nothing else to run: every ready green thread has
+/// run and blocked again (gevent's `idle`).
+///
+/// # Errors
+///
+/// [`Deadlock`] if nothing else could ever run.
+pub fn idle() -> Result<(), Deadlock> {
+    let waiter = Waiter::new();
+    with_hub(|hub| hub.idlers.borrow_mut().push(waiter.clone()));
+    match park(&waiter, None) {
+        Wake::Deadlock => Err(Deadlock),
+        _ => Ok(()),
+    }
+}
+
+/// Tasks the hub runs, at most, between two polls for I/O and timers while
+/// ready tasks keep coming. Polling costs a system call, so a loop busy with
+/// green threads that yield to each other polls only every so often; a loop
+/// that runs out of ready tasks polls at once.
+const TASKS_PER_POLL: usize = 64;
+
+/// Runs the tasks that were ready when it was called (what they make ready
+/// waits for the next call); returns how many it ran.
+fn run_ready(hub: &Hub) -> usize {
+    let batch = hub.ready.borrow().len();
+    for _ in 0..batch {
+        let Some(task) = hub.ready.borrow_mut().pop_front() else { break };
+        match task {
+            Task::Resume(waiter) => {
+                // It may have been killed since it was woken.
+                if waiter.state.get() == WaitState::Woken && !waiter.greenlet.is_dead() {
+                    let _ = waiter.greenlet.switch(());
+                }
+            }
+            Task::Start(green, failure) => thread::start(&green, &*failure),
+            Task::Call(callback) => callback(),
+            Task::Kill(green) => {
+                let _ = green.kill();
+            }
+        }
+    }
+    batch
+}
+
+/// The hub's loop; see the module documentation.
+fn run_loop() {
+    let mut since_poll = 0;
+    loop {
+        let Some(hub) = existing_hub() else { return };
+        since_poll += run_ready(&hub);
+        let busy = !hub.ready.borrow().is_empty();
+        if busy && since_poll < TASKS_PER_POLL {
+            continue;
+        }
+        since_poll = 0;
+        if !busy {
+            let idlers = std::mem::take(&mut *hub.idlers.borrow_mut());
+            for idler in idlers {
+                idler.wake();
+            }
+        }
+        let now = Instant::now();
+        let wait = if !hub.ready.borrow().is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            hub.timers.borrow_mut().next_deadline().map(|at| at.saturating_duration_since(now))
+        };
+        if wait.is_none() && !hub.remote.keeps_alive() && !hub.io.has_waiters() {
+            // Nothing can ever run again (the sweep wakes nothing).
+            report_deadlock(&hub);
+            continue;
+        }
+        let wait = hub.sweep.limit_wait(wait, now);
+        let remote_tasks = hub.remote.poll(wait, |token, readiness| hub.io.dispatch(token, readiness));
+        for task in remote_tasks {
+            hub.schedule(task);
+        }
+        fire_timers(&hub);
+        // With the time read before the poll: a sweep that fell due during
+        // it starts on the next turn, which then does not wait.
+        hub.sweep.run(now);
+    }
+}
+
+fn fire_timers(hub: &Hub) {
+    let now = Instant::now();
+    loop {
+        let action = hub.timers.borrow_mut().pop_due(now);
+        match action {
+            Some(TimerAction::Wake(waiter, reason)) => {
+                waiter.wake_with(reason);
+            }
+            Some(TimerAction::Call(callback)) => hub.schedule(Task::Call(callback)),
+            None => break,
+        }
+    }
+}
+
+#[cold]
+fn report_deadlock(hub: &Hub) {
+    let main = hub.main_waiter.borrow().clone();
+    match main {
+        Some(waiter) if waiter.wake_with(Wake::Deadlock) => {}
+        _ => {
+            // The main greenlet is not parked (it switched to a greenlet by
+            // hand, which then parked): nobody is waiting to be told. Go
+            // back to it; its pending switch returns.
+            crate::unwind::report_message(
+                "hub",
+                &format!("{}; switching back to the main greenlet", Deadlock),
+            );
+            let _ = hub.main.switch(Deadlock);
+        }
+    }
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("ready", &self.ready.borrow().len())
+            .field("timers", &self.timers.borrow().len())
+            .finish_non_exhaustive()
+    }
+}

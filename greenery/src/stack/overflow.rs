@@ -1,0 +1,289 @@
+//! Reporting stack overflows.
+//!
+//! Every coroutine stack has a guard page below it. A coroutine that runs off
+//! the end of its stack touches the guard page and the kernel raises SIGSEGV
+//! (or SIGBUS). This module's handler then:
+//!
+//! 1. looks the fault address up in the process-wide
+//!    [registry](super::registry) of stacks, and checks that the interrupted stack pointer lies on that very
+//!    stack (a stray pointer into a guard page is not an overflow);
+//! 2. if both hold, writes a report naming the coroutine and its stack size
+//!    to stderr with write(2), and aborts;
+//! 3. if the address lies in the usable range of a stashed stack, brings
+//!    its contents back ([`stash`](super::stash)) and returns, so that the
+//!    access is made again and succeeds;
+//! 4. otherwise passes the signal on to the handler that was installed before
+//!    greenery's (usually std's, which reports overflows of thread stacks), or
+//!    restores the default action and returns so the fault repeats and kills
+//!    the process as it would have without greenery.
+//!
+//! The handler runs on an alternate signal stack (the faulting stack has no
+//! room left): [`prepare_thread`] makes sure the thread has one before its
+//! first coroutine stack exists. std gives its own threads one; greenery maps one
+//! for any thread that lacks it and unmaps it when the thread exits.
+//!
+//! # Async-signal safety
+//!
+//! The handler takes no lock, allocates nothing and calls only write(2),
+//! sigaction(2), abort(3), and what the stash's restore calls (madvise(2),
+//! sched_yield(2), memcpy); the registry is built to be read from a signal
+//! handler.
+//!
+//! The coroutine's name is read from the [`Header`](super::Header) at the top
+//! of its stack, which the coroutine writes before it first runs.
+
+use std::cell::OnceCell;
+use std::mem::{self, MaybeUninit};
+use std::ptr::{self, NonNull};
+use std::sync::Once;
+
+use super::error::Size;
+use super::registry::find_guard;
+use super::{Header, mmap, stash};
+
+/// The sigaction that was in place before greenery's, for SIGSEGV and SIGBUS.
+struct PreviousActions {
+    segv: MaybeUninit<libc::sigaction>,
+    bus: MaybeUninit<libc::sigaction>,
+}
+
+struct PreviousCell(std::cell::UnsafeCell<PreviousActions>);
+
+// SAFETY: written once inside `INSTALL.call_once`, before the handler that
+// reads it is installed; read-only afterwards.
+unsafe impl Sync for PreviousCell {}
+
+static PREVIOUS: PreviousCell = PreviousCell(std::cell::UnsafeCell::new(PreviousActions {
+    segv: MaybeUninit::zeroed(),
+    bus: MaybeUninit::zeroed(),
+}));
+
+static INSTALL: Once = Once::new();
+
+fn install_handler() {
+    INSTALL.call_once(|| {
+        // SAFETY: `PREVIOUS` is written only here, inside `call_once`, and
+        // the handler that reads it is installed by the calls below.
+        unsafe {
+            let previous = &mut *PREVIOUS.0.get();
+            let mut action: libc::sigaction = mem::zeroed();
+            action.sa_sigaction = handle_fault as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGSEGV, &action, previous.segv.as_mut_ptr());
+            libc::sigaction(libc::SIGBUS, &action, previous.bus.as_mut_ptr());
+        }
+    });
+}
+
+/// An alternate signal stack that greenery mapped for this thread.
+struct AltStack {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let guard = mmap::page_size();
+        // SAFETY: we only disable the alternate stack if it is still ours,
+        // then unmap the memory we mapped in `prepare_thread`.
+        unsafe {
+            let mut current: libc::stack_t = mem::zeroed();
+            libc::sigaltstack(ptr::null(), &mut current);
+            if current.ss_sp as usize == self.base.as_ptr() as usize + guard {
+                let disable =
+                    libc::stack_t { ss_sp: ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+                libc::sigaltstack(&disable, ptr::null_mut());
+            }
+            mmap::unmap(self.base, self.len);
+        }
+        mmap::forget_mappings();
+    }
+}
+
+thread_local! {
+    static ALT_STACK: OnceCell<Option<AltStack>> = const { OnceCell::new() };
+}
+
+/// Size of the alternate signal stacks greenery maps.
+const ALT_STACK_SIZE: usize = 64 * 1024;
+
+/// Installs the handler (once per process) and makes sure the calling thread
+/// has an alternate signal stack (once per thread). Called before a thread's
+/// first coroutine stack is mapped.
+pub(crate) fn prepare_thread() {
+    install_handler();
+    // During thread teardown the thread-local may be gone; that thread is
+    // past running coroutines for the first time, so there is nothing to do.
+    let _ = ALT_STACK.try_with(|cell| {
+        cell.get_or_init(|| {
+            // SAFETY: querying the current alternate stack writes only `current`.
+            let mut current: libc::stack_t = unsafe { mem::zeroed() };
+            // SAFETY: as above.
+            if unsafe { libc::sigaltstack(ptr::null(), &mut current) } != 0
+                || current.ss_flags & libc::SS_DISABLE == 0
+            {
+                return None; // the thread has one already (std's, usually)
+            }
+            let guard = mmap::page_size();
+            let len = ALT_STACK_SIZE + guard;
+            let base = mmap::map_guarded(len, guard, ALT_STACK_SIZE).ok()?;
+            let stack = libc::stack_t {
+                ss_sp: (base.as_ptr() as usize + guard) as *mut libc::c_void,
+                ss_flags: 0,
+                ss_size: ALT_STACK_SIZE,
+            };
+            let alt = AltStack { base, len };
+            // SAFETY: `stack` describes memory we own for as long as `alt`
+            // lives, and `alt` disables it before unmapping.
+            if unsafe { libc::sigaltstack(&stack, ptr::null_mut()) } != 0 {
+                return None; // `alt` unmaps on drop
+            }
+            Some(alt)
+        });
+    });
+}
+
+/// The stack pointer of the interrupted context.
+///
+/// # Safety
+///
+/// `ctx` must be the `ucontext_t` the kernel passed to a signal handler.
+unsafe fn interrupted_sp(ctx: *mut libc::c_void) -> usize {
+    let ctx = ctx as *const libc::ucontext_t;
+    // SAFETY: guaranteed by the caller.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        (*ctx).uc_mcontext.gregs[libc::REG_RSP as usize] as usize
+    }
+    // SAFETY: guaranteed by the caller.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        (*ctx).uc_mcontext.sp as usize
+    }
+}
+
+extern "C" fn handle_fault(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    if let Some((guard_lo, top)) = find_guard(addr) {
+        // SAFETY: `ctx` is the context the kernel passed us.
+        let sp = unsafe { interrupted_sp(ctx) };
+        if guard_lo <= sp && sp <= top {
+            // SAFETY: the stack is registered, so it is mapped and its
+            // header lies just below `top`.
+            unsafe { report_overflow(guard_lo, top) }
+        }
+    }
+    // SAFETY: called from the fault handler.
+    if unsafe { stash::restore_on_fault(addr) } {
+        return; // the access is made again, on the restored stack
+    }
+    // SAFETY: `PREVIOUS` was written before this handler was installed.
+    unsafe { pass_on(signal, info, ctx) }
+}
+
+/// Writes the report and aborts.
+///
+/// # Safety
+///
+/// `top` must be the end of a mapped, registered stack.
+unsafe fn report_overflow(guard_lo: usize, top: usize) -> ! {
+    let guard = mmap::page_size();
+    // SAFETY: the header is the top 16 bytes of the stack, mapped and
+    // written by the coroutine before it ran.
+    let header = unsafe { ptr::read_volatile((top - mem::size_of::<Header>()) as *const Header) };
+    let mut message = Message::new();
+    message.push(b"\ngreenery: stack overflow in coroutine '");
+    if header.name_ptr.is_null() {
+        message.push(b"<unnamed>");
+    } else {
+        // SAFETY: the name outlives the coroutine that is running (it is a
+        // static string or owned by the coroutine's handle).
+        let name = unsafe { std::slice::from_raw_parts(header.name_ptr, header.name_len.min(200)) };
+        message.push(name);
+    }
+    message.push(b"' (stack size ");
+    message.push_size((top - guard_lo - guard) as u64);
+    message.push(b")\ngreenery: give it a larger stack with greenery::Builder::stack_size, or raise the default with GREENERY_STACK_SIZE=<bytes>\n");
+    // SAFETY: write(2) and abort(3) are async-signal-safe.
+    unsafe {
+        libc::write(libc::STDERR_FILENO, message.buf.as_ptr().cast(), message.len);
+        libc::abort()
+    }
+}
+
+/// Hands a fault that is not a coroutine overflow to whoever handled it
+/// before greenery.
+///
+/// # Safety
+///
+/// Must be called from the signal handler with the kernel's arguments.
+unsafe fn pass_on(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: written once before our handler was installed.
+    let previous = unsafe { &*PREVIOUS.0.get() };
+    let previous = if signal == libc::SIGBUS { &previous.bus } else { &previous.segv };
+    // SAFETY: initialised by the sigaction call in `install_handler`.
+    let previous = unsafe { previous.assume_init_ref() };
+    let handler = previous.sa_sigaction;
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // Restore the default action and return: the faulting instruction
+        // runs again and the kernel applies that action.
+        // SAFETY: installing SIG_DFL is always valid.
+        unsafe {
+            let mut default: libc::sigaction = mem::zeroed();
+            default.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(signal, &default, ptr::null_mut());
+        }
+    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed with SA_SIGINFO, so it
+        // has this signature.
+        let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { mem::transmute(handler) };
+        handler(signal, info, ctx);
+    } else {
+        // SAFETY: a handler installed without SA_SIGINFO takes the signal
+        // number only.
+        let handler: extern "C" fn(libc::c_int) = unsafe { mem::transmute(handler) };
+        handler(signal);
+    }
+}
+
+/// A fixed buffer for the report: formatting must not allocate.
+struct Message {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Message {
+    fn new() -> Self {
+        Message { buf: [0; 512], len: 0 }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+
+    fn push_size(&mut self, bytes: u64) {
+        let (value, unit): (u64, &[u8]) = match Size(bytes) {
+            Size(n) if n % (1024 * 1024) == 0 && n > 0 => (n / (1024 * 1024), b" MiB"),
+            Size(n) if n % 1024 == 0 && n > 0 => (n / 1024, b" KiB"),
+            Size(n) => (n, b" bytes"),
+        };
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut v = value;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.push(&digits[i..]);
+        self.push(unit);
+    }
+}
