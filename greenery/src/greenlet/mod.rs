@@ -192,6 +192,9 @@ struct Inner {
     parked: ParkedLinks,
     /// Its stack's contents while it is `Stashed`.
     stash: Cell<Option<stack::Stash>>,
+    /// Live [`NoStash`](crate::stack::NoStash) guards made on it: while
+    /// there are any, its stack is not stashed.
+    no_stash: Cell<u32>,
 }
 
 /// A handle to a greenlet: see the [module documentation](self).
@@ -330,6 +333,7 @@ fn create_main() -> Option<*const Inner> {
             keep_alive: Cell::new(None),
             parked: ParkedLinks::new(),
             stash: Cell::new(None),
+            no_stash: Cell::new(0),
         }));
         let inner = Rc::as_ptr(&main_greenlet.0);
         *main.0.borrow_mut() = Some(main_greenlet);
@@ -514,6 +518,7 @@ impl Greenlet {
             keep_alive: Cell::new(None),
             parked: ParkedLinks::new(),
             stash: Cell::new(None),
+            no_stash: Cell::new(0),
         }))
     }
 }
@@ -1258,6 +1263,13 @@ impl Greenlet {
         (taken.len(), more)
     }
 
+    /// Counts a [`NoStash`](crate::stack::NoStash) guard on this greenlet
+    /// (`held`) or one fewer.
+    pub(crate) fn hold_stack(&self, held: bool) {
+        let count = &self.0.no_stash;
+        count.set(if held { count.get() + 1 } else { count.get() - 1 });
+    }
+
     /// Whether any greenlet of this thread is parked and not yet taken off
     /// by the sweep.
     pub(crate) fn any_parked() -> bool {
@@ -1266,15 +1278,16 @@ impl Greenlet {
 
     /// Stashes the stacks of those of `greenlets` that are suspended on a
     /// stack of their own (not the running greenlet, not one suspended
-    /// inside a generator it resumed, whose stack pointer lies elsewhere);
-    /// returns how many were stashed. Each is restored before it next runs.
+    /// inside a generator it resumed, whose stack pointer lies elsewhere)
+    /// and hold no [`NoStash`](crate::stack::NoStash) guard; returns how
+    /// many were stashed. Each is restored before it next runs.
     pub(crate) fn stash_all(greenlets: &[Greenlet]) -> usize {
         let current = current_inner();
         let mut owners = Vec::with_capacity(greenlets.len());
         let mut stacks = Vec::with_capacity(greenlets.len());
         for greenlet in greenlets {
             let inner = &*greenlet.0;
-            if inner.state.get() != State::Started || ptr::eq(inner, current) {
+            if inner.state.get() != State::Started || ptr::eq(inner, current) || inner.no_stash.get() > 0 {
                 continue;
             }
             let Some(stack) = inner.stack.take() else { continue };

@@ -45,10 +45,12 @@
 //!   it runs again, or as soon as any thread touches them. A hundred
 //!   thousand idle green threads then cost about 1.3 KB each rather than a
 //!   page and more. Only stacks in slabs (see below) can be stashed;
-//!   [`set_stash_after`] or `GREENERY_STASH=off` turn it off. The one visible
-//!   effect, and the rules that keep it sound when a stack is lent to
-//!   another thread, are in [`stash_after`]'s module, documented with
-//!   [`StashCounts`].
+//!   [`set_stash_after`] or `GREENERY_STASH=off` turn it off. No thread
+//!   ever sees a stack half stashed or half restored; the one visible
+//!   effect, on system calls that another thread makes with a buffer lent
+//!   from a stashed stack, is described in [`stash_after`], and a
+//!   [`NoStash`] guard keeps a green thread's stack in place while it lends
+//!   it that way.
 //! - **Guards and limits.** Linux caps a process at `vm.max_map_count`
 //!   mappings (65530 by default). Where the kernel has guard regions (Linux
 //!   6.13 and later), stacks are slots in slabs of up to 64, one mapping per
@@ -62,9 +64,12 @@
 //!   how to raise it.
 
 mod error;
+mod fork_gate;
 mod mmap;
+mod no_stash;
 mod overflow;
 mod pool;
+mod proc_mem;
 mod registry;
 mod slab;
 mod stash;
@@ -73,6 +78,7 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use error::StackError;
+pub use no_stash::NoStash;
 pub use pool::{pool_limit, set_pool_limit, trim};
 pub use stash::{DEFAULT_STASH_AFTER, StashCounts, set_stash_after, stash_after, stash_counts};
 

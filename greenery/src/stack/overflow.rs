@@ -24,10 +24,12 @@
 //!
 //! # Async-signal safety
 //!
-//! The handler takes no lock, allocates nothing and calls only write(2),
-//! sigaction(2), abort(3), and what the stash's restore calls (madvise(2),
-//! sched_yield(2), memcpy); the registry is built to be read from a signal
-//! handler.
+//! The handler takes no lock, allocates nothing, touches no thread-local
+//! (in a library loaded with `dlopen`, the first touch of one may allocate)
+//! and calls only write(2), sigaction(2), abort(3), and what the stash's
+//! restore calls (mprotect(2), madvise(2), pwrite(2), getpid(2), open(2),
+//! pthread_sigmask(3), sched_yield(2)); the registry is built to be read
+//! from a signal handler. It keeps the interrupted code's `errno`.
 //!
 //! The coroutine's name is read from the [`Header`](super::Header) at the top
 //! of its stack, which the coroutine writes before it first runs.
@@ -164,23 +166,47 @@ unsafe fn interrupted_sp(ctx: *mut libc::c_void) -> usize {
 }
 
 extern "C" fn handle_fault(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // The interrupted code may be about to read `errno`: keep it.
+    let _errno = SavedErrno::new();
     // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.
-    let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some((guard_lo, top)) = find_guard(addr) {
-        // SAFETY: `ctx` is the context the kernel passed us.
-        let sp = unsafe { interrupted_sp(ctx) };
-        if guard_lo <= sp && sp <= top {
-            // SAFETY: the stack is registered, so it is mapped and its
-            // header lies just below `top`.
-            unsafe { report_overflow(guard_lo, top) }
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    // Only faults the kernel raised carry an address (a signal sent with
+    // kill(2) or sigqueue(3) has a code of 0 or less).
+    if code > 0 {
+        if let Some((guard_lo, top)) = find_guard(addr) {
+            // SAFETY: `ctx` is the context the kernel passed us.
+            let sp = unsafe { interrupted_sp(ctx) };
+            if guard_lo <= sp && sp <= top {
+                // SAFETY: the stack is registered, so it is mapped and its
+                // header lies just below `top`.
+                unsafe { report_overflow(guard_lo, top) }
+            }
         }
-    }
-    // SAFETY: called from the fault handler.
-    if unsafe { stash::restore_on_fault(addr) } {
-        return; // the access is made again, on the restored stack
+        // SAFETY: called from the fault handler, for a fault the kernel
+        // raised.
+        if unsafe { stash::restore_on_fault(addr) } {
+            return; // the access is made again, on the restored stack
+        }
     }
     // SAFETY: `PREVIOUS` was written before this handler was installed.
     unsafe { pass_on(signal, info, ctx) }
+}
+
+/// The calling thread's `errno`, put back when dropped.
+struct SavedErrno(libc::c_int);
+
+impl SavedErrno {
+    fn new() -> SavedErrno {
+        // SAFETY: libc's errno location is valid for the calling thread.
+        SavedErrno(unsafe { *libc::__errno_location() })
+    }
+}
+
+impl Drop for SavedErrno {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { *libc::__errno_location() = self.0 };
+    }
 }
 
 /// Writes the report and aborts.

@@ -12,31 +12,36 @@
 //! # Async-signal safety
 //!
 //! The registry is a list of fixed-size chunks that are never freed, so a
-//! pointer to a chunk or a slot stays valid forever. Each slot is published
-//! with a state word (`FREE`, `BUSY`, `LIVE`): a reader only trusts a slot
-//! that reads `LIVE` before and after it reads the fields. Registering and
-//! unregistering (when a stack is mapped and unmapped, never on a context
-//! switch) take a mutex that readers never touch.
+//! pointer to a chunk or a slot stays valid forever. Each slot's fields are
+//! published under a sequence lock: the writer makes the sequence odd,
+//! writes, and makes it even again; a reader trusts fields only if it read
+//! the same even sequence before and after them. A slot that is
+//! unregistered and reused between a reader's two reads therefore never
+//! gives the reader a mix of two stacks' fields, and the sequence a reader
+//! got tells it, later, whether the slot still describes the same stack.
+//! Registering and unregistering (when a stack is mapped and unmapped, never
+//! on a context switch) take a mutex that readers never touch.
 
 use std::ptr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
-
-const FREE: u8 = 0;
-const BUSY: u8 = 1;
-const LIVE: u8 = 2;
+use std::sync::atomic::{self, AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 /// One stack's entry.
 pub(super) struct Slot {
-    state: AtomicU8,
+    /// The sequence lock over the three fields below: odd while they are
+    /// being written. A slot whose `top` is 0 is free.
+    seq: AtomicU32,
     guard_lo: AtomicUsize,
     guard_hi: AtomicUsize,
     top: AtomicUsize,
     /// Where the stack's contents are, for [`stash`](super::stash): one of
-    /// its `STASH_*` states, and the buffer and length of a stash.
+    /// its states, and the stash itself (owned by the stack's owner, valid
+    /// while the state says the stack is stashed).
     pub(super) stash: AtomicU8,
-    pub(super) stash_buf: AtomicPtr<u8>,
-    pub(super) stash_len: AtomicUsize,
+    pub(super) stash_meta: AtomicPtr<super::stash::Meta>,
+    /// Faults at this stack that found it not stashed, since it was last
+    /// stashed (see [`stash`](super::stash)'s fault path).
+    pub(super) stray_faults: AtomicU32,
 }
 
 const SLOTS_PER_CHUNK: usize = 256;
@@ -50,13 +55,13 @@ impl Chunk {
     const fn new() -> Self {
         #[allow(clippy::declare_interior_mutable_const)]
         const EMPTY: Slot = Slot {
-            state: AtomicU8::new(FREE),
+            seq: AtomicU32::new(0),
             guard_lo: AtomicUsize::new(0),
             guard_hi: AtomicUsize::new(0),
             top: AtomicUsize::new(0),
             stash: AtomicU8::new(0),
-            stash_buf: AtomicPtr::new(ptr::null_mut()),
-            stash_len: AtomicUsize::new(0),
+            stash_meta: AtomicPtr::new(ptr::null_mut()),
+            stray_faults: AtomicU32::new(0),
         };
         Chunk { slots: [EMPTY; SLOTS_PER_CHUNK], next: AtomicPtr::new(ptr::null_mut()) }
     }
@@ -97,12 +102,46 @@ pub(super) fn register(guard_lo: usize, guard_hi: usize, top: usize) -> Registra
             }
         }
     };
-    slot.state.store(BUSY, Ordering::Relaxed);
-    slot.guard_lo.store(guard_lo, Ordering::Relaxed);
-    slot.guard_hi.store(guard_hi, Ordering::Relaxed);
-    slot.top.store(top, Ordering::Relaxed);
-    slot.state.store(LIVE, Ordering::Release);
+    slot.write(guard_lo, guard_hi, top);
     Registration(slot)
+}
+
+impl Slot {
+    /// Publishes new fields under the sequence lock. Only the registering
+    /// side writes, one thread at a time per slot (a slot is written when it
+    /// is handed out and when it is given back, by its holder).
+    fn write(&self, guard_lo: usize, guard_hi: usize, top: usize) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        debug_assert!(seq.is_multiple_of(2));
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        // Readers that see any of the writes below see the odd sequence.
+        atomic::fence(Ordering::Release);
+        self.guard_lo.store(guard_lo, Ordering::Relaxed);
+        self.guard_hi.store(guard_hi, Ordering::Relaxed);
+        self.top.store(top, Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// The fields and the sequence they were read under, or `None` if they
+    /// were being written. Async-signal-safe.
+    fn read(&self) -> Option<(u32, usize, usize, usize)> {
+        let before = self.seq.load(Ordering::Acquire);
+        if !before.is_multiple_of(2) {
+            return None;
+        }
+        let lo = self.guard_lo.load(Ordering::Relaxed);
+        let hi = self.guard_hi.load(Ordering::Relaxed);
+        let top = self.top.load(Ordering::Relaxed);
+        // The field loads above happen before the second sequence load.
+        atomic::fence(Ordering::Acquire);
+        (self.seq.load(Ordering::Relaxed) == before).then_some((before, lo, hi, top))
+    }
+
+    /// Whether the slot still describes the stack it described when a
+    /// reader got sequence `seq` from it. Async-signal-safe.
+    pub(super) fn unchanged_since(&self, seq: u32) -> bool {
+        self.seq.load(Ordering::Acquire) == seq
+    }
 }
 
 impl Registration {
@@ -115,11 +154,7 @@ impl Registration {
     pub(super) fn unregister(self) {
         let slot = self.0;
         debug_assert_eq!(slot.stash.load(Ordering::Relaxed), 0, "a stack unmapped while stashed");
-        slot.state.store(BUSY, Ordering::Relaxed);
-        slot.guard_lo.store(0, Ordering::Relaxed);
-        slot.guard_hi.store(0, Ordering::Relaxed);
-        slot.top.store(0, Ordering::Relaxed);
-        slot.state.store(FREE, Ordering::Release);
+        slot.write(0, 0, 0);
         let mut guard = ALLOCATOR.lock().unwrap_or_else(|poison| poison.into_inner());
         if let Some(alloc) = guard.as_mut() {
             alloc.free.push(slot);
@@ -127,20 +162,21 @@ impl Registration {
     }
 }
 
-/// The first live slot for which `matches(guard_lo, guard_hi, top)` holds,
-/// with those three values as they were read. Async-signal-safe.
-fn find(matches: impl Fn(usize, usize, usize) -> bool) -> Option<(&'static Slot, usize, usize, usize)> {
+/// The first live slot for which `matches(guard_lo, guard_hi, top)` holds:
+/// the slot, the sequence its fields were read under, and those fields.
+/// Async-signal-safe.
+fn find(matches: impl Fn(usize, usize, usize) -> bool) -> Option<(&'static Slot, u32, usize, usize, usize)> {
     let mut chunk: &'static Chunk = &FIRST_CHUNK;
     loop {
         for slot in &chunk.slots {
-            if slot.state.load(Ordering::Acquire) != LIVE {
-                continue;
-            }
-            let lo = slot.guard_lo.load(Ordering::Relaxed);
-            let hi = slot.guard_hi.load(Ordering::Relaxed);
-            let top = slot.top.load(Ordering::Relaxed);
-            if slot.state.load(Ordering::Acquire) == LIVE && matches(lo, hi, top) {
-                return Some((slot, lo, hi, top));
+            // A slot being written is skipped: it is being handed out (no
+            // coroutine runs on it yet) or given back (its stack is no
+            // longer used).
+            if let Some((seq, lo, hi, top)) = slot.read()
+                && top != 0
+                && matches(lo, hi, top)
+            {
+                return Some((slot, seq, lo, hi, top));
             }
         }
         let next = chunk.next.load(Ordering::Acquire);
@@ -155,11 +191,11 @@ fn find(matches: impl Fn(usize, usize, usize) -> bool) -> Option<(&'static Slot,
 /// The live stack whose guard page holds `addr`: `(guard_lo, top)`.
 /// Async-signal-safe.
 pub(super) fn find_guard(addr: usize) -> Option<(usize, usize)> {
-    find(|lo, hi, _| lo <= addr && addr < hi).map(|(_, lo, _, top)| (lo, top))
+    find(|lo, hi, _| lo <= addr && addr < hi).map(|(_, _, lo, _, top)| (lo, top))
 }
 
-/// The live stack whose usable range holds `addr`, and that range.
-/// Async-signal-safe.
-pub(super) fn find_usable(addr: usize) -> Option<(&'static Slot, usize, usize)> {
-    find(|_, hi, top| hi <= addr && addr < top).map(|(slot, _, hi, top)| (slot, hi, top))
+/// The live stack whose usable range holds `addr`, and the sequence its
+/// slot was read under (see [`Slot::unchanged_since`]). Async-signal-safe.
+pub(super) fn find_usable(addr: usize) -> Option<(&'static Slot, u32)> {
+    find(|_, hi, top| hi <= addr && addr < top).map(|(slot, seq, ..)| (slot, seq))
 }

@@ -18,54 +18,70 @@
 //! The coroutine itself cannot: it is suspended, and the switch that resumes
 //! it restores its stack first. But its memory may be *lent*: a green thread
 //! may share a local with a scoped OS thread (`std::thread::scope`) and then
-//! park on the hub while that thread keeps using it. So a stashed stack
-//! stays correct under any access, from any thread:
+//! park on the hub while that thread keeps using it. So the rule is that
+//! **no other thread ever sees a stack partly stashed or partly restored**:
+//! every access either faults (and waits, or restores the stack itself) or
+//! sees the whole contents.
 //!
-//! - **A touch after the stash** faults on the guard region. The SIGSEGV
-//!   handler ([`overflow`](super::overflow)) finds the stack in the
-//!   [registry](super::registry) by the fault address, restores it there
-//!   and then, on the faulting thread, and returns: the access is made again
-//!   and sees exactly what was there.
-//! - **A touch during the stash** cannot be lost. A write between the copy
-//!   and the guard would go to a page the guard then frees, so while other
-//!   threads exist the range is first made read-only (`mprotect`): a write
-//!   faults, and the handler waits for the stash to finish, then restores.
-//!   When the calling thread is the process's only one (as read from
-//!   `/proc/self/stat`, checked per batch), no other thread can touch the
-//!   range and the two `mprotect` calls are skipped. Either way the calling
-//!   thread blocks signals for the while, so that a signal handler of its
-//!   own cannot wait on a stash that it interrupted.
-//! - **The kernel** does not fault: a system call that is handed a pointer
-//!   into a stashed stack (by code on another thread, say a `read` into a
-//!   borrowed buffer) fails with `EFAULT`. This is the one visible effect of
-//!   stashing; `GREENERY_STASH=off` or [`set_stash_after(None)`](super::set_stash_after)
-//!   turns stashing off.
+//! - **Stashing**, while other threads exist, makes the range read-only
+//!   (`mprotect`) before copying it out, so that a write faults instead of
+//!   being lost; then inaccessible (`PROT_NONE`) before installing the guard
+//!   region, because installing one over committed pages drops them and
+//!   retries, and a reader in between would be handed fresh zero pages.
+//!   Then the range becomes read-write again: the guard region alone keeps
+//!   it faulting, without a mapping of its own. When the calling thread is
+//!   the process's only one (as read from `/proc/self/stat`, per batch), no
+//!   other thread can touch the range and the `mprotect` calls are skipped.
+//! - **Restoring**, by the owner (before the coroutine runs again) or by the
+//!   fault handler on whichever thread touched the stashed stack, makes the
+//!   range inaccessible, removes the guard region, writes the saved bytes
+//!   through `/proc/self/mem` (which can write where the process itself
+//!   cannot, see [`proc_mem`](super::proc_mem)), and only then makes the
+//!   range read-write: the contents appear all at once.
+//! - **A touch** of a range that is being stashed or restored faults, and
+//!   the SIGSEGV handler ([`overflow`](super::overflow)) finds the stack in
+//!   the [registry](super::registry) by the fault address and waits until
+//!   the operation is over. A touch of a stashed stack faults on the guard
+//!   region, and the handler restores the stack there and then, on the
+//!   faulting thread. Either way it returns and the access is made again.
+//! - **The kernel** does not fault: a system call handed a pointer into a
+//!   stack that is stashed or being stashed or restored (by code on another
+//!   thread, say a `read` into a borrowed buffer) fails with `EFAULT`, and
+//!   may have done part of its work first (see [`stash_after`]).
+//! - **fork**: stash operations run inside a [gate](super::fork_gate) that
+//!   `fork(3)` waits at, so a child inherits every stack either untouched or
+//!   completely stashed, and restores it on its own.
+//!
+//! Where `/proc/self/mem` cannot be written (no procfs, a non-dumpable
+//! process, `proc_mem.force_override=never`), a restore could not be made
+//! atomic, so stacks are not stashed at all ([`stash_after`] is `None`).
 //!
 //! # States
 //!
 //! Each registry slot has a stash state, moved with atomic operations:
 //!
 //! ```text
-//!   NONE --stash--> STASHING --> STASHED --owner restores--> NONE
+//!   NONE --stash--> STASHING --> STASHED --owner restores--> RESTORING --> NONE
 //!                      |            |
 //!                      +--failed--> NONE
 //!                                   +--a fault elsewhere--> RESTORING --> RESTORED --owner--> NONE
 //! ```
 //!
-//! The stash buffer belongs to the [`Stash`] handle, held by the stack's
-//! owner. A restore by the fault handler only copies from it; the owner frees
-//! it once the state is `RESTORED` (or after restoring the stack itself),
-//! never while another thread may be copying.
+//! The stash (its [`Meta`] and the saved bytes, one allocation) belongs to
+//! the [`Stash`] handle, held by the stack's owner, and is published in the
+//! slot while the state is `STASHED` or later. A restore by the fault
+//! handler only copies from it; the owner frees it once the state is
+//! `RESTORED` (or after restoring the stack itself), never while another
+//! thread may be copying.
 
 use std::alloc::{self, Layout};
-use std::cell::Cell;
 use std::io;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::registry::{self, Slot};
-use super::{Stack, mmap};
+use super::{Stack, fork_gate, mmap, proc_mem};
 
 const NONE: u8 = 0;
 const STASHING: u8 = 1;
@@ -100,7 +116,10 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// `GREENERY_STASH` set to `off` turns stashing off, and set to a number of
 /// milliseconds changes the period; [`set_stash_after`] does the same from
 /// code. Stashing needs stacks in slabs (Linux 6.13 and later, not under
-/// qemu-user, not with `GREENERY_STACK_GUARD=mprotect`).
+/// qemu-user, not with `GREENERY_STACK_GUARD=mprotect`) and a writable
+/// `/proc/self/mem` (procfs mounted, the process not made non-dumpable with
+/// `prctl(PR_SET_DUMPABLE, 0)` or by a set-user-ID change, the kernel's
+/// `proc_mem.force_override` not `never`); without them it is off.
 ///
 /// # What it means for your code
 ///
@@ -108,12 +127,30 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// thread may lend memory on its stack to another OS thread
 /// (`std::thread::scope`) and park meanwhile: that thread's reads and writes
 /// of a stashed stack fault, and greenery's fault handler puts the stack back
-/// on the spot, on that thread, before the access is made again; a write
-/// made while the stack is being stashed is never lost. The exception is
-/// the kernel: a system call handed a pointer into a stashed stack (a
-/// `read` into a buffer borrowed from a parked green thread, by another OS
-/// thread) fails with `EFAULT` instead. A program that does that should
-/// turn stashing off.
+/// on the spot, on that thread, before the access is made again. No thread
+/// ever sees a stack half stashed or half restored: an access during either
+/// waits until it is over, and no write is lost.
+///
+/// The exception is the kernel. A system call made by another OS thread
+/// with a pointer into a parked green thread's stack (a buffer borrowed
+/// from it) fails with `EFAULT` if the stack is stashed at that moment, and
+/// it may have done part of its work before it failed:
+///
+/// - a `recv` of a UDP datagram into such a buffer fails, and the datagram
+///   is gone (the next `recv` finds nothing);
+/// - a large stream `write` sends what it copied before the stashed page
+///   and returns that count, so a `write_all` sends a prefix, then fails;
+/// - a `read` into such a buffer fails or returns less.
+///
+/// A green thread that lends its stack to system calls on other threads
+/// holds a [`NoStash`](super::NoStash) guard for the while (its stack is
+/// then never stashed), or the program turns stashing off.
+///
+/// A child made by `fork` waits until no stack is halfway through a stash
+/// or a restore, and restores stashed stacks when it touches them. A child
+/// made by a raw `clone`/`fork` system call (bypassing libc's `fork`, which
+/// runs the `pthread_atfork` handlers greenery relies on) can inherit a
+/// stack in mid-operation, and hang when it touches that stack.
 ///
 /// ```
 /// use std::time::Duration;
@@ -121,7 +158,7 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// assert!(greenery::stack::stash_after().is_none_or(|after| after >= Duration::from_millis(1)));
 /// ```
 pub fn stash_after() -> Option<Duration> {
-    if !mmap::guard_regions() {
+    if !mmap::guard_regions() || !proc_mem::available() {
         return None;
     }
     let ms = match STASH_AFTER_MS.load(Ordering::Relaxed) {
@@ -207,15 +244,23 @@ pub fn stash_counts() -> StashCounts {
 }
 
 /// What the owner of a stash keeps: the heap buffer is this header followed
-/// by the stack's bytes.
+/// by the stack's bytes. Published in the stack's registry slot while it is
+/// stashed, for the fault handler.
 #[repr(C)]
-struct Meta {
+pub(super) struct Meta {
     slot: &'static Slot,
     /// The stack's usable range.
     bottom: usize,
     top: usize,
     /// The bytes stashed: `[top - len, top)`.
     len: usize,
+}
+
+impl Meta {
+    fn bytes(&self) -> *const u8 {
+        // SAFETY: the bytes follow the header in the same allocation.
+        unsafe { (self as *const Meta).add(1).cast() }
+    }
 }
 
 /// The stashed contents of one stack (see the module documentation).
@@ -227,11 +272,6 @@ pub(crate) struct Stash(NonNull<Meta>);
 impl Stash {
     fn layout(len: usize) -> Layout {
         Layout::from_size_align(size_of::<Meta>() + len, align_of::<Meta>()).expect("a stash layout")
-    }
-
-    fn bytes(&self) -> *mut u8 {
-        // SAFETY: the bytes follow the header in the same allocation.
-        unsafe { self.0.as_ptr().add(1).cast() }
     }
 
     fn meta(&self) -> &Meta {
@@ -252,13 +292,19 @@ impl Drop for Stash {
         let slot = meta.slot;
         {
             let _signals = SignalsBlocked::new();
+            let inside = fork_gate::enter();
             match slot.stash.compare_exchange(STASHED, RESTORING, Ordering::Acquire, Ordering::Acquire) {
                 // SAFETY: the stack is still mapped (see `stash_all`), the
                 // buffer holds its bytes, and now no one else restores it.
-                Ok(_) => unsafe { put_back(meta.bottom, meta.top, self.bytes(), meta.len) },
-                // A fault on some thread is restoring it, or has.
-                Err(_) => wait_while(slot, |state| state != RESTORED),
+                Ok(_) => unsafe { put_back(meta) },
+                // A fault on some thread is restoring it, or has; that
+                // thread is inside the gate until it has.
+                Err(_) => {
+                    drop(inside);
+                    wait_while(slot, |state| state != RESTORED);
+                }
             }
+            slot.stash_meta.store(ptr::null_mut(), Ordering::Relaxed);
             slot.stash.store(NONE, Ordering::Release);
         }
         COUNT_RESTORED.fetch_add(1, Ordering::Relaxed);
@@ -289,10 +335,17 @@ struct Job {
     /// Its place in the request list.
     index: usize,
     slot: &'static Slot,
-    bottom: usize,
-    top: usize,
     sp: usize,
-    buf: Option<NonNull<Meta>>,
+    /// The stash being made: its header says where the stack is.
+    buf: NonNull<Meta>,
+}
+
+impl Job {
+    fn meta(&self) -> &Meta {
+        // SAFETY: written when the job was made; the job owns it until it
+        // becomes a `Stash` or is freed by `abandon`.
+        unsafe { self.buf.as_ref() }
+    }
 }
 
 /// Stashes the stacks of `requests`, and returns their stashes in the same
@@ -301,7 +354,7 @@ struct Job {
 /// it was.
 ///
 /// Adjacent stacks (neighbouring slots of a slab) are stashed together, with
-/// one system call per run rather than per stack.
+/// one set of system calls per run rather than per stack.
 ///
 /// # Safety
 ///
@@ -309,8 +362,10 @@ struct Job {
 /// a suspended coroutine whose saved stack pointer is `sp`, inside the stack:
 /// everything the coroutine will read again lies in `[sp, top)`. Until its
 /// stash is restored the stack must stay mapped and no coroutine may run on
-/// it, and the stacks must differ from each other.
+/// it, and the stacks must differ from each other. [`stash_after`] must be
+/// `Some` (`/proc/self/mem` can be written).
 pub(crate) unsafe fn stash_all(requests: &[Request<'_>]) -> Vec<Option<Stash>> {
+    fork_gate::install();
     let page = mmap::page_size();
     let mut jobs: Vec<Job> = requests
         .iter()
@@ -318,83 +373,109 @@ pub(crate) unsafe fn stash_all(requests: &[Request<'_>]) -> Vec<Option<Stash>> {
         .map(|(index, request)| {
             let (bottom, top) = (request.stack.bottom(), request.stack.top());
             debug_assert!(bottom <= request.sp && request.sp < top);
-            Job { index, slot: request.stack.slot(), bottom, top, sp: request.sp, buf: None }
+            let slot = request.stack.slot();
+            let len = top - request.sp;
+            // SAFETY: the layout has a non-zero size (the header).
+            let buf = unsafe { alloc::alloc(Stash::layout(len)) }.cast::<Meta>();
+            let Some(buf) = NonNull::new(buf) else { alloc::handle_alloc_error(Stash::layout(len)) };
+            // SAFETY: freshly allocated, aligned for `Meta`.
+            unsafe { buf.write(Meta { slot, bottom, top, len }) };
+            Job { index, slot, sp: request.sp, buf }
         })
         .collect();
-    jobs.sort_unstable_by_key(|job| job.bottom);
+    jobs.sort_unstable_by_key(|job| job.meta().bottom);
     let alone = only_thread();
+    let mut stashed = Vec::with_capacity(jobs.len());
     {
         let _signals = SignalsBlocked::new();
-        for run in jobs.chunk_by_mut(|below, above| below.top + page == above.bottom) {
+        for run in jobs.chunk_by(|below, above| below.meta().top + page == above.meta().bottom) {
             // SAFETY: guaranteed by our caller, run by run.
-            unsafe { stash_run(run, alone) };
+            let done = unsafe { stash_run(run, alone) };
+            stashed.extend(std::iter::repeat_n(done, run.len()));
         }
     }
     let mut stashes: Vec<Option<Stash>> = (0..requests.len()).map(|_| None).collect();
-    for job in jobs {
-        stashes[job.index] = job.buf.map(Stash);
+    for (job, done) in jobs.into_iter().zip(stashed) {
+        if done {
+            stashes[job.index] = Some(Stash(job.buf));
+        } else {
+            // SAFETY: allocated above with this layout; the stash was
+            // abandoned, so its state is `NONE` and no one else reads it.
+            unsafe { alloc::dealloc(job.buf.as_ptr().cast(), Stash::layout(job.meta().len)) };
+        }
     }
     stashes
 }
 
-/// Stashes a run of adjacent stacks, `[run[0].bottom, run[last].top)`.
+/// Stashes a run of adjacent stacks, `[run[0].bottom, run[last].top)`, and
+/// returns whether it did: if not, the stacks are as they were.
 ///
 /// # Safety
 ///
 /// As for [`stash_all`]; signals are blocked; `alone` only if no other
 /// thread exists.
-unsafe fn stash_run(run: &mut [Job], alone: bool) {
-    let lo = run[0].bottom;
-    let hi = run[run.len() - 1].top;
-    for job in run.iter_mut() {
-        let len = job.top - job.sp;
-        // SAFETY: the layout has a non-zero size (the header).
-        let buf = unsafe { alloc::alloc(Stash::layout(len)) }.cast::<Meta>();
-        let Some(buf) = NonNull::new(buf) else { alloc::handle_alloc_error(Stash::layout(len)) };
-        // SAFETY: freshly allocated, aligned for `Meta`.
-        unsafe { buf.write(Meta { slot: job.slot, bottom: job.bottom, top: job.top, len }) };
-        job.buf = Some(buf);
+unsafe fn stash_run(run: &[Job], alone: bool) -> bool {
+    let lo = run[0].meta().bottom;
+    let hi = run[run.len() - 1].meta().top;
+    let _inside = fork_gate::enter();
+    for job in run {
+        job.slot.stray_faults.store(0, Ordering::Relaxed);
         job.slot.stash.store(STASHING, Ordering::SeqCst);
     }
-    // SAFETY: the run lies in one slab mapping of ours.
-    if !alone && unsafe { protect(lo, hi, libc::PROT_READ) }.is_err() {
-        // SAFETY: nothing was changed: the buffers are ours alone.
-        unsafe { abandon(run) };
-        return;
-    }
-    for job in run.iter() {
-        let buf = job.buf.expect("allocated above");
-        let len = job.top - job.sp;
-        // SAFETY: `[sp, top)` is mapped and readable (read-only at most),
-        // and the buffer has `len` bytes after its header.
-        unsafe {
-            let bytes = buf.as_ptr().add(1).cast::<u8>();
-            ptr::copy_nonoverlapping(job.sp as *const u8, bytes, len);
-            job.slot.stash_buf.store(bytes, Ordering::Relaxed);
-            job.slot.stash_len.store(len, Ordering::Relaxed);
+    let copy_out = || {
+        for job in run {
+            // SAFETY: `[sp, top)` is mapped and readable (read-only at
+            // most), and the buffer has `len` bytes after its header.
+            unsafe {
+                ptr::copy_nonoverlapping(job.sp as *const u8, job.meta().bytes().cast_mut(), job.meta().len)
+            };
         }
-    }
-    // SAFETY: the run's bytes are in the buffers, and nothing can change
-    // them meanwhile (read-only, or no other thread).
-    let guarded = unsafe { mmap::install_guard(lo, hi - lo) }.is_ok();
-    // SAFETY: as above; this undoes the protection set above.
-    if !alone && let Err(err) = unsafe { protect(lo, hi, libc::PROT_READ | libc::PROT_WRITE) } {
-        fatal(b"cannot make a stashed stack writable again (mprotect failed)", err);
-    }
-    if !guarded {
-        // The advice may have applied to part of the range: put every stack
-        // back from its buffer.
-        for job in run.iter() {
-            let len = job.top - job.sp;
-            // SAFETY: the buffer holds the stack's bytes, and the stack is
-            // still ours alone.
-            unsafe { put_back(job.bottom, job.top, job.buf.expect("allocated").as_ptr().add(1).cast(), len) };
+    };
+    if alone {
+        // No other thread can touch the range, or fork meanwhile.
+        copy_out();
+        // SAFETY: the run lies in one slab mapping of ours, and its bytes
+        // are in the buffers.
+        if unsafe { mmap::install_guard(lo, hi - lo) }.is_err() {
+            // The advice may have applied to part of the range.
+            // SAFETY: as above; the stacks are ours alone.
+            unsafe { put_back_run_alone(run, lo, hi) };
+            return abandon(run);
         }
-        // SAFETY: the stacks are as they were.
-        unsafe { abandon(run) };
-        return;
+    } else {
+        // SAFETY: the run lies in one slab mapping of ours, which holds
+        // nothing else (the same for every call below).
+        if unsafe { protect(lo, hi, libc::PROT_READ) }.is_err() {
+            // The change may have applied to part of the range.
+            // SAFETY: as above.
+            unsafe { protect_or_die(lo, hi, libc::PROT_READ | libc::PROT_WRITE) };
+            return abandon(run);
+        }
+        copy_out();
+        // SAFETY: as above.
+        if unsafe { protect(lo, hi, libc::PROT_NONE) }.is_err() {
+            // SAFETY: as above; undoes the first change.
+            unsafe { protect_or_die(lo, hi, libc::PROT_READ | libc::PROT_WRITE) };
+            return abandon(run);
+        }
+        // SAFETY: as above; the range is inaccessible, so no thread sees
+        // the pages the advice drops.
+        if unsafe { mmap::install_guard(lo, hi - lo) }.is_err() {
+            for job in run {
+                // SAFETY: the range is still inaccessible; the buffers hold
+                // the bytes.
+                unsafe { write_back(job.meta()) };
+            }
+            // SAFETY: as above.
+            unsafe { protect_or_die(lo, hi, libc::PROT_READ | libc::PROT_WRITE) };
+            return abandon(run);
+        }
+        // SAFETY: as above; from here the guard region keeps the range
+        // faulting.
+        unsafe { protect_or_die(lo, hi, libc::PROT_READ | libc::PROT_WRITE) };
     }
-    for job in run.iter() {
+    for job in run {
+        job.slot.stash_meta.store(job.buf.as_ptr(), Ordering::Relaxed);
         job.slot.stash.store(STASHED, Ordering::Release);
     }
     let stacks = run.len() as u64;
@@ -402,60 +483,71 @@ unsafe fn stash_run(run: &mut [Job], alone: bool) {
     if !alone {
         COUNT_STASHED_SHARED.fetch_add(stacks, Ordering::Relaxed);
     }
+    true
 }
 
-/// Gives up stashing `run`: frees the buffers, clears the states.
-///
-/// # Safety
-///
-/// The stacks must hold their own contents again (or never lost them).
-unsafe fn abandon(run: &mut [Job]) {
+/// Gives up stashing `run`, whose stacks hold their own contents again (or
+/// never lost them): clears the states. Returns `false`.
+fn abandon(run: &[Job]) -> bool {
     COUNT_REFUSED.fetch_add(run.len() as u64, Ordering::Relaxed);
-    for job in run.iter_mut() {
+    for job in run {
         job.slot.stash.store(NONE, Ordering::Release);
-        if let Some(buf) = job.buf.take() {
-            // SAFETY: allocated in `stash_run` with this layout; the state
-            // is `NONE` again, so the fault handler never copies from it.
-            unsafe { alloc::dealloc(buf.as_ptr().cast(), Stash::layout(job.top - job.sp)) };
-        }
     }
+    false
 }
 
-/// Restores a stashed stack touched at `addr` by the faulting thread; called
-/// by the SIGSEGV handler. Returns whether `addr` lies in a stack's usable
+/// Restores a stashed stack touched at `addr` by the faulting thread, or
+/// waits for the stash or restore under way to end; called by the
+/// SIGSEGV/SIGBUS handler. Returns whether `addr` lies in a stack's usable
 /// range, in which case the handler returns and the access is made again.
 ///
-/// Async-signal-safe: atomics, madvise(2), sched_yield(2) and memcpy.
+/// Async-signal-safe: atomics, mprotect(2), madvise(2), pwrite(2) (and
+/// getpid(2), open(2) for `/proc/self/mem`), pthread_sigmask(3),
+/// sched_yield(2).
 ///
 /// # Safety
 ///
-/// Only to be called from the SIGSEGV/SIGBUS handler.
+/// Only to be called from the SIGSEGV/SIGBUS handler, for a fault that the
+/// kernel raised.
 pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
-    let Some((slot, bottom, top)) = registry::find_usable(addr) else { return false };
+    let Some((slot, seq)) = registry::find_usable(addr) else { return false };
     loop {
         match slot.stash.load(Ordering::Acquire) {
-            // Not stashed (any more): the fault raced a restore, and the
-            // access will succeed when made again. A fault that keeps coming
-            // back at the same address is not one of ours: pass it on.
-            NONE | RESTORED => return !repeats(addr),
+            // Not stashed: the fault raced the end of a stash's or a
+            // restore's window (each thread can meet that at most once per
+            // stash), or the stack was given back since the lookup; either
+            // way the access is made again (and faults again, to be looked
+            // up afresh, if the memory is no longer a stack's). A fault that
+            // keeps coming back at a stack is not one of ours: pass it on.
+            NONE | RESTORED => {
+                return !slot.unchanged_since(seq)
+                    || slot.stray_faults.fetch_add(1, Ordering::Relaxed) < STRAY_FAULTS;
+            }
             STASHED => {
+                let _signals = SignalsBlocked::new();
+                let _inside = fork_gate::enter();
                 if slot
                     .stash
                     .compare_exchange(STASHED, RESTORING, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
-                    let buf = slot.stash_buf.load(Ordering::Relaxed);
-                    let len = slot.stash_len.load(Ordering::Relaxed);
+                    // The slot may have been reused by another stack since
+                    // the lookup: the stash published in it says which
+                    // stack it is now, and that one is restored (early, no
+                    // harm done); the access is then made again.
                     // SAFETY: the stack is stashed, so its owner keeps the
-                    // buffer until the state is `RESTORED`; the registry's
-                    // range is the stack's usable range.
-                    unsafe { put_back(bottom, top, buf, len) };
+                    // stash until the state is `RESTORED`.
+                    let meta = unsafe { &*slot.stash_meta.load(Ordering::Relaxed) };
+                    // SAFETY: the state is ours (`RESTORING`), the buffer
+                    // holds the stack's bytes.
+                    unsafe { put_back(meta) };
                     slot.stash.store(RESTORED, Ordering::Release);
                     COUNT_RESTORED_ON_TOUCH.fetch_add(1, Ordering::Relaxed);
                     return true;
                 }
             }
-            // STASHING, RESTORING: someone else is busy with it.
+            // STASHING, RESTORING: another thread is busy with it, and the
+            // range faults until it is done.
             _ => {
                 // SAFETY: sched_yield has no preconditions.
                 unsafe { libc::sched_yield() };
@@ -464,50 +556,76 @@ pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
     }
 }
 
-/// Whether the faults at `addr` that found its stack not stashed keep
-/// coming back: more than 64 in a row at the same address, each within a
-/// millisecond of the last, on this thread. A fault that raced a restore is
-/// not repeated (the access then succeeds).
-///
-/// Async-signal-safe: a constant-initialised thread-local without a
-/// destructor, and clock_gettime(2).
-fn repeats(addr: usize) -> bool {
-    thread_local! {
-        /// The last such fault's address, time (ns) and count.
-        static LAST_UNSTASHED_FAULT: Cell<(usize, u64, u32)> = const { Cell::new((0, 0, 0)) };
-    }
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes the struct we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let now = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
-    LAST_UNSTASHED_FAULT.with(|last| {
-        let (previous, at, count) = last.get();
-        let count =
-            if previous == addr && now.saturating_sub(at) < 1_000_000 { count.saturating_add(1) } else { 1 };
-        last.set((addr, now, count));
-        count > 64
-    })
-}
+/// How many faults at a stack that is not stashed [`restore_on_fault`]
+/// takes for races with a stash or restore (at most one per thread per
+/// stash) before it passes them on as genuine faults.
+const STRAY_FAULTS: u32 = 1 << 16;
 
-/// Removes the guard region over `[bottom, top)` and copies the `len`
-/// stashed bytes back to `[top - len, top)`. Aborts if the guard cannot be
-/// removed: the coroutine could not run again.
+/// Puts a stashed stack back so that no other thread sees it in between:
+/// makes the range inaccessible, removes the guard region, writes the
+/// saved bytes through `/proc/self/mem`, makes the range read-write.
+/// Aborts if any step fails: the coroutine could not run again.
+/// Async-signal-safe.
 ///
 /// # Safety
 ///
-/// `[bottom, top)` is a stack's usable range, stashed, that no one else is
-/// restoring; `buf` holds its `len` bytes.
-unsafe fn put_back(bottom: usize, top: usize, buf: *const u8, len: usize) {
-    // SAFETY: the range is a stack of ours, guarded; removing the guard
-    // leaves empty pages.
-    if unsafe { libc::madvise(bottom as *mut libc::c_void, top - bottom, MADV_GUARD_REMOVE) } != 0 {
+/// The stack of `meta` is stashed and the caller has moved its state to
+/// `RESTORING`; the buffer holds its bytes.
+unsafe fn put_back(meta: &Meta) {
+    // SAFETY: the range is a stack of ours, guarded, and ours to restore.
+    unsafe {
+        protect_or_die(meta.bottom, meta.top, libc::PROT_NONE);
+        remove_guard(meta.bottom, meta.top);
+        write_back(meta);
+        protect_or_die(meta.bottom, meta.top, libc::PROT_READ | libc::PROT_WRITE);
+    }
+}
+
+/// Puts back the stacks of a run after a failed guard, when no other thread
+/// exists: removes what part of the guard region was installed and copies
+/// the bytes back.
+///
+/// # Safety
+///
+/// The run's stacks are ours alone, their bytes in the buffers.
+unsafe fn put_back_run_alone(run: &[Job], lo: usize, hi: usize) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { remove_guard(lo, hi) };
+    for job in run {
+        let meta = job.meta();
+        // SAFETY: the range is read-write again; the buffer holds `len`
+        // bytes.
+        unsafe { ptr::copy_nonoverlapping(meta.bytes(), (meta.top - meta.len) as *mut u8, meta.len) };
+    }
+}
+
+/// Writes a stash's bytes back to its stack through `/proc/self/mem`,
+/// whatever the range's protection; aborts if it cannot.
+///
+/// # Safety
+///
+/// The stack is not guarded, and no one else writes it meanwhile.
+unsafe fn write_back(meta: &Meta) {
+    // SAFETY: guaranteed by the caller; the buffer holds `len` bytes.
+    if let Err(err) = unsafe { proc_mem::write(meta.top - meta.len, meta.bytes(), meta.len) } {
+        fatal(b"cannot write a stashed stack back through /proc/self/mem", err);
+    }
+}
+
+/// Removes the guard region over `[lo, hi)`; aborts if it cannot.
+///
+/// # Safety
+///
+/// The range is stacks of ours, stashed or being stashed.
+unsafe fn remove_guard(lo: usize, hi: usize) {
+    // SAFETY: guaranteed by the caller; removing the guard leaves empty
+    // pages.
+    if unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, MADV_GUARD_REMOVE) } != 0 {
         fatal(
             b"cannot remove the guard region of a stashed stack (madvise failed)",
             io::Error::last_os_error(),
         );
     }
-    // SAFETY: the range is writable again; the buffer holds `len` bytes.
-    unsafe { ptr::copy_nonoverlapping(buf, (top - len) as *mut u8, len) };
 }
 
 /// Sets the protection of `[lo, hi)`.
@@ -523,10 +641,40 @@ unsafe fn protect(lo: usize, hi: usize, prot: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets the protection of `[lo, hi)`, a step that cannot be undone: retries
+/// for a while if the kernel is out of mappings (`ENOMEM`: a change of
+/// protection may split the slab's mapping, and other threads may be
+/// releasing some), then aborts.
+///
+/// # Safety
+///
+/// As for [`protect`].
+unsafe fn protect_or_die(lo: usize, hi: usize, prot: libc::c_int) {
+    let mut tries = 0;
+    loop {
+        // SAFETY: guaranteed by the caller.
+        match unsafe { protect(lo, hi, prot) } {
+            Ok(()) => return,
+            Err(err) if err.raw_os_error() == Some(libc::ENOMEM) && tries < 10_000 => {
+                tries += 1;
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+            Err(err) if err.raw_os_error() == Some(libc::ENOMEM) => fatal(
+                b"cannot change the protection of a stashed stack: the process is out of memory \
+                  mappings (raise vm.max_map_count, for example sysctl -w vm.max_map_count=262144, \
+                  or set GREENERY_STASH=off)",
+                err,
+            ),
+            Err(err) => fatal(b"cannot change the protection of a stashed stack (mprotect failed)", err),
+        }
+    }
+}
+
 /// Reports a failure that leaves a stack unusable, and aborts.
 /// Async-signal-safe.
 fn fatal(what: &[u8], err: io::Error) -> ! {
-    let mut message = [0u8; 160];
+    let mut message = [0u8; 320];
     let mut len = 0;
     for part in [b"\ngreenery: ".as_slice(), what, b" (errno ", &errno_digits(&err), b")\n"] {
         let n = part.len().min(message.len() - len);
@@ -570,6 +718,7 @@ fn only_thread() -> bool {
 }
 
 /// Blocks the calling thread's asynchronous signals while it lives.
+/// Async-signal-safe.
 struct SignalsBlocked(libc::sigset_t);
 
 impl SignalsBlocked {

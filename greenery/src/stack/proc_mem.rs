@@ -1,0 +1,136 @@
+//! Writing into memory that no thread can access: `/proc/self/mem`.
+//!
+//! The [stash](super::stash) puts a stack's contents back while the range is
+//! `PROT_NONE`, so that no other thread can see it half-filled: any access
+//! faults (and waits in the fault handler) until the range is made
+//! accessible again, complete. A process cannot `memcpy` into `PROT_NONE`
+//! memory, but the kernel can write there on its behalf: a `pwrite` to
+//! `/proc/self/mem` uses the kernel's forced access to the process's own
+//! private memory (the one a debugger uses to set breakpoints in read-only
+//! code), which fills the pages without changing their protection.
+//!
+//! That needs procfs, a process that may open its own `mem` file (not one
+//! made non-dumpable) and a kernel that allows the forced write
+//! (`proc_mem.force_override`, Linux 6.12+, is `always` by default).
+//! [`available`] tries it once on a scratch page; the stash is off where it
+//! fails.
+//!
+//! # After fork
+//!
+//! An open `/proc/self/mem` stays bound to the address space of the process
+//! that opened it: in a forked child it would write into the parent. So the
+//! descriptor is kept together with the pid that opened it, and a process
+//! that finds another pid there opens its own (this also covers children
+//! made without `fork(3)`'s handlers); the inherited one is close-on-exec. Every function here is
+//! async-signal-safe: the fault handler restores stacks through them.
+
+use std::io;
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::mmap;
+
+/// The open `/proc/self/mem`: the pid that opened it in the high 32 bits,
+/// the descriptor in the low 32; 0 when none is open.
+static MEM: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the probe in [`available`] succeeded.
+static AVAILABLE: AtomicBool = AtomicBool::new(false);
+static PROBE: Once = Once::new();
+
+/// Whether [`write`] works in this process: tried once, on a `PROT_NONE`
+/// scratch page.
+pub(super) fn available() -> bool {
+    PROBE.call_once(|| AVAILABLE.store(probe(), Ordering::Relaxed));
+    AVAILABLE.load(Ordering::Relaxed)
+}
+
+#[cold]
+fn probe() -> bool {
+    let page = mmap::page_size();
+    // SAFETY: a fresh private anonymous page of our own.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            page,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return false;
+    }
+    let bytes = [0x5au8; 64];
+    // SAFETY: the page is ours, mapped, and nothing else refers to it.
+    let written = unsafe { write(base as usize + 8, bytes.as_ptr(), bytes.len()) }.is_ok();
+    // SAFETY: as above; it is then read back and unmapped.
+    let ok = written
+        && unsafe {
+            libc::mprotect(base, page, libc::PROT_READ) == 0
+                && std::slice::from_raw_parts((base as *const u8).add(8), bytes.len()) == bytes
+        };
+    // SAFETY: our scratch page, unused from here on.
+    unsafe { libc::munmap(base, page) };
+    ok
+}
+
+/// Writes `len` bytes from `buf` to `addr` in this process, whatever the
+/// protection of the destination (which must be private anonymous memory
+/// of ours, not a guard region). Async-signal-safe.
+///
+/// # Safety
+///
+/// `[addr, addr + len)` must be memory of ours that no one else writes
+/// meanwhile and whose contents may be replaced; `buf` must hold `len`
+/// readable bytes.
+pub(super) unsafe fn write(addr: usize, buf: *const u8, len: usize) -> io::Result<()> {
+    let fd = descriptor()?;
+    let mut done = 0;
+    while done < len {
+        // SAFETY: `fd` is open; the caller vouches for both ranges.
+        let n = unsafe { libc::pwrite(fd, buf.add(done).cast(), len - done, (addr + done) as libc::off_t) };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(io::Error::from_raw_os_error(libc::EIO)),
+            _ => {
+                let err = io::Error::last_os_error();
+                if err.raw_os_error() != Some(libc::EINTR) {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// This process's open `/proc/self/mem`, opened if need be.
+/// Async-signal-safe: getpid(2), open(2), close(2) and atomics.
+fn descriptor() -> io::Result<libc::c_int> {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() } as u32;
+    let current = MEM.load(Ordering::Acquire);
+    if current != 0 && (current >> 32) as u32 == pid {
+        return Ok(current as u32 as libc::c_int);
+    }
+    // SAFETY: a constant, NUL-terminated path.
+    let fd = unsafe { libc::open(c"/proc/self/mem".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let ours = (u64::from(pid) << 32) | u64::from(fd as u32);
+    // An inherited descriptor (the parent's) is left open, not closed: this
+    // child may have reused its number for a file of its own. It is
+    // close-on-exec.
+    match MEM.compare_exchange(current, ours, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Ok(fd),
+        Err(winner) => {
+            // Another thread of this process opened one first (threads of
+            // one process share the pid).
+            // SAFETY: the descriptor we just opened, used by no one.
+            unsafe { libc::close(fd) };
+            Ok(winner as u32 as libc::c_int)
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Stashed stacks under fire from other OS threads: no thread may ever see a
+//! stack partly stashed or partly restored.
+//!
+//! A green thread lends data on its stack to scoped OS threads
+//! (`std::thread::scope`) and then parks in a loop, with the hub stashing
+//! parked stacks after 1 ms. The scoped threads keep reading and writing the
+//! lent data meanwhile, so stashes, restores by the owner (the green thread
+//! waking) and restores by the fault handler (a scoped thread touching the
+//! stashed stack) all race with their accesses, thousands of times per
+//! scenario. Each scenario checks what safe code can observe: a pointer read
+//! through a shared reference, an increment, a value, the bytes a system
+//! call sends.
+//!
+//! A fork from another thread while stacks are being stashed leaves a child
+//! that can use them.
+//!
+//! Every scenario runs in a child process (this binary, built without the
+//! libtest harness, runs itself again), so that one that crashes is reported
+//! as a failure with its output. Where stacks cannot be stashed (no guard
+//! regions, qemu-user), the scenarios run briefly and check behaviour only.
+
+use std::hint::black_box;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use greenery::stack;
+use support::{Outcome, this_binary};
+
+mod support;
+
+const SCENARIO: &str = "GREENERY_STASH_RACE_SCENARIO";
+
+/// Whether stacks are stashed here.
+fn supported() -> bool {
+    stack::stash_after().is_some()
+}
+
+/// How long the green thread of a scenario keeps parking.
+fn duration() -> Duration {
+    if supported() { Duration::from_secs(3) } else { Duration::from_millis(200) }
+}
+
+/// Parks the calling green thread again and again for [`duration`]. With
+/// stashing after 1 ms, most 3 ms parks are stashed (a parked green thread
+/// is stashed after one to two periods).
+fn park_repeatedly() {
+    let end = Instant::now() + duration();
+    while Instant::now() < end {
+        greenery::sleep(Duration::from_millis(3));
+    }
+}
+
+/// A value no stash or zero page produces by accident.
+const PATTERN: u64 = 0x5a17_c0de_0bad_f00d;
+
+/// A busy OS thread, unrelated to the stack, until `stop` is set: it makes
+/// the scheduler preempt the threads that race.
+fn busy(stop: &AtomicBool) {
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// What a scenario saw, printed by the child for the parent to check.
+#[derive(Default)]
+struct Seen {
+    /// Accesses made to the lent data.
+    accesses: u64,
+    /// Of those, wrong ones (a wrong value read, an increment lost, a byte
+    /// sent that was not the buffer's).
+    wrong: u64,
+}
+
+fn run_scenario(name: &str) -> Seen {
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    let name = name.to_string();
+    greenery::spawn(move || match name.as_str() {
+        "box-read" => box_read(),
+        "atomic-adds" => atomic_adds(),
+        "read-during-owner-restore" => read_during_owner_restore(),
+        "syscall-write" => syscall_write(),
+        "syscall-write-no-stash" => syscall_write_no_stash(),
+        "fork-while-stashing" => fork_while_stashing(),
+        other => panic!("unknown scenario {other}"),
+    })
+    .get()
+    .unwrap()
+}
+
+/// A `Box` on the parked stack, read through `&Box` by two scoped threads:
+/// safe code that must always find the box's value.
+fn box_read() -> Seen {
+    let boxed = Box::new(PATTERN);
+    let stop = AtomicBool::new(false);
+    let (boxed, stop) = (&boxed, &stop);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut seen = Seen::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        // The reference is opaque to the optimiser, so the
+                        // box's pointer is read from the stack every time.
+                        let value: u64 = **black_box(boxed);
+                        seen.accesses += 1;
+                        seen.wrong += u64::from(value != PATTERN);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        park_repeatedly();
+        stop.store(true, Ordering::Relaxed);
+        readers.into_iter().map(|reader| reader.join().unwrap()).fold(Seen::default(), add)
+    })
+}
+
+/// Two scoped threads increment one `AtomicU64` on the parked stack: no
+/// increment may be lost, whether it lands during a stash, while stashed,
+/// or during a restore.
+fn atomic_adds() -> Seen {
+    let counter = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let (counter, stop) = (&counter, &stop);
+    let made = std::thread::scope(|scope| {
+        let adders: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut made = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        made += 1;
+                    }
+                    made
+                })
+            })
+            .collect();
+        park_repeatedly();
+        stop.store(true, Ordering::Relaxed);
+        adders.into_iter().map(|adder| adder.join().unwrap()).sum::<u64>()
+    });
+    let counted = counter.load(Ordering::Relaxed);
+    Seen { accesses: made, wrong: made.abs_diff(counted) }
+}
+
+/// One scoped thread reads values on the parked stack in bursts timed to
+/// meet the owner's own restore (the green thread waking from each park),
+/// with two unrelated busy threads on the machine.
+fn read_during_owner_restore() -> Seen {
+    // When the green thread next wakes, in µs after `start`; not on the
+    // stack, so that the reader can wait for it without touching the stack.
+    static WAKE_AT: AtomicU64 = AtomicU64::new(u64::MAX);
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let start = Instant::now();
+    let values = [PATTERN; 64];
+    let values = &values;
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| busy(&STOP));
+        }
+        let reader = scope.spawn(move || {
+            let mut seen = Seen::default();
+            let mut round = 0u64;
+            while !STOP.load(Ordering::Relaxed) {
+                round += 1;
+                // A burst of 300 µs that starts up to 0.5 ms before or
+                // after the wake (bursts that start early restore the stack
+                // themselves, those that start late meet the owner's
+                // restore or read after it).
+                let offset = round * 769 % 1000;
+                let wake = WAKE_AT.load(Ordering::Relaxed);
+                let now = start.elapsed().as_micros() as u64;
+                if wake == u64::MAX || now + 500 > wake + offset {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                std::thread::sleep(Duration::from_micros(wake + offset - 500 - now));
+                let burst_end = wake + offset - 200;
+                while start.elapsed().as_micros() as u64 <= burst_end {
+                    let value = black_box(values)[(round % 64) as usize];
+                    seen.accesses += 1;
+                    seen.wrong += u64::from(value != PATTERN);
+                }
+            }
+            seen
+        });
+        let end = Instant::now() + duration();
+        while Instant::now() < end {
+            let park = Duration::from_millis(3);
+            WAKE_AT.store((start.elapsed() + park).as_micros() as u64, Ordering::Relaxed);
+            greenery::sleep(park);
+        }
+        STOP.store(true, Ordering::Relaxed);
+        reader.join().unwrap()
+    })
+}
+
+/// A scoped thread writes a 16 KiB buffer on the parked stack to a socket;
+/// another thread reads what arrives. A system call handed a stashed stack
+/// may fail with `EFAULT` (documented), but every byte it does send must be
+/// the buffer's.
+fn syscall_write() -> Seen {
+    syscall_write_from(&[0xa5u8; 16 * 1024])
+}
+
+/// The same, with the buffer's green thread holding a `NoStash` guard:
+/// its stack stays in place, and no system call fails.
+fn syscall_write_no_stash() -> Seen {
+    let _keep = stack::NoStash::new();
+    let seen = syscall_write_from(&[0xa5u8; 16 * 1024]);
+    assert_eq!(stack::stash_counts().stashed, 0, "a green thread holding NoStash was stashed");
+    seen
+}
+
+fn syscall_write_from(buffer: &[u8; 16 * 1024]) -> Seen {
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
+    let (mut sender, mut receiver) = UnixStream::pair().unwrap();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut seen = Seen::default();
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                match receiver.read(&mut chunk) {
+                    Ok(0) => break seen,
+                    Ok(n) => {
+                        seen.accesses += n as u64;
+                        seen.wrong += chunk[..n].iter().filter(|&&byte| byte != 0xa5).count() as u64;
+                    }
+                    Err(err) => panic!("reading the socket: {err}"),
+                }
+            }
+        });
+        scope.spawn(move || {
+            let mut faults = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                match sender.write(black_box(buffer)) {
+                    Ok(_) => {}
+                    Err(err) if err.raw_os_error() == Some(libc::EFAULT) => faults += 1,
+                    Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                    Err(err) => panic!("writing the socket: {err}"),
+                }
+            }
+            println!("efault: {faults}");
+            drop(sender);
+        });
+        park_repeatedly();
+        stop.store(true, Ordering::Relaxed);
+        reader.join().unwrap()
+    })
+}
+
+/// Another OS thread forks again and again while the hub stashes and
+/// restores the stack it writes to. Each child increments the lent counter
+/// (a write to the stack, which may be stashed in the child, or have been
+/// halfway through a stash or restore without the fork gate) and exits with
+/// its low bits and whether it restored the stack; a child that hangs is
+/// killed and counted as wrong.
+fn fork_while_stashing() -> Seen {
+    // The flag is not on the stack: the forking thread must not touch the
+    // stack itself (that would restore it before each fork).
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let counter = AtomicU64::new(PATTERN);
+    let counter = &counter;
+    std::thread::scope(|scope| {
+        let forker = scope.spawn(move || {
+            let mut seen = Seen::default();
+            let mut restored_in_child = 0u64;
+            while !STOP.load(Ordering::Relaxed) {
+                // SAFETY: the child calls only async-signal-safe functions
+                // (an atomic add on mapped memory, whose fault handler is
+                // async-signal-safe, and _exit).
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    let after = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                    // Whether the child found the stack stashed and restored
+                    // it, in bit 6 of the exit code.
+                    let restored = stack::stash_counts().restored_on_touch > 0;
+                    // SAFETY: _exit ends the child without running anything.
+                    unsafe { libc::_exit((after & 0x3f) as libc::c_int | i32::from(restored) << 6) };
+                }
+                assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
+                seen.accesses += 1;
+                match wait_for(pid, Duration::from_secs(5)) {
+                    Some(code) => {
+                        seen.wrong += u64::from(code & 0x3f != ((PATTERN + 1) & 0x3f) as i32);
+                        if code & 0x40 != 0 {
+                            restored_in_child += 1;
+                        }
+                    }
+                    None => {
+                        println!("child {pid} hung");
+                        seen.wrong += 1;
+                    }
+                }
+            }
+            println!("children_that_restored: {restored_in_child}");
+            seen
+        });
+        park_repeatedly();
+        STOP.store(true, Ordering::Relaxed);
+        forker.join().unwrap()
+    })
+}
+
+/// Waits up to `timeout` for child `pid` to exit; its exit code, or `None`
+/// if it was still running (it is then killed) or died of a signal.
+fn wait_for(pid: libc::pid_t, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut status = 0;
+        // SAFETY: waits for our own child, writing `status`.
+        let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if done == pid {
+            return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        }
+        if Instant::now() > deadline {
+            // SAFETY: kills and reaps our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn add(a: Seen, b: Seen) -> Seen {
+    Seen { accesses: a.accesses + b.accesses, wrong: a.wrong + b.wrong }
+}
+
+fn run_child(scenario: &str) -> Outcome {
+    let mut command = this_binary();
+    command.env(SCENARIO, scenario);
+    support::run(command, Duration::from_secs(120))
+}
+
+/// A number printed by the child after `label`.
+fn printed(outcome: &Outcome, label: &str) -> Option<u64> {
+    let at = outcome.stdout.find(label)? + label.len();
+    outcome.stdout[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+fn main() {
+    if let Ok(scenario) = std::env::var(SCENARIO) {
+        let seen = run_scenario(&scenario);
+        let counts = stack::stash_counts();
+        println!(
+            "accesses={} wrong={} stashed={} shared={} restored={} on_touch={}",
+            seen.accesses,
+            seen.wrong,
+            counts.stashed,
+            counts.stashed_shared,
+            counts.restored,
+            counts.restored_on_touch
+        );
+        return;
+    }
+    let scenarios = [
+        ("a_box_read_through_a_shared_reference_always_holds_its_value", "box-read"),
+        ("increments_from_other_threads_are_never_lost", "atomic-adds"),
+        ("reads_that_meet_the_owners_restore_see_the_contents", "read-during-owner-restore"),
+        ("a_system_call_sends_the_buffer_or_fails_never_zeros", "syscall-write"),
+        ("a_stack_held_with_no_stash_is_not_stashed_and_system_calls_succeed", "syscall-write-no-stash"),
+        ("a_fork_while_stacks_are_stashed_leaves_a_working_child", "fork-while-stashing"),
+    ];
+    let mut failures = Vec::new();
+    for (test, scenario) in scenarios {
+        let outcome = run_child(scenario);
+        let accesses = printed(&outcome, "accesses=");
+        let wrong = printed(&outcome, "wrong=");
+        let stashed = printed(&outcome, "stashed=").unwrap_or(0);
+        let mut problems = Vec::new();
+        if !outcome.status.success() {
+            problems.push(format!("the child failed ({})", outcome.status));
+        }
+        if wrong != Some(0) {
+            problems.push(format!("{wrong:?} wrong accesses of {accesses:?}"));
+        }
+        if accesses.unwrap_or(0) == 0 {
+            problems.push("no access was made".to_string());
+        }
+        // The race has to have been run: many stashes with other threads
+        // (and children that found the stack stashed).
+        if scenario == "syscall-write-no-stash" {
+            if printed(&outcome, "efault: ") != Some(0) {
+                problems.push("a write failed with EFAULT".to_string());
+            }
+        } else if supported() && stashed < 100 {
+            problems.push(format!("only {stashed} stashes"));
+        }
+        if supported() && printed(&outcome, "children_that_restored: ") == Some(0) {
+            problems.push("no child found the stack stashed".to_string());
+        }
+        if problems.is_empty() {
+            println!("test {test} ... ok ({})", outcome.stdout.lines().last().unwrap_or_default());
+        } else {
+            println!("test {test} ... FAILED");
+            failures.push(format!(
+                "{test}: {}; stdout:\n{}\nstderr:\n{}",
+                problems.join("; "),
+                outcome.stdout,
+                outcome.stderr
+            ));
+        }
+    }
+    if failures.is_empty() {
+        println!("\ntest result: ok. {} passed", scenarios.len());
+    } else {
+        for failure in &failures {
+            println!("\n---- {failure}");
+        }
+        println!("\ntest result: FAILED. {} failed", failures.len());
+        std::process::exit(1);
+    }
+}
