@@ -1,6 +1,9 @@
 #![doc = include_str!("../../README.md")]
 #![warn(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_op_in_unsafe_fn)]
+// The AddressSanitizer run (`--cfg greenery_asan`, nightly) turns the
+// sanitizer off for the functions that end a coroutine: see `sanitizer`.
+#![cfg_attr(greenery_asan, feature(sanitize))]
 
 #[macro_use]
 mod fd_macros;
@@ -14,6 +17,7 @@ pub mod hub;
 pub mod net;
 pub mod process;
 mod raw;
+mod sanitizer;
 pub mod signal;
 pub mod stack;
 pub mod sync;

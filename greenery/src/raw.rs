@@ -41,6 +41,7 @@ use std::thread;
 
 use crate::arch::{self, StackPointer, Word};
 use crate::coroutine::ForcedUnwind;
+use crate::sanitizer;
 use crate::stack::{self, Limit, Stack, StackError};
 use crate::unwind::Payload;
 
@@ -204,9 +205,12 @@ impl RawCoroutine {
     pub(crate) unsafe fn switch_in(&mut self, data: Word, ctrl: usize) -> Step {
         debug_assert!(!self.is_done());
         self.started = true;
+        let own = || self.stack.as_ref().map(|stack| (stack.bottom(), stack.top()));
+        let switch = sanitizer::start(sanitizer::bounds_at(self.sp.get(), own));
         // SAFETY: the coroutine is suspended (or fresh) at `self.sp` on the
         // stack we own, on this thread (every handle is `!Send`).
         let (word, next) = unsafe { arch::switch_and_link(data, ctrl, self.sp, self.top) };
+        switch.finish();
         match next {
             Some(sp) => {
                 self.sp = sp;
@@ -332,6 +336,9 @@ impl Drop for RawCoroutine {
 /// suspend touches anyway, and nothing on resume.
 pub(crate) struct Suspender {
     top: StackPointer,
+    /// The stack of the context that last resumed the coroutine, for
+    /// [`sanitizer`] (zero-sized in other builds).
+    parent_stack: Cell<sanitizer::Bounds>,
     name: *const str,
     /// Set when an unwind was raised here; cleared once its payload is gone.
     raised: Cell<bool>,
@@ -351,10 +358,13 @@ impl Suspender {
         if self.raised.get() {
             self.check_not_unwinding();
         }
+        let switch = sanitizer::start(self.parent_stack.get());
         // SAFETY: we run on this coroutine's stack (the body only sees the
         // suspender by reference), and its parent is suspended in
         // `switch_and_link`.
-        unsafe { arch::switch_yield(data, self.top) }
+        let resumed = unsafe { arch::switch_yield(data, self.top) };
+        self.parent_stack.set(switch.finish());
+        resumed
     }
 
     #[cold]
@@ -408,14 +418,20 @@ impl Drop for UnwindToken {
 /// control word is always [`CTRL_RESUME`]: nothing starts a coroutine
 /// otherwise), the launch data written by `RawCoroutine::new`, and the arch
 /// top.
+#[cfg_attr(greenery_asan, sanitize(address = "off"))]
 unsafe extern "C" fn entry<B: Body>(first: Word, launch: *mut u8, top: StackPointer, _ctrl: usize) -> ! {
+    let parent_stack = Cell::new(sanitizer::first_arrival());
     let result = {
         // SAFETY: the launch data was written by `new`; the first switch
         // marked the coroutine started, so nobody else will drop it.
         let Launch { body, name } = unsafe { ptr::read(launch as *mut Launch<B>) };
-        let suspender = Suspender { top, name, raised: Cell::new(false), unwinds: OnceCell::new() };
-        panic::catch_unwind(AssertUnwindSafe(|| body.run(first, &suspender)))
+        let suspender =
+            Suspender { top, parent_stack, name, raised: Cell::new(false), unwinds: OnceCell::new() };
+        let result = panic::catch_unwind(AssertUnwindSafe(|| body.run(first, &suspender)));
+        (result, suspender.parent_stack.get())
     };
+    let (result, parent_stack) = result;
+    sanitizer::start_final(parent_stack);
     let result = Outgoing::new(result);
     // SAFETY: the parent is suspended in `switch_and_link`; it takes the
     // result before reusing this stack.

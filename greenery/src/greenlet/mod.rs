@@ -96,6 +96,7 @@ pub use value::Value;
 
 use crate::arch::{self, StackPointer, Word, Words};
 use crate::raw::UnwindToken;
+use crate::sanitizer;
 use crate::stack::{self, Limit, Stack, StackError};
 use crate::unwind::{self, Payload};
 
@@ -770,8 +771,11 @@ unsafe fn switch_to(target: &Inner, value: Value, ctrl: usize) -> (Words, usize)
     // (its caller holds a handle, or it left one in `ORPHAN`). `target` is
     // suspended (or fresh) at `target.sp`, on this thread (handles are
     // `!Send`), or is the running greenlet itself.
+    let switch = sanitizer::start(sanitizer::bounds_at(target.sp.get().get(), || target.stack_range()));
+    // SAFETY: as above.
     let (words, ctrl) =
         unsafe { arch::switch_symmetric(words, ctrl | tag, target.sp.as_ptr(), (*current).sp.as_ptr()) };
+    switch.finish();
     (words, ctrl)
 }
 
@@ -875,6 +879,7 @@ where
     F: FnOnce(Value) -> R + 'static,
     R: 'static,
 {
+    let _came_from = sanitizer::first_arrival();
     let this = current_inner();
     // SAFETY: we are the running greenlet.
     let this_ref = unsafe { &*this };
@@ -898,6 +903,7 @@ where
 
 /// Marks the current greenlet dead and switches to its nearest live
 /// ancestor with its outcome.
+#[cfg_attr(greenery_asan, sanitize(address = "off"))]
 fn finish(this: &Inner, outcome: Result<Value, Payload>) -> ! {
     this.state.set(State::Dead);
     let (kind, value) = match outcome {
@@ -950,6 +956,7 @@ fn finish(this: &Inner, outcome: Result<Value, Payload>) -> ! {
     THREAD.with(|thread| thread.current.set(target_inner));
     // The parent chain keeps the target alive; our handle on it is on this
     // stack, which is never unwound: release it now.
+    sanitizer::start_final(sanitizer::bounds_at(sp.get(), || target_inner.stack_range()));
     drop(target);
     // SAFETY: the target is suspended (or fresh) at `sp`; this stack is
     // never resumed (the receiver gives it back to the pool on arrival).
@@ -1200,6 +1207,16 @@ impl ParkedList {
 }
 
 impl Inner {
+    /// The usable range of the greenlet's own stack, if it has one (for
+    /// [`sanitizer`]).
+    #[cfg_attr(not(greenery_asan), allow(dead_code))]
+    fn stack_range(&self) -> Option<(usize, usize)> {
+        let stack = self.stack.take()?;
+        let range = (stack.bottom(), stack.top());
+        self.stack.set(Some(stack));
+        Some(range)
+    }
+
     /// Puts a stashed greenlet's stack back, ready to be switched to; does
     /// nothing to any other.
     #[inline]

@@ -86,6 +86,12 @@ pub(crate) use error::Limit;
 pub(crate) use pool::{give, take};
 pub(crate) use stash::{Request as StashRequest, Stash, stash_all};
 
+/// The usable range of the coroutine stack that holds `addr`, if any.
+#[cfg(greenery_asan)]
+pub(crate) fn usable_range_at(addr: usize) -> Option<(usize, usize)> {
+    registry::usable_range(addr)
+}
+
 /// The default stack size when `GREENERY_STACK_SIZE` is not set: 256 KiB.
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 

@@ -110,10 +110,12 @@ pub(crate) fn take(size: usize) -> Result<Stack, StackError> {
         pool.head.set(Some(head));
         if fits { pool.pop() } else { take_other(pool, size) }
     });
-    match pooled {
-        Ok(Some(stack)) => Ok(stack),
-        _ => Stack::new(size),
-    }
+    let stack = match pooled {
+        Ok(Some(stack)) => stack,
+        _ => Stack::new(size)?,
+    };
+    crate::sanitizer::forget_frames(stack.bottom(), stack.top());
+    Ok(stack)
 }
 
 #[cold]

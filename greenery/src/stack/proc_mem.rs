@@ -105,6 +105,34 @@ pub(super) unsafe fn write(addr: usize, buf: *const u8, len: usize) -> io::Resul
     Ok(())
 }
 
+/// Reads `len` bytes at `addr` in this process into `buf`, through the
+/// kernel (for builds with AddressSanitizer, see `stash::copy_from_stack`).
+///
+/// # Safety
+///
+/// `[addr, addr + len)` must be readable memory of ours; `buf` must have
+/// room for `len` bytes.
+#[cfg(greenery_asan)]
+pub(super) unsafe fn read(addr: usize, buf: *mut u8, len: usize) -> io::Result<()> {
+    let fd = descriptor()?;
+    let mut done = 0;
+    while done < len {
+        // SAFETY: `fd` is open; the caller vouches for both ranges.
+        let n = unsafe { libc::pread(fd, buf.add(done).cast(), len - done, (addr + done) as libc::off_t) };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(io::Error::from_raw_os_error(libc::EIO)),
+            _ => {
+                let err = io::Error::last_os_error();
+                if err.raw_os_error() != Some(libc::EINTR) {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// This process's open `/proc/self/mem`, opened if need be.
 /// Async-signal-safe: getpid(2), open(2), close(2) and atomics.
 fn descriptor() -> io::Result<libc::c_int> {

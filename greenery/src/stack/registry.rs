@@ -199,3 +199,10 @@ pub(super) fn find_guard(addr: usize) -> Option<(usize, usize)> {
 pub(super) fn find_usable(addr: usize) -> Option<(&'static Slot, u32)> {
     find(|_, hi, top| hi <= addr && addr < top).map(|(slot, seq, ..)| (slot, seq))
 }
+
+/// The usable range of the live stack that holds `addr`, for
+/// [`sanitizer`](crate::sanitizer).
+#[cfg(greenery_asan)]
+pub(super) fn usable_range(addr: usize) -> Option<(usize, usize)> {
+    find(|_, hi, top| hi <= addr && addr < top).map(|(_, _, _, hi, top)| (hi, top))
+}

@@ -426,9 +426,7 @@ unsafe fn stash_run(run: &[Job], alone: bool) -> bool {
         for job in run {
             // SAFETY: `[sp, top)` is mapped and readable (read-only at
             // most), and the buffer has `len` bytes after its header.
-            unsafe {
-                ptr::copy_nonoverlapping(job.sp as *const u8, job.meta().bytes().cast_mut(), job.meta().len)
-            };
+            unsafe { copy_from_stack(job.sp, job.meta().bytes().cast_mut(), job.meta().len) };
         }
     };
     if alone {
@@ -582,7 +580,7 @@ unsafe fn put_back(meta: &Meta) {
 }
 
 /// Puts back the stacks of a run after a failed guard, when no other thread
-/// exists: removes what part of the guard region was installed and copies
+/// exists: removes what part of the guard region was installed and writes
 /// the bytes back.
 ///
 /// # Safety
@@ -592,11 +590,31 @@ unsafe fn put_back_run_alone(run: &[Job], lo: usize, hi: usize) {
     // SAFETY: guaranteed by the caller.
     unsafe { remove_guard(lo, hi) };
     for job in run {
-        let meta = job.meta();
-        // SAFETY: the range is read-write again; the buffer holds `len`
-        // bytes.
-        unsafe { ptr::copy_nonoverlapping(meta.bytes(), (meta.top - meta.len) as *mut u8, meta.len) };
+        // SAFETY: the range is no longer guarded, and ours alone.
+        unsafe { write_back(job.meta()) };
     }
+}
+
+/// Copies the live part of a suspended stack out. With AddressSanitizer
+/// (`--cfg greenery_asan`), the kernel copies it (through `/proc/self/mem`):
+/// the suspended frames' redzones are poisoned, and reading them is this
+/// copy's business, not a bug for the sanitizer to report.
+///
+/// # Safety
+///
+/// `[src, src + len)` is mapped and readable, `dst` has room for `len`
+/// bytes.
+unsafe fn copy_from_stack(src: usize, dst: *mut u8, len: usize) {
+    #[cfg(greenery_asan)]
+    // SAFETY: guaranteed by the caller.
+    if let Err(err) = unsafe { proc_mem::read(src, dst, len) } {
+        fatal(b"cannot read a stack to stash through /proc/self/mem", err);
+    }
+    #[cfg(not(greenery_asan))]
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        ptr::copy_nonoverlapping(src as *const u8, dst, len)
+    };
 }
 
 /// Writes a stash's bytes back to its stack through `/proc/self/mem`,
