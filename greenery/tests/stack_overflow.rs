@@ -81,10 +81,49 @@ fn run_scenario(name: &str) {
             // SAFETY: not safe at all: this scenario crashes on purpose.
             unsafe { black_box(std::ptr::read_volatile(black_box(8usize) as *const u64)) };
         }
+        "overflow-after-refused-stash" => overflow_after_refused_stash(),
         other => panic!("unknown scenario {other}"),
     }
     eprintln!("scenario {name} did not crash");
     std::process::exit(3);
+}
+
+/// Two green threads on neighbouring stacks park while the stash is
+/// refused (locked memory cannot take a guard region), with no other
+/// thread in the process; then the upper one recurses off its stack. The
+/// refusal must have left the guard page between the two stacks: the
+/// overflow is reported, not run into the neighbour.
+fn overflow_after_refused_stash() {
+    const STACK: usize = 64 * 1024;
+    greenery::stack::set_stash_after(None);
+    let event = std::rc::Rc::new(greenery::sync::Event::new());
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let event = event.clone();
+            Builder::new().name(format!("stack {i}")).stack_size(STACK).spawn(move || {
+                event.wait().unwrap();
+                if i == 1 {
+                    recurse(0);
+                }
+            })
+        })
+        .collect();
+    greenery::sleep(Duration::from_millis(5)); // both are parked
+    // SAFETY: mlockall only changes how the process's memory is paged.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT) } != 0 {
+        println!("skipped: mlockall failed ({})", std::io::Error::last_os_error());
+        std::process::exit(0);
+    }
+    greenery::stack::set_stash_after(Some(Duration::from_millis(1)));
+    greenery::sleep(Duration::from_millis(30));
+    let refused = greenery::stack::stash_counts().refused;
+    eprintln!("stashes refused: {refused}");
+    // SAFETY: as above.
+    unsafe { libc::munlockall() };
+    event.set();
+    for handle in handles {
+        let _ = handle.get();
+    }
 }
 
 fn run_child(scenario: &str) -> Outcome {
@@ -161,8 +200,24 @@ fn main() {
         &mut failures,
     );
 
+    let outcome = run_child("overflow-after-refused-stash");
+    // Where locked memory is not allowed (not root, a low RLIMIT_MEMLOCK),
+    // the stash cannot be made to refuse: the scenario says so.
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    let skipped = outcome.stdout.contains("skipped:") && !root;
+    check(
+        "a_refused_stash_keeps_the_guard_pages_between_stacks",
+        skipped
+            || (outcome.status.signal() == Some(libc::SIGABRT)
+                && outcome.stderr.contains("stashes refused: 2")
+                && outcome.stderr.contains("stack overflow in coroutine 'stack 1' (stack size 64 KiB)")),
+        &outcome,
+        &mut failures,
+    );
+
     if failures.is_empty() {
-        println!("\ntest result: ok. 5 passed");
+        println!("\ntest result: ok. 6 passed");
     } else {
         for failure in &failures {
             println!("\n---- {failure}");

@@ -75,9 +75,17 @@ struct Seen {
 }
 
 fn run_scenario(name: &str) -> Seen {
+    match name {
+        "fork-prepare-touches-stack" => return fork_prepare_touches_stack(),
+        "fork-after-dropping-privileges" => return fork_after_dropping_privileges(),
+        "restore-at-the-mapping-limit" => return restore_at_the_mapping_limit(),
+        "fork-child-with-the-parents-pid" => return fork_child_with_the_parents_pid(),
+        _ => {}
+    }
     stack::set_stash_after(Some(Duration::from_millis(1)));
     let name = name.to_string();
     greenery::spawn(move || match name.as_str() {
+        "signal-handler-touches-stack" => signal_handler_touches_stack(),
         "box-read" => box_read(),
         "atomic-adds" => atomic_adds(),
         "read-during-owner-restore" => read_during_owner_restore(),
@@ -306,6 +314,254 @@ fn fork_while_stashing() -> Seen {
     })
 }
 
+/// Where the lent data of the signal and fork scenarios lies, for handlers
+/// that have no other way to reach it.
+static LENT: AtomicU64 = AtomicU64::new(0);
+
+/// Reads the lent value (if any) and counts a wrong one in `WRONG`.
+fn touch_lent() {
+    let lent = LENT.load(Ordering::Acquire) as *const u64;
+    if !lent.is_null() {
+        // SAFETY: the scenarios publish the address of a value on a live
+        // green thread's stack, and clear it before that thread returns.
+        let value = unsafe { std::ptr::read_volatile(lent) };
+        HANDLER_TOUCHES.fetch_add(1, Ordering::Relaxed);
+        HANDLER_WRONG.fetch_add(u64::from(value != PATTERN), Ordering::Relaxed);
+    }
+}
+
+static HANDLER_TOUCHES: AtomicU64 = AtomicU64::new(0);
+static HANDLER_WRONG: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn on_sigusr1(_: libc::c_int) {
+    touch_lent();
+}
+
+fn install_sigusr1() {
+    // SAFETY: the handler only reads memory and atomics.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigusr1 as *const () as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()), 0);
+    }
+}
+
+/// Two scoped threads read the lent stack while a third OS thread sends
+/// them SIGUSR1 every few microseconds, and the handler reads the lent
+/// value too: the handler runs while greenery's fault handler waits for a
+/// stash or restore, on the same thread, and must not kill the process
+/// (nor see a wrong value).
+fn signal_handler_touches_stack() -> Seen {
+    install_sigusr1();
+    let values = [PATTERN; 64];
+    LENT.store(&values[7] as *const u64 as u64, Ordering::Release);
+    let stop = AtomicBool::new(false);
+    let (values, stop) = (&values, &stop);
+    let seen = std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (id, ids) = std::sync::mpsc::channel();
+                let reader = scope.spawn(move || {
+                    // SAFETY: pthread_self has no preconditions.
+                    id.send(unsafe { libc::pthread_self() }).unwrap();
+                    let mut seen = Seen::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        let value = black_box(values)[7];
+                        seen.accesses += 1;
+                        seen.wrong += u64::from(value != PATTERN);
+                    }
+                    seen
+                });
+                (ids.recv().unwrap(), reader)
+            })
+            .collect();
+        let targets: Vec<libc::pthread_t> = readers.iter().map(|(id, _)| *id).collect();
+        // The signalling thread does not touch the stack: its flag is static.
+        static STOP_SIGNALS: AtomicBool = AtomicBool::new(false);
+        let signaller = std::thread::spawn(move || {
+            while !STOP_SIGNALS.load(Ordering::Relaxed) {
+                for &target in &targets {
+                    // SAFETY: the targets are scoped threads, alive until
+                    // the signals stop.
+                    unsafe { libc::pthread_kill(target, libc::SIGUSR1) };
+                }
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        });
+        park_repeatedly();
+        STOP_SIGNALS.store(true, Ordering::Relaxed);
+        signaller.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        readers.into_iter().map(|(_, reader)| reader.join().unwrap()).fold(Seen::default(), add)
+    });
+    LENT.store(0, Ordering::Release);
+    let touches = HANDLER_TOUCHES.load(Ordering::Relaxed);
+    println!("handler_touches: {touches}");
+    add(seen, Seen { accesses: touches, wrong: HANDLER_WRONG.load(Ordering::Relaxed) })
+}
+
+extern "C" fn prepare_touches_lent() {
+    touch_lent();
+}
+
+/// A `pthread_atfork` prepare handler registered before greenery's (so it
+/// runs after greenery's has closed the fork gate) touches a stashed stack:
+/// the forking thread must restore it itself rather than wait for its own
+/// fork.
+fn fork_prepare_touches_stack() -> Seen {
+    // SAFETY: the handler only reads memory and atomics.
+    assert_eq!(unsafe { libc::pthread_atfork(Some(prepare_touches_lent), None, None) }, 0);
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    greenery::spawn(|| {
+        let values = [PATTERN; 64];
+        LENT.store(&values[7] as *const u64 as u64, Ordering::Release);
+        let _keep = black_box(&values);
+        let mut seen = Seen::default();
+        for _ in 0..if supported() { 50 } else { 5 } {
+            // A fork from another thread while this green thread is parked
+            // long enough to be stashed.
+            let forker = std::thread::spawn(|| {
+                // By then the green thread, parked below, is stashed.
+                std::thread::sleep(Duration::from_millis(10));
+                // SAFETY: the child only calls _exit.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    // SAFETY: ends the child at once.
+                    unsafe { libc::_exit(0) };
+                }
+                wait_for(pid, Duration::from_secs(10))
+            });
+            // The green thread waits on the hub (not blocking it): the
+            // fork's prepare handler may need the stack restored meanwhile.
+            greenery::sleep(Duration::from_millis(20));
+            while !forker.is_finished() {
+                greenery::sleep(Duration::from_millis(1));
+            }
+            seen.accesses += 1;
+            seen.wrong += u64::from(forker.join().unwrap() != Some(0));
+        }
+        LENT.store(0, Ordering::Release);
+        println!("handler_touches: {}", HANDLER_TOUCHES.load(Ordering::Relaxed));
+        add(seen, Seen { accesses: 0, wrong: HANDLER_WRONG.load(Ordering::Relaxed) })
+    })
+    .get()
+    .unwrap()
+}
+
+/// A program that drops privileges (it becomes non-dumpable, so its
+/// children cannot open `/proc/self/mem`) and forks: the child restores the
+/// stashed stacks it inherited (plainly: it has one thread) and its green
+/// threads carry on.
+fn fork_after_dropping_privileges() -> Seen {
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    let parked = greenery::spawn(|| {
+        let values = black_box([PATTERN; 64]);
+        greenery::sleep(Duration::from_millis(100));
+        black_box(&values).iter().filter(|&&value| value != PATTERN).count() as u64
+    });
+    greenery::sleep(Duration::from_millis(20)); // the green thread is stashed
+    // A process that is not dumpable cannot open its own memory, unless it
+    // may trace any process (root can): root gives up its user and group.
+    // SAFETY: these calls only change the process's credentials and flags.
+    unsafe {
+        if libc::getuid() == 0 {
+            assert_eq!(libc::setresgid(65534, 65534, 65534), 0);
+            assert_eq!(libc::setresuid(65534, 65534, 65534), 0);
+        } else {
+            assert_eq!(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0), 0);
+        }
+    }
+    // SAFETY: the child runs on in this process's code (it has one thread,
+    // this one, and greenery's handlers for what the fork interrupted).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let wrong = parked.get().unwrap();
+        // SAFETY: ends the child without running the parent's exit code.
+        unsafe { libc::_exit(if wrong == 0 { 0 } else { 1 }) };
+    }
+    let child = wait_for(pid, Duration::from_secs(30));
+    let wrong = parked.get().unwrap();
+    println!("child: {child:?}");
+    Seen { accesses: 2, wrong: wrong + u64::from(child != Some(0)) }
+}
+
+/// The process reaches `vm.max_map_count` while a stack is stashed (other
+/// code maps memory until the kernel refuses): the restore has no mapping
+/// to spare, and with a single thread, it restores the stack plainly
+/// instead of aborting.
+fn restore_at_the_mapping_limit() -> Seen {
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    let parked = greenery::spawn(|| {
+        let values = black_box([PATTERN; 64]);
+        greenery::sleep(Duration::from_millis(50));
+        black_box(&values).iter().filter(|&&value| value != PATTERN).count() as u64
+    });
+    greenery::sleep(Duration::from_millis(20)); // the green thread is stashed
+    let page = 4096;
+    let mut maps = Vec::new();
+    loop {
+        // Alternate protections, so that neighbouring pages do not merge.
+        let prot = if maps.len() % 2 == 0 { libc::PROT_READ } else { libc::PROT_READ | libc::PROT_WRITE };
+        // SAFETY: a fresh private anonymous page.
+        let map = unsafe {
+            libc::mmap(std::ptr::null_mut(), page, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        };
+        if map == libc::MAP_FAILED {
+            break;
+        }
+        maps.push(map);
+    }
+    let made = maps.len();
+    let wrong = parked.get().unwrap();
+    for map in maps {
+        // SAFETY: the pages mapped above, unused.
+        unsafe { libc::munmap(map, page) };
+    }
+    println!("mappings_made: {made}");
+    Seen { accesses: 1, wrong }
+}
+
+/// A forked child whose pid is its parent's (the parent is pid 1 of its pid
+/// namespace, the child pid 1 of a new one) restores a stack it inherited
+/// stashed: into its own memory, never through the parent's open
+/// `/proc/self/mem`. Run as pid 1 of a namespace of its own (`unshare`).
+fn fork_child_with_the_parents_pid() -> Seen {
+    println!("pid={}", std::process::id());
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    let parked = greenery::spawn(|| {
+        let mut values = black_box([PATTERN; 64]);
+        greenery::sleep(Duration::from_millis(30)); // stashed meanwhile
+        for value in values.iter_mut() {
+            *value = !PATTERN;
+        }
+        let _keep = stack::NoStash::new();
+        greenery::sleep(Duration::from_millis(300));
+        black_box(&values).iter().filter(|&&value| value != !PATTERN).count() as u64
+    });
+    greenery::sleep(Duration::from_millis(15)); // the green thread is stashed
+    // SAFETY: the new namespace applies to this process's children only.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWPID) };
+    assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+    // SAFETY: the child runs on in this process's code, single-threaded.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: getpid has no preconditions.
+        assert_eq!(unsafe { libc::getpid() }, 1);
+        // Wakes after the parent's green thread has restored its stack and
+        // written to it.
+        std::thread::sleep(Duration::from_millis(100));
+        let wrong = parked.get().unwrap();
+        // SAFETY: ends the child without running the parent's exit code.
+        unsafe { libc::_exit(if wrong == 0 { 0 } else { 1 }) };
+    }
+    let wrong = parked.get().unwrap();
+    let child = wait_for(pid, Duration::from_secs(30));
+    println!("child: {child:?}");
+    Seen { accesses: 2, wrong: wrong + u64::from(child != Some(0)) }
+}
+
 /// Waits up to `timeout` for child `pid` to exit; its exit code, or `None`
 /// if it was still running (it is then killed) or died of a signal.
 fn wait_for(pid: libc::pid_t, timeout: Duration) -> Option<i32> {
@@ -345,6 +601,10 @@ fn printed(outcome: &Outcome, label: &str) -> Option<u64> {
     outcome.stdout[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
+/// Scenarios that stash a few stacks, not thousands.
+const ONE_STASH: [&str; 3] =
+    ["fork-prepare-touches-stack", "fork-after-dropping-privileges", "restore-at-the-mapping-limit"];
+
 fn main() {
     if let Ok(scenario) = std::env::var(SCENARIO) {
         let seen = run_scenario(&scenario);
@@ -367,6 +627,13 @@ fn main() {
         ("a_system_call_sends_the_buffer_or_fails_never_zeros", "syscall-write"),
         ("a_stack_held_with_no_stash_is_not_stashed_and_system_calls_succeed", "syscall-write-no-stash"),
         ("a_fork_while_stacks_are_stashed_leaves_a_working_child", "fork-while-stashing"),
+        ("a_signal_handler_that_touches_the_stack_during_a_stash_is_safe", "signal-handler-touches-stack"),
+        ("a_fork_whose_prepare_handler_touches_a_stashed_stack_goes_on", "fork-prepare-touches-stack"),
+        (
+            "a_child_of_a_process_that_dropped_privileges_restores_its_stacks",
+            "fork-after-dropping-privileges",
+        ),
+        ("a_restore_at_the_mapping_limit_with_one_thread_goes_on", "restore-at-the-mapping-limit"),
     ];
     let mut failures = Vec::new();
     for (test, scenario) in scenarios {
@@ -390,8 +657,17 @@ fn main() {
             if printed(&outcome, "efault: ") != Some(0) {
                 problems.push("a write failed with EFAULT".to_string());
             }
-        } else if supported() && stashed < 100 {
+        } else if supported() && stashed < 100 && !ONE_STASH.contains(&scenario) {
             problems.push(format!("only {stashed} stashes"));
+        } else if supported() && stashed == 0 {
+            problems.push("nothing was stashed".to_string());
+        }
+        if supported()
+            && ["signal-handler-touches-stack", "fork-prepare-touches-stack"].contains(&scenario)
+            && (printed(&outcome, "handler_touches: ") == Some(0)
+                || printed(&outcome, "on_touch=") == Some(0))
+        {
+            problems.push("the handler never touched a stashed stack".to_string());
         }
         if supported() && printed(&outcome, "children_that_restored: ") == Some(0) {
             problems.push("no child found the stack stashed".to_string());
@@ -408,8 +684,35 @@ fn main() {
             ));
         }
     }
+    // The child of pid 1 that is pid 1 too: in pid namespaces of its own,
+    // where this process may make them (root, natively).
+    let test = "a_child_with_its_parents_pid_restores_into_its_own_memory";
+    let native = std::env::var("GREENERY_TEST_RUNNER").is_ok_and(|runner| runner.trim().is_empty())
+        || std::env::var("GREENERY_TEST_RUNNER").is_err();
+    // SAFETY: getuid has no preconditions.
+    if native && unsafe { libc::getuid() } == 0 {
+        let mut command = std::process::Command::new("unshare");
+        command.args(["--pid", "--fork"]).arg(std::env::current_exe().unwrap());
+        command.env(SCENARIO, "fork-child-with-the-parents-pid");
+        let outcome = support::run(command, Duration::from_secs(120));
+        if outcome.status.success()
+            && outcome.stdout.contains("pid=1\n")
+            && printed(&outcome, "wrong=") == Some(0)
+            && printed(&outcome, "stashed=").is_some_and(|stashed| stashed > 0 || !supported())
+        {
+            println!("test {test} ... ok");
+        } else {
+            println!("test {test} ... FAILED");
+            failures.push(format!(
+                "{test}: {}; stdout:\n{}\nstderr:\n{}",
+                outcome.status, outcome.stdout, outcome.stderr
+            ));
+        }
+    } else {
+        println!("test {test} ... skipped (needs root to make a pid namespace, natively)");
+    }
     if failures.is_empty() {
-        println!("\ntest result: ok. {} passed", scenarios.len());
+        println!("\ntest result: ok. {} passed", scenarios.len() + 1);
     } else {
         for failure in &failures {
             println!("\n---- {failure}");

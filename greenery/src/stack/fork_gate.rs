@@ -10,19 +10,26 @@
 //! the `pthread_atfork` prepare handler closes the gate to new operations,
 //! waits until the ones inside have left, and the fork happens with every
 //! stack either untouched or completely stashed, which the child can
-//! restore on its own. The parent and child handlers open the gate again.
+//! restore on its own. The parent and child handlers open the gate again
+//! (the child's handler also drops the parent's `/proc/self/mem`, see
+//! [`proc_mem`]).
 //!
 //! Operations never run user code inside the gate, and the threads that
-//! run them block asynchronous signals meanwhile, so a fork can never be
-//! waiting for an operation of its own thread. A child made by a raw
-//! `clone`/`fork` system call, which runs no `pthread_atfork` handlers, is
-//! not covered (the documentation of [`stash_after`](super::stash_after)
-//! says so).
+//! run them block asynchronous signals meanwhile. The thread that forks may
+//! still need to restore a stack after its prepare handler ran: another
+//! library's prepare handler, or a signal handler, may touch a stashed
+//! stack. It would wait at the gate for its own fork, so a forking thread
+//! passes the gate it closed (its operation is over before its fork
+//! proceeds). A child made by a raw `clone`/`fork` system call, which runs
+//! no `pthread_atfork` handlers, is not covered (the documentation of
+//! [`stash_after`](super::stash_after) says so).
 //!
-//! Async-signal-safe: atomics and sched_yield(2).
+//! Async-signal-safe: atomics, gettid(2) and sched_yield(2).
 
 use std::sync::Once;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use super::proc_mem;
 
 /// The operations inside the gate in the low 16 bits; the forks waiting
 /// at it, in units of [`FORK`], above.
@@ -31,6 +38,10 @@ static GATE: AtomicU32 = AtomicU32::new(0);
 const FORK: u32 = 1 << 16;
 const INSIDE: u32 = FORK - 1;
 
+/// The threads forking now (their thread ids; 0 for a free place), which
+/// pass the gate. A fork beyond this many at once waits like any thread.
+static FORKERS: [AtomicI32; 16] = [const { AtomicI32::new(0) }; 16];
+
 static INSTALL: Once = Once::new();
 
 /// Installs the fork handlers, once per process. Called before the first
@@ -38,8 +49,8 @@ static INSTALL: Once = Once::new();
 pub(super) fn install() {
     INSTALL.call_once(|| {
         // SAFETY: the handlers are `extern "C"` functions without arguments
-        // that only touch atomics.
-        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(reopen), Some(reopen)) };
+        // that only touch atomics (and, in the child, close a descriptor).
+        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
         assert_eq!(rc, 0, "greenery: pthread_atfork failed ({rc}): stacks cannot be stashed safely");
     });
 }
@@ -48,11 +59,12 @@ pub(super) fn install() {
 /// way; dropping it leaves.
 pub(super) struct Inside(());
 
-/// Enters the gate, waiting while a fork is waiting at it.
+/// Enters the gate, waiting while a fork is waiting at it (unless the
+/// calling thread is the one forking).
 pub(super) fn enter() -> Inside {
     let mut gate = GATE.load(Ordering::Relaxed);
     loop {
-        if gate >= FORK {
+        if gate >= FORK && !forking() {
             // SAFETY: sched_yield has no preconditions.
             unsafe { libc::sched_yield() };
             gate = GATE.load(Ordering::Relaxed);
@@ -72,8 +84,26 @@ impl Drop for Inside {
     }
 }
 
+/// The calling thread's id. Async-signal-safe.
+fn thread_id() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// Whether the calling thread is forking now.
+fn forking() -> bool {
+    let me = thread_id();
+    FORKERS.iter().any(|forker| forker.load(Ordering::Relaxed) == me)
+}
+
 /// Before a fork: closes the gate and waits until no operation is inside.
 extern "C" fn prepare() {
+    let me = thread_id();
+    for forker in &FORKERS {
+        if forker.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            break;
+        }
+    }
     GATE.fetch_add(FORK, Ordering::Acquire);
     while GATE.load(Ordering::Acquire) & INSIDE != 0 {
         // SAFETY: sched_yield has no preconditions.
@@ -81,10 +111,24 @@ extern "C" fn prepare() {
     }
 }
 
-/// After a fork, in the parent and in the child: opens the gate again (in
-/// the child, no operation is inside: none was when the fork happened).
-extern "C" fn reopen() {
+/// After a fork, in the parent: opens the gate again.
+extern "C" fn parent() {
+    let me = thread_id();
+    if let Some(forker) = FORKERS.iter().find(|forker| forker.load(Ordering::Relaxed) == me) {
+        forker.store(0, Ordering::Relaxed);
+    }
     GATE.fetch_sub(FORK, Ordering::Release);
+}
+
+/// After a fork, in the child: the only thread, with no operation inside
+/// and no other fork under way (forks by other threads of the parent may
+/// have been waiting at the gate, and are not the child's).
+extern "C" fn child() {
+    for forker in &FORKERS {
+        forker.store(0, Ordering::Relaxed);
+    }
+    GATE.store(0, Ordering::Release);
+    proc_mem::forget_after_fork();
 }
 
 #[cfg(test)]

@@ -225,6 +225,12 @@ pub(crate) fn forget_slab() {
     HELD.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// How many more mappings the process may make before `vm.max_map_count`,
+/// if that can be read.
+pub(crate) fn mappings_left() -> Option<u64> {
+    Some(read_number("/proc/sys/vm/max_map_count")?.saturating_sub(count_mappings()?))
+}
+
 fn count_mappings() -> Option<u64> {
     let maps = std::fs::read("/proc/self/maps").ok()?;
     Some(maps.iter().filter(|&&b| b == b'\n').count() as u64)

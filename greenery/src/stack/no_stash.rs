@@ -10,10 +10,12 @@ use crate::greenlet::{self, Greenlet};
 /// Stashing is invisible to user-space code, on any thread. It is not
 /// invisible to the kernel: a system call that another OS thread makes with
 /// a pointer into a stashed stack fails with `EFAULT`, possibly after doing
-/// part of its work (see [`stash_after`](super::stash_after) for what that
-/// loses). A green thread that lends buffers on its stack to system calls
-/// on other threads, typically through `std::thread::scope`, holds a
-/// `NoStash` for as long as they may use them.
+/// part of its work, and I/O the kernel completes later into pinned pages
+/// (`O_DIRECT`, io_uring, AIO) is lost without an error (see
+/// [`stash_after`](super::stash_after)). A green thread that lends buffers
+/// on its stack to system calls on other threads, typically through
+/// `std::thread::scope`, holds a `NoStash` for as long as they may use
+/// them.
 ///
 /// Guards nest and cost a counter update each way. A `NoStash` belongs to
 /// the greenlet that made it, wherever it is dropped.

@@ -27,9 +27,10 @@
 //! The handler takes no lock, allocates nothing, touches no thread-local
 //! (in a library loaded with `dlopen`, the first touch of one may allocate)
 //! and calls only write(2), sigaction(2), abort(3), and what the stash's
-//! restore calls (mprotect(2), madvise(2), pwrite(2), getpid(2), open(2),
-//! pthread_sigmask(3), sched_yield(2)); the registry is built to be read
-//! from a signal handler. It keeps the interrupted code's `errno`.
+//! restore calls (mprotect(2), madvise(2), pwrite(2), getpid(2), gettid(2),
+//! open(2), read(2), close(2), sched_yield(2)); the registry is built to be
+//! read from a signal handler. It keeps the interrupted code's `errno`, and
+//! runs with asynchronous signals blocked.
 //!
 //! The coroutine's name is read from the [`Header`](super::Header) at the top
 //! of its stack, which the coroutine writes before it first runs.
@@ -71,7 +72,14 @@ fn install_handler() {
             let mut action: libc::sigaction = mem::zeroed();
             action.sa_sigaction = handle_fault as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            libc::sigemptyset(&mut action.sa_mask);
+            // Asynchronous signals wait while the handler runs: it may wait
+            // for another thread's stash or restore to end, and a signal
+            // handler that touched the same stack meanwhile would fault
+            // with SIGSEGV blocked, which kills the process.
+            libc::sigfillset(&mut action.sa_mask);
+            for synchronous in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP] {
+                libc::sigdelset(&mut action.sa_mask, synchronous);
+            }
             libc::sigaction(libc::SIGSEGV, &action, previous.segv.as_mut_ptr());
             libc::sigaction(libc::SIGBUS, &action, previous.bus.as_mut_ptr());
         }

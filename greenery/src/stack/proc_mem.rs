@@ -19,14 +19,21 @@
 //!
 //! An open `/proc/self/mem` stays bound to the address space of the process
 //! that opened it: in a forked child it would write into the parent. So the
-//! descriptor is kept together with the pid that opened it, and a process
-//! that finds another pid there opens its own (this also covers children
-//! made without `fork(3)`'s handlers); the inherited one is close-on-exec. Every function here is
-//! async-signal-safe: the fault handler restores stacks through them.
+//! child's `pthread_atfork` handler closes it (see
+//! [`fork_gate`](super::fork_gate)), and the descriptor is kept together
+//! with the pid that opened it, so that a child made without `fork(3)`'s
+//! handlers opens its own as well (the inherited one is close-on-exec).
+//! A child may not be able to open it at all (the program dropped
+//! privileges before forking): the stash then falls back as its
+//! documentation says. Every function here is async-signal-safe: the fault
+//! handler restores stacks through them.
+//!
+//! greenery trusts the descriptor it opened to stay open: a program that
+//! closes descriptors it does not own (a `closefrom` loop, say) breaks the
+//! restore, as it breaks the hub's own epoll descriptor.
 
 use std::io;
-use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use super::mmap;
 
@@ -34,15 +41,45 @@ use super::mmap;
 /// the descriptor in the low 32; 0 when none is open.
 static MEM: AtomicU64 = AtomicU64::new(0);
 
-/// Whether the probe in [`available`] succeeded.
-static AVAILABLE: AtomicBool = AtomicBool::new(false);
-static PROBE: Once = Once::new();
+/// What the probe in [`available`] found, if it ran in this process.
+static AVAILABLE: AtomicU8 = AtomicU8::new(UNPROBED);
+const UNPROBED: u8 = 0;
+const YES: u8 = 1;
+const NO: u8 = 2;
 
-/// Whether [`write`] works in this process: tried once, on a `PROT_NONE`
-/// scratch page.
+/// Whether [`write`] works in this process: tried on a `PROT_NONE` scratch
+/// page, once per process (a forked child tries again: it may have lost
+/// what its parent could do).
 pub(super) fn available() -> bool {
-    PROBE.call_once(|| AVAILABLE.store(probe(), Ordering::Relaxed));
-    AVAILABLE.load(Ordering::Relaxed)
+    match AVAILABLE.load(Ordering::Relaxed) {
+        UNPROBED => {
+            let works = probe();
+            AVAILABLE.store(if works { YES } else { NO }, Ordering::Relaxed);
+            works
+        }
+        state => state == YES,
+    }
+}
+
+/// In a forked child, right after the fork: closes the parent's
+/// `/proc/self/mem` (it refers to the parent's memory, and the pid check
+/// in [`descriptor`] cannot tell when the child's pid number equals the
+/// parent's, as across pid namespaces), and forgets the probe.
+/// Async-signal-safe.
+pub(super) fn forget_after_fork() {
+    let inherited = MEM.swap(0, Ordering::AcqRel);
+    if inherited != 0 {
+        // SAFETY: the descriptor greenery opened in the parent; the child
+        // has run nothing since the fork that could have reused its number.
+        unsafe { libc::close(inherited as u32 as libc::c_int) };
+    }
+    AVAILABLE.store(UNPROBED, Ordering::Relaxed);
+}
+
+/// Opens this process's `/proc/self/mem` if it is not open yet: whether
+/// [`write`] can work now. Async-signal-safe.
+pub(super) fn ready() -> io::Result<()> {
+    descriptor().map(drop)
 }
 
 #[cold]

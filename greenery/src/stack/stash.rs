@@ -142,15 +142,32 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 ///   and returns that count, so a `write_all` sends a prefix, then fails;
 /// - a `read` into such a buffer fails or returns less.
 ///
+/// Worse, I/O that the kernel does *later*, into pages it pinned when the
+/// call was made (`O_DIRECT` reads, io_uring, POSIX AIO, `vmsplice`,
+/// RDMA), lands in pages the stash has already given back: the call
+/// reports success and the data is lost, with no error at all.
+///
 /// A green thread that lends its stack to system calls on other threads
 /// holds a [`NoStash`](super::NoStash) guard for the while (its stack is
 /// then never stashed), or the program turns stashing off.
 ///
-/// A child made by `fork` waits until no stack is halfway through a stash
-/// or a restore, and restores stashed stacks when it touches them. A child
-/// made by a raw `clone`/`fork` system call (bypassing libc's `fork`, which
-/// runs the `pthread_atfork` handlers greenery relies on) can inherit a
-/// stack in mid-operation, and hang when it touches that stack.
+/// # Limits
+///
+/// - A child made by `fork` waits until no stack is halfway through a
+///   stash or a restore, and restores stashed stacks when it touches them.
+///   A child made by a raw `clone`/`fork` system call (bypassing libc's
+///   `fork`, which runs the `pthread_atfork` handlers greenery relies on)
+///   can inherit a stack in mid-operation, and hang when it touches it.
+/// - A restore changes the protection of the stack for a moment, which
+///   takes two more memory mappings. Stacks are not stashed while fewer
+///   than 256 mappings are left under `vm.max_map_count`; a process that
+///   uses up the rest afterwards, and has more than one thread, aborts with
+///   a message naming the limit when it next restores a stack.
+/// - A forked child of a program that dropped privileges (`setuid`,
+///   `PR_SET_DUMPABLE`) cannot open `/proc/self/mem`: it restores the
+///   stacks it inherited plainly while it has a single thread, and aborts
+///   with a message if it must restore one with other threads running.
+///   Its own hub does not stash.
 ///
 /// ```
 /// use std::time::Duration;
@@ -366,6 +383,12 @@ impl Job {
 /// `Some` (`/proc/self/mem` can be written).
 pub(crate) unsafe fn stash_all(requests: &[Request<'_>]) -> Vec<Option<Stash>> {
     fork_gate::install();
+    if mmap::mappings_left().is_some_and(|left| left < MAPPINGS_TO_SPARE) {
+        // Restores need mappings for a moment; near the limit, stacks stay
+        // as they are.
+        COUNT_REFUSED.fetch_add(requests.len() as u64, Ordering::Relaxed);
+        return (0..requests.len()).map(|_| None).collect();
+    }
     let page = mmap::page_size();
     let mut jobs: Vec<Job> = requests
         .iter()
@@ -407,6 +430,12 @@ pub(crate) unsafe fn stash_all(requests: &[Request<'_>]) -> Vec<Option<Stash>> {
     stashes
 }
 
+/// The mappings (under `vm.max_map_count`) that must be left for stacks to
+/// be stashed: each restore splits its slab's mapping in three for a
+/// moment, and a restore that finds no mapping left cannot be done
+/// atomically (see [`put_back`]).
+const MAPPINGS_TO_SPARE: u64 = 256;
+
 /// Stashes a run of adjacent stacks, `[run[0].bottom, run[last].top)`, and
 /// returns whether it did: if not, the stacks are as they were.
 ///
@@ -435,9 +464,13 @@ unsafe fn stash_run(run: &[Job], alone: bool) -> bool {
         // SAFETY: the run lies in one slab mapping of ours, and its bytes
         // are in the buffers.
         if unsafe { mmap::install_guard(lo, hi - lo) }.is_err() {
-            // The advice may have applied to part of the range.
-            // SAFETY: as above; the stacks are ours alone.
-            unsafe { put_back_run_alone(run, lo, hi) };
+            // The advice may have applied to part of the range: each stack
+            // is put back (its usable range only: the guard pages between
+            // the stacks of the run stay).
+            for job in run {
+                // SAFETY: the stack is ours alone, its bytes in the buffer.
+                unsafe { put_back_alone(job.meta()) };
+            }
             return abandon(run);
         }
     } else {
@@ -459,10 +492,17 @@ unsafe fn stash_run(run: &[Job], alone: bool) -> bool {
         // SAFETY: as above; the range is inaccessible, so no thread sees
         // the pages the advice drops.
         if unsafe { mmap::install_guard(lo, hi - lo) }.is_err() {
+            // The advice may have applied to part of the range: each stack
+            // is put back (its usable range only: the guard pages between
+            // the stacks of the run stay).
             for job in run {
+                let meta = job.meta();
                 // SAFETY: the range is still inaccessible; the buffers hold
                 // the bytes.
-                unsafe { write_back(job.meta()) };
+                unsafe {
+                    remove_guard(meta.bottom, meta.top);
+                    write_back(meta);
+                }
             }
             // SAFETY: as above.
             unsafe { protect_or_die(lo, hi, libc::PROT_READ | libc::PROT_WRITE) };
@@ -500,8 +540,8 @@ fn abandon(run: &[Job]) -> bool {
 /// range, in which case the handler returns and the access is made again.
 ///
 /// Async-signal-safe: atomics, mprotect(2), madvise(2), pwrite(2) (and
-/// getpid(2), open(2) for `/proc/self/mem`), pthread_sigmask(3),
-/// sched_yield(2).
+/// getpid(2), open(2) for `/proc/self/mem`, read(2) of `/proc/self/stat`),
+/// gettid(2), sched_yield(2).
 ///
 /// # Safety
 ///
@@ -522,7 +562,7 @@ pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
                     || slot.stray_faults.fetch_add(1, Ordering::Relaxed) < STRAY_FAULTS;
             }
             STASHED => {
-                let _signals = SignalsBlocked::new();
+                // (The handler runs with asynchronous signals blocked.)
                 let _inside = fork_gate::enter();
                 if slot
                     .stash
@@ -562,36 +602,64 @@ const STRAY_FAULTS: u32 = 1 << 16;
 /// Puts a stashed stack back so that no other thread sees it in between:
 /// makes the range inaccessible, removes the guard region, writes the
 /// saved bytes through `/proc/self/mem`, makes the range read-write.
-/// Aborts if any step fails: the coroutine could not run again.
-/// Async-signal-safe.
+///
+/// Two things can stand in the way: `/proc/self/mem` may not open (a
+/// forked child of a program that dropped privileges) and the change of
+/// protection may find no mapping left (`vm.max_map_count`). When the
+/// calling thread is the process's only one, no other thread can look, and
+/// the stack is restored plainly; otherwise the process aborts with a
+/// message that says which: the coroutine could not run again, and a
+/// non-atomic restore could be seen half done. Async-signal-safe.
 ///
 /// # Safety
 ///
 /// The stack of `meta` is stashed and the caller has moved its state to
 /// `RESTORING`; the buffer holds its bytes.
 unsafe fn put_back(meta: &Meta) {
+    let (lo, hi) = (meta.bottom, meta.top);
+    if let Err(err) = proc_mem::ready() {
+        if !only_thread() {
+            fatal(b"cannot restore a stashed stack atomically: /proc/self/mem does not open", err);
+        }
+        // SAFETY: the range is ours, and no other thread exists.
+        return unsafe { put_back_alone(meta) };
+    }
     // SAFETY: the range is a stack of ours, guarded, and ours to restore.
+    if let Err(err) = unsafe { protect_retrying(lo, hi, libc::PROT_NONE) } {
+        // SAFETY: as above; undoes a change that applied to part of the
+        // range (making it read-write again only merges mappings).
+        unsafe { protect_or_die(lo, hi, libc::PROT_READ | libc::PROT_WRITE) };
+        if !only_thread() {
+            fatal(
+                b"cannot restore a stashed stack atomically: the process is out of memory mappings \
+                  (raise vm.max_map_count, for example sysctl -w vm.max_map_count=262144, or set \
+                  GREENERY_STASH=off)",
+                err,
+            );
+        }
+        // SAFETY: as above, and no other thread exists.
+        return unsafe { put_back_alone(meta) };
+    }
+    // SAFETY: as above; the range is inaccessible until the last call.
     unsafe {
-        protect_or_die(meta.bottom, meta.top, libc::PROT_NONE);
-        remove_guard(meta.bottom, meta.top);
+        remove_guard(lo, hi);
         write_back(meta);
-        protect_or_die(meta.bottom, meta.top, libc::PROT_READ | libc::PROT_WRITE);
+        protect_or_die(lo, hi, libc::PROT_READ | libc::PROT_WRITE);
     }
 }
 
-/// Puts back the stacks of a run after a failed guard, when no other thread
-/// exists: removes what part of the guard region was installed and writes
-/// the bytes back.
+/// Puts a stashed stack back when no other thread exists: removes the guard
+/// region and copies the bytes back.
 ///
 /// # Safety
 ///
-/// The run's stacks are ours alone, their bytes in the buffers.
-unsafe fn put_back_run_alone(run: &[Job], lo: usize, hi: usize) {
+/// The stack is stashed and readable-writable apart from its guard region;
+/// no other thread exists.
+unsafe fn put_back_alone(meta: &Meta) {
     // SAFETY: guaranteed by the caller.
-    unsafe { remove_guard(lo, hi) };
-    for job in run {
-        // SAFETY: the range is no longer guarded, and ours alone.
-        unsafe { write_back(job.meta()) };
+    unsafe {
+        remove_guard(meta.bottom, meta.top);
+        ptr::copy_nonoverlapping(meta.bytes(), (meta.top - meta.len) as *mut u8, meta.len);
     }
 }
 
@@ -659,33 +727,45 @@ unsafe fn protect(lo: usize, hi: usize, prot: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
-/// Sets the protection of `[lo, hi)`, a step that cannot be undone: retries
-/// for a while if the kernel is out of mappings (`ENOMEM`: a change of
-/// protection may split the slab's mapping, and other threads may be
-/// releasing some), then aborts.
+/// Sets the protection of `[lo, hi)`, retrying for a while if the kernel is
+/// out of mappings (`ENOMEM`: a change of protection may split the slab's
+/// mapping, and other threads may be releasing some).
+///
+/// # Safety
+///
+/// As for [`protect`].
+unsafe fn protect_retrying(lo: usize, hi: usize, prot: libc::c_int) -> io::Result<()> {
+    let mut tries = 0;
+    loop {
+        // SAFETY: guaranteed by the caller.
+        match unsafe { protect(lo, hi, prot) } {
+            Err(err) if err.raw_os_error() == Some(libc::ENOMEM) && tries < 1000 => {
+                tries += 1;
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Sets the protection of `[lo, hi)`, a step that cannot be undone; aborts
+/// if the kernel refuses even after [`protect_retrying`].
 ///
 /// # Safety
 ///
 /// As for [`protect`].
 unsafe fn protect_or_die(lo: usize, hi: usize, prot: libc::c_int) {
-    let mut tries = 0;
-    loop {
-        // SAFETY: guaranteed by the caller.
-        match unsafe { protect(lo, hi, prot) } {
-            Ok(()) => return,
-            Err(err) if err.raw_os_error() == Some(libc::ENOMEM) && tries < 10_000 => {
-                tries += 1;
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
-            }
-            Err(err) if err.raw_os_error() == Some(libc::ENOMEM) => fatal(
-                b"cannot change the protection of a stashed stack: the process is out of memory \
-                  mappings (raise vm.max_map_count, for example sysctl -w vm.max_map_count=262144, \
-                  or set GREENERY_STASH=off)",
-                err,
-            ),
-            Err(err) => fatal(b"cannot change the protection of a stashed stack (mprotect failed)", err),
-        }
+    // SAFETY: guaranteed by the caller.
+    match unsafe { protect_retrying(lo, hi, prot) } {
+        Ok(()) => {}
+        Err(err) if err.raw_os_error() == Some(libc::ENOMEM) => fatal(
+            b"cannot change the protection of a stashed stack: the process is out of memory \
+              mappings (raise vm.max_map_count, for example sysctl -w vm.max_map_count=262144, \
+              or set GREENERY_STASH=off)",
+            err,
+        ),
+        Err(err) => fatal(b"cannot change the protection of a stashed stack (mprotect failed)", err),
     }
 }
 
@@ -725,14 +805,28 @@ fn wait_while(slot: &Slot, busy: impl Fn(u8) -> bool) {
 }
 
 /// Whether the calling thread is the process's only one. `false` if that
-/// cannot be read.
+/// cannot be read. Async-signal-safe: open(2), read(2), close(2) into a
+/// buffer on the stack.
 fn only_thread() -> bool {
-    // /proc/self/stat: "pid (comm) state ppid ..."; num_threads is the 20th
-    // field, the 18th after the command name, which may hold spaces.
-    let Ok(stat) = std::fs::read("/proc/self/stat") else { return false };
+    let mut stat = [0u8; 1024];
+    // SAFETY: a constant, NUL-terminated path; the buffer is ours, and the
+    // descriptor is closed right after.
+    let len = unsafe {
+        let fd = libc::open(c"/proc/self/stat".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let len = libc::read(fd, stat.as_mut_ptr().cast(), stat.len());
+        libc::close(fd);
+        len
+    };
+    let Ok(len) = usize::try_from(len) else { return false };
+    let stat = &stat[..len];
+    // "pid (comm) state ppid ...": num_threads is the 20th field, the 18th
+    // after the command name, which may hold spaces.
     let Some(close) = stat.iter().rposition(|&b| b == b')') else { return false };
-    let fields = stat[close + 1..].split(|&b| b == b' ').filter(|field| !field.is_empty());
-    fields.clone().nth(17).is_some_and(|threads| threads == b"1")
+    let mut fields = stat[close + 1..].split(|&b| b == b' ').filter(|field| !field.is_empty());
+    fields.nth(17).is_some_and(|threads| threads == b"1")
 }
 
 /// Blocks the calling thread's asynchronous signals while it lives.
