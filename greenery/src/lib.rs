@@ -28,6 +28,8 @@ pub use builder::Builder;
 pub use coroutine::{Coroutine, CoroutineResult, ForcedUnwind, Yielder};
 pub use generator::{CloseError, Co, Generator, GeneratorExit, GeneratorState, ResumeError};
 pub use greenlet::{Greenlet, GreenletExit, getcurrent};
-pub use hub::{JoinError, JoinHandle, Timeout, idle, sleep, spawn, spawn_later, with_timeout, yield_now};
+pub use hub::{
+    JoinError, JoinHandle, Timeout, block_on, idle, sleep, spawn, spawn_later, with_timeout, yield_now,
+};
 pub use stack::StackError;
 pub use unwind::is_forced_unwind;

@@ -60,7 +60,9 @@
 //!   are `!Send`; [`Handle`] is the `Send` way to run something on another
 //!   thread's hub, and it wakes that hub's loop.
 
+mod block_on;
 mod blocking;
+mod green_future;
 pub(crate) mod io;
 mod remote;
 mod sweep;
@@ -76,7 +78,9 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+pub use block_on::block_on;
 pub use blocking::spawn_blocking;
+pub use green_future::GreenFuture;
 pub use remote::Handle;
 pub use thread::{JoinError, JoinHandle, joinall, killall, spawn, spawn_later, wait_any};
 pub use timeout::{TimedOut, Timeout, with_timeout};

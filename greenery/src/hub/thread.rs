@@ -49,6 +49,11 @@ impl JoinError {
         JoinError { kind: JoinErrorKind::Panicked(payload) }
     }
 
+    /// The error of a green thread that was killed (or never ran).
+    pub(crate) fn killed() -> JoinError {
+        JoinError { kind: JoinErrorKind::Killed }
+    }
+
     /// The error for a value that waiting for would never produce.
     pub(crate) fn deadlock() -> JoinError {
         JoinError { kind: JoinErrorKind::Deadlock }
