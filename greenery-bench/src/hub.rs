@@ -316,3 +316,56 @@ pub(crate) fn queue(n: u64) {
     report_ratio("greenery_vs_tokio_queue_ratio", &greenery, &tokio);
     report_ratio("greenery_vs_may_queue_ratio", &greenery, &may);
 }
+
+/// A future completed by another green thread, `k` times: the main green
+/// thread sends a number to an echoing green thread over one channel and
+/// awaits the reply on another, both with `block_on`; against the same two
+/// channels between two tasks on tokio's current-thread runtime. The
+/// channels are tokio's (they work on any executor), so the figure compares
+/// the executors' handoffs: per round trip (two wakes, two parks).
+pub(crate) fn block_on(n: u64) {
+    use tokio::sync::mpsc::unbounded_channel;
+    let runtime = tokio_runtime();
+    let [greenery, tokio] = measure::interleaved([
+        Peer::new(n, |k| {
+            let (ping, mut pings) = unbounded_channel::<u64>();
+            let (pong, mut pongs) = unbounded_channel::<u64>();
+            let echo = greenery::spawn(move || {
+                while let Some(value) = greenery::block_on(pings.recv()) {
+                    pong.send(value + 1).expect("the main green thread waits");
+                }
+            });
+            let mut value = 0;
+            for _ in 0..k {
+                ping.send(value).expect("the echo waits");
+                value = greenery::block_on(pongs.recv()).expect("a reply");
+            }
+            drop(ping);
+            echo.get().expect("the echo ends");
+            assert_eq!(value, k);
+        }),
+        Peer::new(n, |k| {
+            let value = runtime.block_on(async {
+                let (ping, mut pings) = unbounded_channel::<u64>();
+                let (pong, mut pongs) = unbounded_channel::<u64>();
+                let echo = tokio::spawn(async move {
+                    while let Some(value) = pings.recv().await {
+                        pong.send(value + 1).expect("the main task waits");
+                    }
+                });
+                let mut value = 0;
+                for _ in 0..k {
+                    ping.send(value).expect("the echo waits");
+                    value = pongs.recv().await.expect("a reply");
+                }
+                drop(ping);
+                echo.await.expect("the echo ends");
+                value
+            });
+            assert_eq!(value, k);
+        }),
+    ]);
+    report_timing("greenery_block_on_roundtrip_ns", &greenery);
+    report_timing("tokio_current_thread_task_roundtrip_ns", &tokio);
+    report_ratio("greenery_vs_tokio_block_on_roundtrip_ratio", &greenery, &tokio);
+}

@@ -98,6 +98,13 @@ const CASES: &[Case] = &[
         run: hub::queue,
     },
     Case {
+        name: "block_on",
+        about: "a future completed by another green thread: block_on round trips over tokio channels (vs two tasks on \
+                tokio current-thread)",
+        default_n: 1_000_000,
+        run: hub::block_on,
+    },
+    Case {
         name: "idle",
         about: "N green threads each blocked on an Event: resident memory per green thread",
         default_n: 100_000,

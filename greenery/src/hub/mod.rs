@@ -169,6 +169,11 @@ impl Waiter {
         true
     }
 
+    /// Whether the waiter is the current greenlet's.
+    pub(crate) fn is_current_greenlet(&self) -> bool {
+        self.greenlet.is_current()
+    }
+
     /// Whether the waiter is parked and has not been woken.
     pub(crate) fn is_parked(&self) -> bool {
         self.state.get() == WaitState::Parked
@@ -484,7 +489,7 @@ fn run_loop() {
         } else {
             hub.timers.borrow_mut().next_deadline().map(|at| at.saturating_duration_since(now))
         };
-        if wait.is_none() && !hub.remote.keeps_alive() && !hub.io.has_waiters() {
+        if wait.is_none() && !hub.remote.keeps_alive() && !hub.io.has_waiters() && !block_on::waiting() {
             // Nothing can ever run again (the sweep wakes nothing).
             report_deadlock(&hub);
             continue;

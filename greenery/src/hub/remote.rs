@@ -167,6 +167,25 @@ impl fmt::Debug for Handle {
     }
 }
 
+/// The hub's door for callbacks from other threads, without counting as a
+/// way to wake it (unlike a [`Handle`]): for wakers, which may outlive what
+/// they wake (`block_on` tells the hub itself when it waits).
+#[derive(Clone)]
+pub(super) struct Doorbell(Arc<Shared>);
+
+impl Doorbell {
+    /// The current thread's hub's.
+    pub(super) fn current() -> Doorbell {
+        with_hub(|hub| Doorbell(hub.remote.shared.clone()))
+    }
+
+    /// Runs `callback` on the hub, as [`Handle::run`] does.
+    pub(super) fn run(&self, callback: impl FnOnce() + Send + 'static) {
+        self.0.queue.lock().unwrap_or_else(|poison| poison.into_inner()).push(Box::new(callback));
+        let _ = self.0.waker.wake();
+    }
+}
+
 /// Counts a piece of outside work (a blocking task) as able to wake the hub
 /// until the returned guard is dropped; see [`Shared::external`].
 pub(super) struct ExternalWork {
