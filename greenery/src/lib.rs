@@ -22,6 +22,8 @@ pub mod signal;
 pub mod stack;
 pub mod sync;
 mod sys;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod unwind;
 
 pub use builder::Builder;
