@@ -32,8 +32,10 @@ const ECHO_BUFFER: usize = 4096;
 pub(crate) fn greenery_echo(mut stream: greenery::net::TcpStream, _peer: SocketAddr) {
     stream.set_nodelay(true).expect("TCP_NODELAY");
     let mut buf = [0; ECHO_BUFFER];
-    while let Ok(n @ 1..) = stream.read(&mut buf) {
-        if stream.write_all(&buf[..n]).is_err() {
+    // (The paths name std's traits: tokio's, in scope for its peer, apply
+    // to greenery's streams too.)
+    while let Ok(n @ 1..) = std::io::Read::read(&mut stream, &mut buf) {
+        if std::io::Write::write_all(&mut stream, &buf[..n]).is_err() {
             return;
         }
     }

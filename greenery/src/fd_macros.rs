@@ -133,11 +133,151 @@ macro_rules! stream_write {
     };
 }
 
-/// `Read` and `Write` for a stream socket type and references to it.
+/// `Read` and `Write` for a stream socket type and references to it, and
+/// the async traits with the features that bring them.
 macro_rules! stream_io {
     ($ty:ty) => {
         stream_read!($ty);
         stream_write!($ty);
+        #[cfg(feature = "futures-io")]
+        stream_futures_io!($ty);
+        #[cfg(feature = "tokio")]
+        stream_tokio_io!($ty);
+    };
+}
+
+/// `futures_io::AsyncRead` and `AsyncWrite` for a stream type and
+/// references to it, through `Socket::poll_stream`: for futures polled in
+/// [`block_on`](crate::block_on) on the socket's thread.
+#[cfg(feature = "futures-io")]
+macro_rules! stream_futures_io {
+    ($ty:ty) => {
+        impl futures_io::AsyncRead for &$ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len = buf.len();
+                self.socket.poll_stream(cx, crate::hub::io::Direction::Read, len, |mut stream| {
+                    std::io::Read::read(&mut stream, buf)
+                })
+            }
+        }
+
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut &*self).poll_read(cx, buf)
+            }
+        }
+
+        impl futures_io::AsyncWrite for &$ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.socket.poll_stream(cx, crate::hub::io::Direction::Write, buf.len(), |mut stream| {
+                    std::io::Write::write(&mut stream, buf)
+                })
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+            }
+        }
+
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut &*self).poll_write(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut &*self).poll_flush(cx)
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut &*self).poll_close(cx)
+            }
+        }
+    };
+}
+
+/// tokio's `AsyncRead` and `AsyncWrite` for a stream type, through
+/// `Socket::poll_stream`: for futures polled in [`block_on`](crate::block_on)
+/// on the socket's thread (not on tokio's runtime: the socket belongs to
+/// its hub).
+#[cfg(feature = "tokio")]
+macro_rules! stream_tokio_io {
+    ($ty:ty) => {
+        impl tokio::io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let unfilled = buf.initialize_unfilled();
+                let len = unfilled.len();
+                let read = std::task::ready!(self.socket.poll_stream(
+                    cx,
+                    crate::hub::io::Direction::Read,
+                    len,
+                    |mut stream| std::io::Read::read(&mut stream, unfilled)
+                ))?;
+                buf.advance(read);
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+
+        impl tokio::io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.socket.poll_stream(cx, crate::hub::io::Direction::Write, buf.len(), |mut stream| {
+                    std::io::Write::write(&mut stream, buf)
+                })
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+            }
+        }
     };
 }
 

@@ -192,3 +192,64 @@ fn a_green_future_awaited_on_its_own_hub() {
     });
     assert_eq!(value, 42);
 }
+
+/// An echo server on a green thread, for the async stream tests: it echoes
+/// each connection's bytes back until the connection's end.
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+fn echo_server() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = greenery::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    greenery::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).unwrap() {
+                0 => break,
+                n => stream.write_all(&buf[..n]).unwrap(),
+            }
+        }
+    });
+    addr
+}
+
+#[cfg(feature = "futures-io")]
+#[test]
+fn greenery_streams_are_futures_async_read_and_write_in_block_on() {
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = echo_server();
+    let mut stream = greenery::net::TcpStream::connect(addr).unwrap();
+    let echoed = greenery::block_on(async {
+        // More than a socket buffer, so that writes wait for room as well.
+        let sent: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut received = vec![0u8; sent.len()];
+        let (mut reader, mut writer) = (&stream, &stream);
+        let write = async {
+            writer.write_all(&sent).await.unwrap();
+            writer.close().await.unwrap();
+        };
+        let read = async { reader.read_exact(&mut received).await.unwrap() };
+        futures::join!(write, read);
+        received == sent
+    });
+    assert!(echoed, "the bytes came back as sent");
+    let mut rest = Vec::new();
+    greenery::block_on(stream.read_to_end(&mut rest)).unwrap();
+    assert!(rest.is_empty());
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn greenery_streams_are_tokio_async_read_and_write_in_block_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = echo_server();
+    let mut stream = greenery::net::TcpStream::connect(addr).unwrap();
+    let reply = greenery::block_on(async {
+        stream.write_all(b"tokio over green").await.unwrap();
+        let mut reply = [0u8; 16];
+        stream.read_exact(&mut reply).await.unwrap();
+        AsyncWriteExt::shutdown(&mut stream).await.unwrap();
+        reply
+    });
+    assert_eq!(&reply, b"tokio over green");
+}

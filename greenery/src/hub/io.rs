@@ -34,6 +34,10 @@
 //!   id tells the timer whether the slot still holds the same callback),
 //!   and removing the fd calls it with `NotConnected`. It holds the slot
 //!   like a parked green thread, and counts as one for the deadlock check.
+//! - **Futures.** A future polled on the hub's thread (in
+//!   [`block_on`](crate::block_on)) waits for a direction by leaving its
+//!   waker in the slot ([`Registration::poll_ready`]); readiness wakes it,
+//!   and it polls again. A later poll replaces the waker.
 //! - **Giving up.** A wait that times out, or is killed or interrupted by a
 //!   [`Timeout`](crate::Timeout), clears its slot on the way out.
 //! - **Deadlock.** While a green thread waits for an fd, the kernel may still
@@ -45,6 +49,8 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use mio::unix::SourceFd;
@@ -93,6 +99,11 @@ enum Parked {
     Thread(Rc<Waiter>),
     /// A callback to run on the hub (see [`Registration::on_ready`]).
     Callback(ReadyCallback),
+    /// A future's waker (see [`Registration::poll_ready`]). It does not
+    /// count as a waiter for the deadlock check: the green thread that
+    /// polls the future waits in `block_on`, which counts.
+    #[cfg(any(feature = "futures-io", feature = "tokio"))]
+    Waker(Waker),
 }
 
 struct ReadyCallback {
@@ -116,6 +127,8 @@ impl FdState {
             Some(Parked::Thread(waiter)) => {
                 waiter.wake();
             }
+            #[cfg(any(feature = "futures-io", feature = "tokio"))]
+            Some(Parked::Waker(waker)) => waker.wake(),
             Some(Parked::Callback(callback)) => {
                 let Some(hub) = existing_hub() else { return };
                 hub.io.waiting.set(hub.io.waiting.get() - 1);
@@ -432,6 +445,39 @@ impl Registration {
             hub.io.waiting.set(hub.io.waiting.get() + 1);
             Ok(())
         })
+    }
+
+    #[cfg(any(feature = "futures-io", feature = "tokio"))]
+    /// Whether `direction` may be ready, for a future polled on the hub's
+    /// thread: `Pending` (with the context's waker kept in the slot, in
+    /// place of an earlier one) if the poller has to say so first.
+    ///
+    /// # Errors
+    ///
+    /// `ResourceBusy` when a green thread or a callback waits for this
+    /// direction.
+    pub(crate) fn poll_ready(&self, direction: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.state.ready[direction.index()].get() {
+            return Poll::Ready(Ok(()));
+        }
+        let slot = &self.state.waiters[direction.index()];
+        match slot.take() {
+            None | Some(Parked::Waker(_)) => {
+                slot.set(Some(Parked::Waker(cx.waker().clone())));
+                Poll::Pending
+            }
+            Some(busy) => {
+                slot.set(Some(busy));
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    format!(
+                        "a green thread (or callback) is already waiting to {} this socket (fd {})",
+                        direction.verb(),
+                        self.fd
+                    ),
+                )))
+            }
+        }
     }
 
     /// Runs the non-blocking `op` until it does not say `EAGAIN`, waiting for

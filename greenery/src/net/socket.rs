@@ -83,6 +83,45 @@ impl<S: AsRawFd> Socket<S> {
         Ok(written)
     }
 
+    /// A stream read or write of `len` bytes for a future polled on the
+    /// hub's thread: `op` runs when the socket may be ready, and `Pending`
+    /// leaves the waker to be woken when it may be (see
+    /// `Registration::poll_ready`). Short transfers mark the socket
+    /// drained, as [`read_stream`](Self::read_stream) and
+    /// [`write_stream`](Self::write_stream) do. The socket's timeouts do not
+    /// apply (a future is timed by its caller).
+    #[cfg(any(feature = "futures-io", feature = "tokio"))]
+    pub(crate) fn poll_stream(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        direction: Direction,
+        len: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> std::task::Poll<io::Result<usize>> {
+        use std::task::Poll;
+        loop {
+            match self.registration.poll_ready(direction, cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other.map(|ready| ready.map(|()| 0)),
+            }
+            match op(&self.io) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.registration.drained(direction),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Ok(moved) => {
+                    let short = match direction {
+                        Direction::Read => moved > 0 && moved < len,
+                        Direction::Write => moved < len,
+                    };
+                    if short {
+                        self.registration.drained(direction);
+                    }
+                    return Poll::Ready(Ok(moved));
+                }
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+
     /// As [`read_with`](Self::read_with), for the write side.
     #[inline]
     pub(crate) fn write_with<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
