@@ -19,6 +19,7 @@
 //! as a failure with its output. Where stacks cannot be stashed (no guard
 //! regions, qemu-user), the scenarios run briefly and check behaviour only.
 
+use std::cell::Cell;
 use std::hint::black_box;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -80,6 +81,9 @@ fn run_scenario(name: &str) -> Seen {
         "fork-after-dropping-privileges" => return fork_after_dropping_privileges(),
         "restore-at-the-mapping-limit" => return restore_at_the_mapping_limit(),
         "fork-child-with-the-parents-pid" => return fork_child_with_the_parents_pid(),
+        "early-fork-child-with-the-parents-pid" => return early_fork_child_with_the_parents_pid(),
+        "two-forkers" => return two_forkers(),
+        "cancel-while-restoring" => return cancel_while_restoring(),
         _ => {}
     }
     stack::set_stash_after(Some(Duration::from_millis(1)));
@@ -562,6 +566,171 @@ fn fork_child_with_the_parents_pid() -> Seen {
     Seen { accesses: 2, wrong: wrong + u64::from(child != Some(0)) }
 }
 
+/// As [`fork_child_with_the_parents_pid`], with the fork made after
+/// greenery opened `/proc/self/mem` (its probe, at the first park) and
+/// before anything was stashed: the child must not inherit the descriptor
+/// unseen.
+fn early_fork_child_with_the_parents_pid() -> Seen {
+    const PARENT: u64 = 0x1111_2222_3333_4444;
+    println!("pid={}", std::process::id());
+    stack::set_stash_after(Some(Duration::from_millis(200)));
+    greenery::sleep(Duration::from_millis(1)); // probes /proc/self/mem
+    // SAFETY: the new namespace applies to this process's children only.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWPID) };
+    assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+    // SAFETY: the child runs on in this process's code, single-threaded.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        stack::set_stash_after(Some(Duration::from_millis(1)));
+        let wrong = greenery::spawn(|| {
+            let values = black_box([PATTERN; 512]);
+            greenery::sleep(Duration::from_millis(400)); // stashed meanwhile
+            black_box(&values).iter().filter(|&&value| value != PATTERN).count()
+        })
+        .get()
+        .unwrap();
+        let restored = stack::stash_counts().restored;
+        // SAFETY: ends the child without running the parent's exit code.
+        unsafe { libc::_exit(if wrong == 0 && restored > 0 { 0 } else { 1 }) };
+    }
+    // The parent's green thread, on the slot the child's uses.
+    let wrong = greenery::spawn(|| {
+        let _keep = stack::NoStash::new();
+        let values = black_box([PARENT; 512]);
+        greenery::sleep(Duration::from_millis(800));
+        black_box(&values).iter().filter(|&&value| value != PARENT).count() as u64
+    })
+    .get()
+    .unwrap();
+    let child = wait_for(pid, Duration::from_secs(30));
+    println!("child: {child:?}");
+    Seen { accesses: 2, wrong: wrong + u64::from(child != Some(0)) }
+}
+
+thread_local! {
+    /// Whether this thread's forks touch the lent stack in their prepare
+    /// handler ([`two_forkers`]).
+    static TOUCH_WHEN_FORKING: Cell<bool> = const { Cell::new(false) };
+}
+
+extern "C" fn prepare_touches_lent_on_some_threads() {
+    if TOUCH_WHEN_FORKING.with(Cell::get) {
+        touch_lent();
+    }
+}
+
+/// Two threads fork at once, again and again, while a green thread with a
+/// large stack is stashed and restored: one thread's forks touch the stack
+/// in a prepare handler that runs after greenery's (so that thread restores
+/// it while its fork waits), the other's do not. No child may inherit a
+/// stack halfway through that restore.
+fn two_forkers() -> Seen {
+    // SAFETY: the handler only reads memory and atomics.
+    assert_eq!(unsafe { libc::pthread_atfork(Some(prepare_touches_lent_on_some_threads), None, None) }, 0);
+    static STOP: AtomicBool = AtomicBool::new(false);
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    fn forker(touch: bool) -> Seen {
+        TOUCH_WHEN_FORKING.with(|flag| flag.set(touch));
+        let mut seen = Seen::default();
+        while !STOP.load(Ordering::Relaxed) {
+            // SAFETY: the child reads mapped memory (the handler that may
+            // restore it is async-signal-safe) and calls _exit.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let lent = LENT.load(Ordering::Acquire) as *const u64;
+                // SAFETY: the lent value outlives the forks (see below).
+                let value = unsafe { std::ptr::read_volatile(lent) };
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(if value == PATTERN { 0 } else { 1 }) };
+            }
+            seen.accesses += 1;
+            if wait_for(pid, Duration::from_secs(5)) != Some(0) {
+                println!(
+                    "child {pid} of the {} forker failed or hung",
+                    if touch { "touching" } else { "quiet" }
+                );
+                seen.wrong += 1;
+            }
+        }
+        seen
+    }
+    greenery::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            // A large live frame makes each restore take a while.
+            let values = [PATTERN; 64 * 1024];
+            LENT.store(&values[7] as *const u64 as u64, Ordering::Release);
+            let _keep = black_box(&values);
+            let touching = std::thread::spawn(|| forker(true));
+            let quiet = std::thread::spawn(|| forker(false));
+            park_repeatedly();
+            STOP.store(true, Ordering::Relaxed);
+            while !(touching.is_finished() && quiet.is_finished()) {
+                greenery::sleep(Duration::from_millis(1));
+            }
+            let seen = add(touching.join().unwrap(), quiet.join().unwrap());
+            LENT.store(0, Ordering::Release);
+            seen
+        })
+        .get()
+        .unwrap()
+}
+
+/// A thread with a cancellation request pending (deferred, the default)
+/// touches a stashed stack: the restore in the fault handler must not be a
+/// cancellation point (the thread would be cancelled halfway through it,
+/// unwinding through the handler, which aborts the process).
+fn cancel_while_restoring() -> Seen {
+    extern "C" fn toucher(_: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: a cancellation request to this very thread, acted on at
+        // its next cancellation point.
+        unsafe { libc::pthread_cancel(libc::pthread_self()) };
+        let lent = LENT.load(Ordering::Acquire) as *const u64;
+        // SAFETY: the lent value lives on the parked green thread's stack
+        // until the thread is joined. No cancellation point in between.
+        let value = unsafe { std::ptr::read_volatile(lent) };
+        (value == PATTERN) as usize as *mut libc::c_void
+    }
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    greenery::spawn(|| {
+        let value = black_box(PATTERN);
+        LENT.store(&value as *const u64 as u64, Ordering::Release);
+        let thread = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(50)); // the green thread is stashed
+            let mut toucher_thread: libc::pthread_t = 0;
+            // SAFETY: a plain thread running an `extern "C"` function; joined
+            // below.
+            unsafe {
+                assert_eq!(
+                    libc::pthread_create(
+                        &mut toucher_thread,
+                        std::ptr::null(),
+                        toucher,
+                        std::ptr::null_mut()
+                    ),
+                    0
+                );
+                let mut outcome = std::ptr::null_mut();
+                libc::pthread_join(toucher_thread, &mut outcome);
+                // Cancelled at its exit (glibc's PTHREAD_CANCELED is -1) or
+                // read the value: either way the process is alive.
+                outcome as isize == -1 || outcome as usize == 1
+            }
+        });
+        greenery::sleep(Duration::from_millis(100));
+        let joined = loop {
+            if thread.is_finished() {
+                break thread.join().unwrap();
+            }
+            greenery::sleep(Duration::from_millis(1));
+        };
+        LENT.store(0, Ordering::Release);
+        Seen { accesses: 1, wrong: u64::from(!joined || black_box(value) != PATTERN) }
+    })
+    .get()
+    .unwrap()
+}
+
 /// Waits up to `timeout` for child `pid` to exit; its exit code, or `None`
 /// if it was still running (it is then killed) or died of a signal.
 fn wait_for(pid: libc::pid_t, timeout: Duration) -> Option<i32> {
@@ -602,8 +771,13 @@ fn printed(outcome: &Outcome, label: &str) -> Option<u64> {
 }
 
 /// Scenarios that stash a few stacks, not thousands.
-const ONE_STASH: [&str; 3] =
-    ["fork-prepare-touches-stack", "fork-after-dropping-privileges", "restore-at-the-mapping-limit"];
+const ONE_STASH: [&str; 5] = [
+    "fork-prepare-touches-stack",
+    "fork-after-dropping-privileges",
+    "restore-at-the-mapping-limit",
+    "cancel-while-restoring",
+    "two-forkers",
+];
 
 fn main() {
     if let Ok(scenario) = std::env::var(SCENARIO) {
@@ -634,9 +808,16 @@ fn main() {
             "fork-after-dropping-privileges",
         ),
         ("a_restore_at_the_mapping_limit_with_one_thread_goes_on", "restore-at-the-mapping-limit"),
+        ("two_threads_forking_at_once_never_copy_a_half_restored_stack", "two-forkers"),
+        ("a_thread_with_a_cancellation_pending_restores_a_stack_whole", "cancel-while-restoring"),
     ];
     let mut failures = Vec::new();
     for (test, scenario) in scenarios {
+        // The sanitizer maps memory of its own, which fails at the limit.
+        if cfg!(greenery_asan) && scenario == "restore-at-the-mapping-limit" {
+            println!("test {test} ... not run with AddressSanitizer (it maps memory of its own)");
+            continue;
+        }
         let outcome = run_child(scenario);
         let accesses = printed(&outcome, "accesses=");
         let wrong = printed(&outcome, "wrong=");
@@ -686,33 +867,41 @@ fn main() {
     }
     // The child of pid 1 that is pid 1 too: in pid namespaces of its own,
     // where this process may make them (root, natively).
-    let test = "a_child_with_its_parents_pid_restores_into_its_own_memory";
     let native = std::env::var("GREENERY_TEST_RUNNER").is_ok_and(|runner| runner.trim().is_empty())
         || std::env::var("GREENERY_TEST_RUNNER").is_err();
-    // SAFETY: getuid has no preconditions.
-    if native && unsafe { libc::getuid() } == 0 {
-        let mut command = std::process::Command::new("unshare");
-        command.args(["--pid", "--fork"]).arg(std::env::current_exe().unwrap());
-        command.env(SCENARIO, "fork-child-with-the-parents-pid");
-        let outcome = support::run(command, Duration::from_secs(120));
-        if outcome.status.success()
-            && outcome.stdout.contains("pid=1\n")
-            && printed(&outcome, "wrong=") == Some(0)
-            && printed(&outcome, "stashed=").is_some_and(|stashed| stashed > 0 || !supported())
-        {
-            println!("test {test} ... ok");
+    for (test, scenario) in [
+        ("a_child_with_its_parents_pid_restores_into_its_own_memory", "fork-child-with-the-parents-pid"),
+        (
+            "a_child_forked_before_the_first_stash_restores_into_its_own_memory",
+            "early-fork-child-with-the-parents-pid",
+        ),
+    ] {
+        // SAFETY: getuid has no preconditions.
+        if native && unsafe { libc::getuid() } == 0 {
+            let mut command = std::process::Command::new("unshare");
+            command.args(["--pid", "--fork"]).arg(std::env::current_exe().unwrap());
+            command.env(SCENARIO, scenario);
+            let outcome = support::run(command, Duration::from_secs(120));
+            if outcome.status.success()
+                && outcome.stdout.contains("pid=1\n")
+                && printed(&outcome, "wrong=") == Some(0)
+                && (scenario.starts_with("early")
+                    || printed(&outcome, "stashed=").is_some_and(|stashed| stashed > 0 || !supported()))
+            {
+                println!("test {test} ... ok");
+            } else {
+                println!("test {test} ... FAILED");
+                failures.push(format!(
+                    "{test}: {}; stdout:\n{}\nstderr:\n{}",
+                    outcome.status, outcome.stdout, outcome.stderr
+                ));
+            }
         } else {
-            println!("test {test} ... FAILED");
-            failures.push(format!(
-                "{test}: {}; stdout:\n{}\nstderr:\n{}",
-                outcome.status, outcome.stdout, outcome.stderr
-            ));
+            println!("test {test} ... skipped (needs root to make a pid namespace, natively)");
         }
-    } else {
-        println!("test {test} ... skipped (needs root to make a pid namespace, natively)");
     }
     if failures.is_empty() {
-        println!("\ntest result: ok. {} passed", scenarios.len() + 1);
+        println!("\ntest result: ok. {} passed", scenarios.len() + 2);
     } else {
         for failure in &failures {
             println!("\n---- {failure}");

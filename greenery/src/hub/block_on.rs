@@ -95,7 +95,7 @@ impl Parked {
 /// runtime (a tokio reactor, a thread pool). The signature is every
 /// executor's `block_on`, so the many async crates that take "any executor"
 /// can run inside green threads; for crates that need tokio's reactor, see
-/// the `tokio` feature's [`greenery::tokio::run`](crate::tokio).
+/// the `tokio` feature's `greenery::tokio::run`.
 ///
 /// A pending future may be woken from anywhere, so waiting for one never
 /// counts as a [`Deadlock`](super::Deadlock): a future that nothing ever

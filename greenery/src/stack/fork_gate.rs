@@ -18,11 +18,17 @@
 //! run them block asynchronous signals meanwhile. The thread that forks may
 //! still need to restore a stack after its prepare handler ran: another
 //! library's prepare handler, or a signal handler, may touch a stashed
-//! stack. It would wait at the gate for its own fork, so a forking thread
-//! passes the gate it closed (its operation is over before its fork
-//! proceeds). A child made by a raw `clone`/`fork` system call, which runs
-//! no `pthread_atfork` handlers, is not covered (the documentation of
-//! [`stash_after`](super::stash_after) says so).
+//! stack. It would wait at the gate for its own fork, so the forking thread
+//! passes the gate it closed. That is sound only if no *other* fork can
+//! copy the process meanwhile, so forks take turns: the prepare handler
+//! takes a baton (the forking thread's id) before it closes the gate, and
+//! the parent and child handlers hand it back. A child made by a raw
+//! `clone`/`fork` system call, which runs no `pthread_atfork` handlers, is
+//! not covered (the documentation of [`stash_after`](super::stash_after)
+//! says so).
+//!
+//! The handlers are installed before `/proc/self/mem` is first opened (see
+//! [`proc_mem`]), so that no child ever inherits that descriptor unseen.
 //!
 //! Async-signal-safe: atomics, gettid(2) and sched_yield(2).
 
@@ -31,21 +37,22 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use super::proc_mem;
 
-/// The operations inside the gate in the low 16 bits; the forks waiting
-/// at it, in units of [`FORK`], above.
+/// The operations inside the gate in the low 16 bits; whether a fork is
+/// waiting at it, in [`FORK`].
 static GATE: AtomicU32 = AtomicU32::new(0);
 
 const FORK: u32 = 1 << 16;
 const INSIDE: u32 = FORK - 1;
 
-/// The threads forking now (their thread ids; 0 for a free place), which
-/// pass the gate. A fork beyond this many at once waits like any thread.
-static FORKERS: [AtomicI32; 16] = [const { AtomicI32::new(0) }; 16];
+/// The thread that is forking (its thread id), which passes the gate; 0
+/// when none is. One fork at a time holds it, from its prepare handler to
+/// its parent or child handler.
+static BATON: AtomicI32 = AtomicI32::new(0);
 
 static INSTALL: Once = Once::new();
 
-/// Installs the fork handlers, once per process. Called before the first
-/// stash.
+/// Installs the fork handlers, once per process. Called before
+/// `/proc/self/mem` is first opened, and so before the first stash.
 pub(super) fn install() {
     INSTALL.call_once(|| {
         // SAFETY: the handlers are `extern "C"` functions without arguments
@@ -64,7 +71,7 @@ pub(super) struct Inside(());
 pub(super) fn enter() -> Inside {
     let mut gate = GATE.load(Ordering::Relaxed);
     loop {
-        if gate >= FORK && !forking() {
+        if gate >= FORK && BATON.load(Ordering::Relaxed) != thread_id() {
             // SAFETY: sched_yield has no preconditions.
             unsafe { libc::sched_yield() };
             gate = GATE.load(Ordering::Relaxed);
@@ -90,19 +97,15 @@ fn thread_id() -> i32 {
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
 
-/// Whether the calling thread is forking now.
-fn forking() -> bool {
-    let me = thread_id();
-    FORKERS.iter().any(|forker| forker.load(Ordering::Relaxed) == me)
-}
-
-/// Before a fork: closes the gate and waits until no operation is inside.
+/// Before a fork: takes the baton, closes the gate, and waits until no
+/// operation is inside.
 extern "C" fn prepare() {
     let me = thread_id();
-    for forker in &FORKERS {
-        if forker.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-            break;
-        }
+    while BATON.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        // Another thread forks: it holds no lock this waits for (glibc
+        // runs the handlers without its own lock held), so it finishes.
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
     }
     GATE.fetch_add(FORK, Ordering::Acquire);
     while GATE.load(Ordering::Acquire) & INSIDE != 0 {
@@ -111,23 +114,19 @@ extern "C" fn prepare() {
     }
 }
 
-/// After a fork, in the parent: opens the gate again.
+/// After a fork, in the parent: opens the gate again and hands the baton
+/// back.
 extern "C" fn parent() {
-    let me = thread_id();
-    if let Some(forker) = FORKERS.iter().find(|forker| forker.load(Ordering::Relaxed) == me) {
-        forker.store(0, Ordering::Relaxed);
-    }
     GATE.fetch_sub(FORK, Ordering::Release);
+    BATON.store(0, Ordering::Release);
 }
 
 /// After a fork, in the child: the only thread, with no operation inside
-/// and no other fork under way (forks by other threads of the parent may
-/// have been waiting at the gate, and are not the child's).
+/// and no other fork under way; the parent's `/proc/self/mem` is not its
+/// own.
 extern "C" fn child() {
-    for forker in &FORKERS {
-        forker.store(0, Ordering::Relaxed);
-    }
     GATE.store(0, Ordering::Release);
+    BATON.store(0, Ordering::Release);
     proc_mem::forget_after_fork();
 }
 

@@ -70,6 +70,7 @@ mod no_stash;
 mod overflow;
 mod pool;
 mod proc_mem;
+mod raw_sys;
 mod registry;
 mod slab;
 mod stash;

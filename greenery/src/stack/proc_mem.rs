@@ -35,7 +35,7 @@
 use std::io;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-use super::mmap;
+use super::{mmap, raw_sys};
 
 /// The open `/proc/self/mem`: the pid that opened it in the high 32 bits,
 /// the descriptor in the low 32; 0 when none is open.
@@ -53,6 +53,9 @@ const NO: u8 = 2;
 pub(super) fn available() -> bool {
     match AVAILABLE.load(Ordering::Relaxed) {
         UNPROBED => {
+            // Before a descriptor exists: a child forked from here on
+            // closes the one it inherits.
+            super::fork_gate::install();
             let works = probe();
             AVAILABLE.store(if works { YES } else { NO }, Ordering::Relaxed);
             works
@@ -71,7 +74,7 @@ pub(super) fn forget_after_fork() {
     if inherited != 0 {
         // SAFETY: the descriptor greenery opened in the parent; the child
         // has run nothing since the fork that could have reused its number.
-        unsafe { libc::close(inherited as u32 as libc::c_int) };
+        unsafe { raw_sys::close(inherited as u32 as libc::c_int) };
     }
     AVAILABLE.store(UNPROBED, Ordering::Relaxed);
 }
@@ -127,16 +130,11 @@ pub(super) unsafe fn write(addr: usize, buf: *const u8, len: usize) -> io::Resul
     let mut done = 0;
     while done < len {
         // SAFETY: `fd` is open; the caller vouches for both ranges.
-        let n = unsafe { libc::pwrite(fd, buf.add(done).cast(), len - done, (addr + done) as libc::off_t) };
-        match n {
-            n if n > 0 => done += n as usize,
-            0 => return Err(io::Error::from_raw_os_error(libc::EIO)),
-            _ => {
-                let err = io::Error::last_os_error();
-                if err.raw_os_error() != Some(libc::EINTR) {
-                    return Err(err);
-                }
-            }
+        match unsafe { raw_sys::pwrite(fd, buf.add(done), len - done, addr + done) } {
+            Ok(0) => return Err(io::Error::from_raw_os_error(libc::EIO)),
+            Ok(n) => done += n,
+            Err(err) if err.raw_os_error() == Some(libc::EINTR) => {}
+            Err(err) => return Err(err),
         }
     }
     Ok(())
@@ -155,23 +153,19 @@ pub(super) unsafe fn read(addr: usize, buf: *mut u8, len: usize) -> io::Result<(
     let mut done = 0;
     while done < len {
         // SAFETY: `fd` is open; the caller vouches for both ranges.
-        let n = unsafe { libc::pread(fd, buf.add(done).cast(), len - done, (addr + done) as libc::off_t) };
-        match n {
-            n if n > 0 => done += n as usize,
-            0 => return Err(io::Error::from_raw_os_error(libc::EIO)),
-            _ => {
-                let err = io::Error::last_os_error();
-                if err.raw_os_error() != Some(libc::EINTR) {
-                    return Err(err);
-                }
-            }
+        match unsafe { raw_sys::pread(fd, buf.add(done), len - done, addr + done) } {
+            Ok(0) => return Err(io::Error::from_raw_os_error(libc::EIO)),
+            Ok(n) => done += n,
+            Err(err) if err.raw_os_error() == Some(libc::EINTR) => {}
+            Err(err) => return Err(err),
         }
     }
     Ok(())
 }
 
 /// This process's open `/proc/self/mem`, opened if need be.
-/// Async-signal-safe: getpid(2), open(2), close(2) and atomics.
+/// Async-signal-safe: getpid(2), open(2), close(2) and atomics (the last
+/// two made directly, see [`raw_sys`]).
 fn descriptor() -> io::Result<libc::c_int> {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
@@ -179,11 +173,7 @@ fn descriptor() -> io::Result<libc::c_int> {
     if current != 0 && (current >> 32) as u32 == pid {
         return Ok(current as u32 as libc::c_int);
     }
-    // SAFETY: a constant, NUL-terminated path.
-    let fd = unsafe { libc::open(c"/proc/self/mem".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = raw_sys::open(c"/proc/self/mem", libc::O_RDWR | libc::O_CLOEXEC)?;
     let ours = (u64::from(pid) << 32) | u64::from(fd as u32);
     // An inherited descriptor (the parent's) is left open, not closed: this
     // child may have reused its number for a file of its own. It is
@@ -194,7 +184,7 @@ fn descriptor() -> io::Result<libc::c_int> {
             // Another thread of this process opened one first (threads of
             // one process share the pid).
             // SAFETY: the descriptor we just opened, used by no one.
-            unsafe { libc::close(fd) };
+            unsafe { raw_sys::close(fd) };
             Ok(winner as u32 as libc::c_int)
         }
     }

@@ -81,7 +81,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::registry::{self, Slot};
-use super::{Stack, fork_gate, mmap, proc_mem};
+use super::{Stack, fork_gate, mmap, proc_mem, raw_sys};
 
 const NONE: u8 = 0;
 const STASHING: u8 = 1;
@@ -163,6 +163,17 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 ///   than 256 mappings are left under `vm.max_map_count`; a process that
 ///   uses up the rest afterwards, and has more than one thread, aborts with
 ///   a message naming the limit when it next restores a stack.
+/// - A touch of a stashed stack is handled by greenery's SIGSEGV handler.
+///   A thread that blocks SIGSEGV (a thread that blocked every signal to
+///   use `sigwait`, and the threads it spawned, which inherit its mask),
+///   code in a signal handler installed with SIGSEGV in its mask, or a
+///   SIGSEGV handler installed after greenery's that does not pass faults
+///   on, cannot have it handled: the process dies. Such code must not touch
+///   a parked green thread's stack, or the green thread holds a
+///   [`NoStash`](super::NoStash).
+/// - Threads are counted from `/proc/self/stat`; a process made with a raw
+///   `clone(CLONE_VM)` without `CLONE_THREAD` shares the memory without
+///   being counted, and must not touch parked green threads' stacks.
 /// - A forked child of a program that dropped privileges (`setuid`,
 ///   `PR_SET_DUMPABLE`) cannot open `/proc/self/mem`: it restores the
 ///   stacks it inherited plainly while it has a single thread, and aborts
@@ -656,10 +667,14 @@ unsafe fn put_back(meta: &Meta) {
 /// The stack is stashed and readable-writable apart from its guard region;
 /// no other thread exists.
 unsafe fn put_back_alone(meta: &Meta) {
+    let at = meta.top - meta.len;
+    // The suspended frames' redzones are poisoned: writing them is this
+    // copy's business (only with AddressSanitizer, see `sanitizer`).
+    crate::sanitizer::forget_frames(at, meta.top);
     // SAFETY: guaranteed by the caller.
     unsafe {
         remove_guard(meta.bottom, meta.top);
-        ptr::copy_nonoverlapping(meta.bytes(), (meta.top - meta.len) as *mut u8, meta.len);
+        ptr::copy_nonoverlapping(meta.bytes(), at as *mut u8, meta.len);
     }
 }
 
@@ -805,22 +820,15 @@ fn wait_while(slot: &Slot, busy: impl Fn(u8) -> bool) {
 }
 
 /// Whether the calling thread is the process's only one. `false` if that
-/// cannot be read. Async-signal-safe: open(2), read(2), close(2) into a
-/// buffer on the stack.
+/// cannot be read. Async-signal-safe: open(2), read(2), close(2) (made
+/// directly, see [`raw_sys`]) into a buffer on the stack.
 fn only_thread() -> bool {
     let mut stat = [0u8; 1024];
-    // SAFETY: a constant, NUL-terminated path; the buffer is ours, and the
-    // descriptor is closed right after.
-    let len = unsafe {
-        let fd = libc::open(c"/proc/self/stat".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return false;
-        }
-        let len = libc::read(fd, stat.as_mut_ptr().cast(), stat.len());
-        libc::close(fd);
-        len
-    };
-    let Ok(len) = usize::try_from(len) else { return false };
+    let Ok(fd) = raw_sys::open(c"/proc/self/stat", libc::O_RDONLY | libc::O_CLOEXEC) else { return false };
+    let len = raw_sys::read(fd, &mut stat);
+    // SAFETY: the descriptor opened above, used by nothing else.
+    unsafe { raw_sys::close(fd) };
+    let Ok(len) = len else { return false };
     let stat = &stat[..len];
     // "pid (comm) state ppid ...": num_threads is the 20th field, the 18th
     // after the command name, which may hold spaces.
