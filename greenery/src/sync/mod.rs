@@ -50,9 +50,13 @@
 //! it is received, or handed back in an error.
 //!
 //! These types are `!Send` and `!Sync`: a green thread never leaves its OS
-//! thread, and neither do the things it waits on. To signal a green thread
-//! from another OS thread, run the signalling code on its hub with
-//! [`Handle`](crate::hub::Handle).
+//! thread, and neither do the things it waits on. Between threads (hubs on
+//! several cores, plain OS threads, async code), [`mpsc`] has channels whose
+//! ends are `Send`: a blocking send or receive parks only the green thread
+//! (or blocks a plain thread). A value or an event for a green thread on
+//! another hub travels through one (a [`bounded`](mpsc::bounded) channel of
+//! one is a `Send` one-shot result), or its signalling code runs on that
+//! hub with [`Handle`](crate::hub::Handle).
 
 mod async_result;
 mod channel;
@@ -62,6 +66,7 @@ mod group;
 mod imap;
 mod lifo_queue;
 mod members;
+pub mod mpsc;
 mod mutex;
 mod pool;
 mod priority_queue;
