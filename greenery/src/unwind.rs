@@ -2,11 +2,13 @@
 //! unwinds, and reporting errors that cannot be propagated.
 
 use std::any::Any;
-use std::io::Write;
+use std::borrow::Cow;
+use std::error::Error;
 
 use crate::coroutine::ForcedUnwind;
 use crate::generator::GeneratorExit;
 use crate::greenlet::GreenletExit;
+use crate::hub::report::{self, ErrorReport};
 
 /// A panic payload.
 pub(crate) type Payload = Box<dyn Any + Send>;
@@ -26,23 +28,31 @@ pub fn is_forced_unwind(payload: &(dyn Any + Send)) -> bool {
         || crate::hub::is_timeout_expiry(payload)
 }
 
-/// The message of a panic payload, as the default panic hook would print it.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+/// The message of a panic payload, as the default panic hook would print it;
+/// also the text of the unwinds greenery raises itself (an expired
+/// [`Timeout`](crate::Timeout) that nothing caught, an error delivered by
+/// [`JoinHandle::kill_with`](crate::JoinHandle::kill_with)).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Cow<'_, str> {
     if let Some(message) = payload.downcast_ref::<&'static str>() {
-        message
+        Cow::Borrowed(message)
     } else if let Some(message) = payload.downcast_ref::<String>() {
-        message
+        Cow::Borrowed(message)
+    } else if let Some(error) = payload.downcast_ref::<Box<dyn Error + Send + Sync>>() {
+        Cow::Owned(error.to_string())
+    } else if let Some(message) = crate::hub::timeout_expiry_message(payload) {
+        Cow::Owned(message)
     } else {
-        "Box<dyn Any>"
+        Cow::Borrowed("Box<dyn Any>")
     }
 }
 
 /// Reports a panic that cannot be propagated (Python's "exception ignored").
 pub(crate) fn report(name: &str, what: &str, payload: &(dyn Any + Send)) {
-    report_message(name, &format!("{what}: {}", panic_message(payload)));
+    let message = panic_message(payload);
+    report::handle(&ErrorReport::new(name, what, &message).with_payload(payload));
 }
 
-/// Writes one report line to stderr; a closed stderr is not an error here.
+/// Reports an error that cannot be propagated, with no panic behind it.
 pub(crate) fn report_message(name: &str, what: &str) {
-    let _ = writeln!(std::io::stderr(), "greenery: '{name}' {what}");
+    report::handle(&ErrorReport::new(name, what, ""));
 }

@@ -75,7 +75,7 @@ fn a_timeout_unwinds_a_yield_loop() {
 fn a_timeout_unwinds_a_wait_any() {
     let slow = [greenery::spawn(|| greenery::sleep(LONG))];
     assert!(hub::with_timeout(SHORT, || hub::wait_any(&slow)).is_err());
-    hub::killall(&slow).unwrap();
+    hub::killall(&slow, None).unwrap();
 }
 
 #[test]

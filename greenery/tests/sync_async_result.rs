@@ -104,7 +104,7 @@ fn set_wakes_every_waiter_in_the_order_they_came() {
     assert!(woken.borrow().is_empty());
     assert!(!waiter.is_ready());
     result.set(7).unwrap();
-    greenery::hub::joinall(&getters).unwrap();
+    greenery::hub::joinall(&getters, None, false).unwrap();
     assert_eq!(*woken.borrow(), [(0, 7), (1, 7), (2, 7), (3, 7), (4, 7)]);
     assert_eq!(waiter.get().unwrap(), Ok(()));
 }

@@ -69,7 +69,7 @@ fn the_guard_is_held_across_blocking_calls_while_others_wait() {
             })
         })
         .collect();
-    greenery::hub::joinall(&writers).unwrap();
+    greenery::hub::joinall(&writers, None, false).unwrap();
     assert_eq!(*mutex.lock().unwrap(), ["a", "a", "b", "b", "c", "c"]);
 }
 
@@ -83,7 +83,7 @@ fn the_lock_is_handed_over_in_the_order_of_asking() {
     assert!(mutex.is_locked());
     assert!(mutex.try_lock().is_none(), "try_lock barged ahead of a waiter");
     mutex.lock().unwrap().push("main"); // behind "d"
-    greenery::hub::joinall(&lockers).unwrap();
+    greenery::hub::joinall(&lockers, None, false).unwrap();
     assert_eq!(*mutex.lock().unwrap(), ["a", "b", "c", "d", "main"]);
 }
 
@@ -108,7 +108,7 @@ fn a_green_thread_that_unlocks_and_locks_again_queues_behind_the_waiters() {
             }
         })
     };
-    greenery::hub::joinall([&greedy, &other]).unwrap();
+    greenery::hub::joinall([&greedy, &other], None, false).unwrap();
     assert_eq!(*mutex.lock().unwrap(), ["greedy", "other", "greedy", "other", "greedy", "other"]);
 }
 

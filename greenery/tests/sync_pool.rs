@@ -139,7 +139,7 @@ fn slots_go_to_waiters_in_the_order_they_came() {
     // newcomer cannot take it.
     assert_eq!(pool.free_count(), 0);
     assert!(pool.try_spawn(|| ()).unwrap_err().is_full());
-    greenery::hub::joinall(&waiters).unwrap();
+    greenery::hub::joinall(&waiters, None, false).unwrap();
     assert_eq!(log.take(), ["member 0", "member 1", "member 2", "member 3"]);
     assert_eq!(pool.free_count(), 1);
 }
@@ -169,7 +169,7 @@ fn a_waiter_killed_in_line_loses_nothing() {
     assert!(dropped.get(), "the killed waiter's closure was dropped");
     dropped.set(false);
     holder.join().unwrap();
-    greenery::hub::joinall(&waiters).unwrap();
+    greenery::hub::joinall(&waiters, None, false).unwrap();
     assert_eq!(log.take(), ["member 0", "member 2"]);
     assert_eq!(pool.free_count(), 1);
     assert!(pool.try_spawn(|| ()).is_ok());
@@ -331,8 +331,8 @@ fn wait_available_waits_for_a_slot_and_leaves_it_free() {
             pool.spawn(move || log.push("late")).unwrap();
         })
     };
-    greenery::hub::joinall([&holder]).unwrap();
-    greenery::hub::joinall([&spawner, &watcher, &late]).unwrap();
+    greenery::hub::joinall([&holder], None, false).unwrap();
+    greenery::hub::joinall([&spawner, &watcher, &late], None, false).unwrap();
     pool.join().unwrap();
     assert_eq!(log.take(), ["spawned", "available", "late"]);
 }
@@ -666,7 +666,7 @@ fn kill_kills_every_member() {
     pool.kill_async();
     assert_eq!(pool.len(), 2);
     pool.join().unwrap();
-    assert!(handles.iter().all(|handle| handle.is_ready() && !handle.is_successful()));
+    assert!(handles.iter().all(|handle| handle.is_ready() && handle.is_killed() && handle.is_successful()));
 }
 
 #[test]

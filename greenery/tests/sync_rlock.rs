@@ -95,7 +95,7 @@ fn the_lock_is_handed_over_in_the_order_of_asking() {
     assert!(lock.try_lock().is_none(), "try_lock barged ahead of a waiter");
     assert!(!lock.try_acquire());
     inner_push(&lock, "main"); // behind "c"
-    greenery::hub::joinall(&lockers).unwrap();
+    greenery::hub::joinall(&lockers, None, false).unwrap();
     assert_eq!(*lock.lock().unwrap().borrow(), ["a", "b", "c", "main"]);
 }
 

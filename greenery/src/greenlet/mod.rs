@@ -375,6 +375,13 @@ pub fn getcurrent() -> Greenlet {
     unsafe { handle(current_inner()) }
 }
 
+/// [`getcurrent`], or `None` while the thread is being torn down (for code
+/// that runs in destructors and panic hooks).
+pub(crate) fn try_getcurrent() -> Option<Greenlet> {
+    // SAFETY: the current greenlet is alive: it is running.
+    try_current().map(|current| unsafe { handle(current) })
+}
+
 // ------------------------------------------------------------ creation
 
 /// What a fresh greenlet stack holds for its entry function.

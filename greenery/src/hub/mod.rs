@@ -62,7 +62,12 @@
 
 mod blocking;
 pub(crate) mod io;
+mod join_all;
+mod join_error;
+mod join_handle;
+mod link;
 mod remote;
+pub(crate) mod report;
 mod sweep;
 mod thread;
 mod timeout;
@@ -77,13 +82,19 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub use blocking::spawn_blocking;
+pub use join_all::{JoinAllError, joinall, killall, wait_any};
+pub use join_error::JoinError;
+pub use join_handle::JoinHandle;
+pub use link::LinkId;
 pub use remote::Handle;
-pub use thread::{JoinError, JoinHandle, joinall, killall, spawn, spawn_later, wait_any};
+pub use report::{ErrorHandler, ErrorReport, print_error, reset_error_handler, set_error_handler};
+pub use thread::{spawn, spawn_later};
 pub use timeout::{TimedOut, Timeout, with_timeout};
 
-pub(crate) use timeout::is_timeout_expiry;
+pub(crate) use timeout::{is_timeout_expiry, timeout_expiry_message};
 
-pub(crate) use thread::{AnyJoinHandle, spawn_with};
+pub(crate) use join_handle::AnyJoinHandle;
+pub(crate) use thread::{make as make_green_thread, spawn_with};
 pub(crate) use wait_queue::WaitQueue;
 
 use crate::greenlet::{self, Greenlet};
@@ -187,6 +198,8 @@ enum Task {
     Call(Box<dyn FnOnce()>),
     /// Kill a green thread.
     Kill(Greenlet),
+    /// Kill a green thread with an error ([`JoinHandle::kill_with`]).
+    Throw(Greenlet, thread::KillSignal),
 }
 
 /// What a timer does when it fires.
@@ -237,6 +250,12 @@ pub(crate) fn has_hub() -> bool {
 /// This thread's hub, if it has one and is not being torn down.
 fn existing_hub() -> Option<Rc<Hub>> {
     HUB.try_with(|slot| slot.borrow().clone()).ok().flatten()
+}
+
+/// Whether `greenlet` is one of this thread's green threads (its parent is
+/// the hub).
+pub(crate) fn is_green_thread(greenlet: &Greenlet) -> bool {
+    existing_hub().is_some_and(|hub| greenlet.parent().is_some_and(|parent| parent == hub.greenlet))
 }
 
 #[cold]
@@ -368,14 +387,27 @@ fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline
     let hub_greenlet = hub.greenlet.clone();
     drop(hub); // a parked greenlet must not keep the hub alive
     // The hub resumes us with `()`; why it did is in the waiter. An expired
-    // timeout is thrown in instead: unwind for it (after the cleanup).
-    if let Err(greenlet::Thrown(value)) = hub_greenlet.switch(())
-        && let Ok(signal) = value.downcast::<timeout::TimeoutSignal>()
-    {
+    // timeout, or a kill with an error, is thrown in instead: unwind for it
+    // (after the cleanup).
+    if let Err(greenlet::Thrown(value)) = hub_greenlet.switch(()) {
         drop(_cleanup);
-        signal.raise();
+        raise_thrown(value);
     }
     waiter.reason.get()
+}
+
+/// Unwinds for what the hub throws into a parked green thread: an expired
+/// timeout, or a kill with an error. Anything else thrown at a blocking call
+/// is ignored.
+#[cold]
+fn raise_thrown(value: greenlet::Value) {
+    let value = match value.downcast::<timeout::TimeoutSignal>() {
+        Ok(signal) => signal.raise(),
+        Err(value) => value,
+    };
+    if let Ok(thread::KillSignal(payload)) = value.downcast::<thread::KillSignal>() {
+        std::panic::resume_unwind(payload);
+    }
 }
 
 /// Lets every other ready green thread run, then carries on (gevent's
@@ -394,12 +426,11 @@ pub fn yield_now() {
     }
     let settle = Settle(&waiter);
     let hub = with_hub(|hub| hub.greenlet.clone());
-    // An expired timeout is thrown in, as into a park.
-    if let Err(greenlet::Thrown(value)) = hub.switch(())
-        && let Ok(signal) = value.downcast::<timeout::TimeoutSignal>()
-    {
+    // An expired timeout (or a kill with an error) is thrown in, as into a
+    // park.
+    if let Err(greenlet::Thrown(value)) = hub.switch(()) {
         drop(settle);
-        signal.raise();
+        raise_thrown(value);
     }
 }
 
@@ -447,10 +478,15 @@ fn run_ready(hub: &Hub) -> usize {
                     let _ = waiter.greenlet.switch(());
                 }
             }
-            Task::Start(green, failure) => thread::start(&green, &*failure),
+            Task::Start(green, failure) => thread::start(&green, failure),
             Task::Call(callback) => callback(),
             Task::Kill(green) => {
                 let _ = green.kill();
+            }
+            Task::Throw(green, signal) => {
+                if !green.is_dead() {
+                    let _ = green.throw(signal);
+                }
             }
         }
     }
