@@ -86,3 +86,14 @@ fn the_hub_works_again_after_a_deadlock() {
     assert_eq!(greenery::spawn(|| 1).get().unwrap(), 1);
     greenery::sleep(Duration::from_millis(1));
 }
+
+// Issue 14.10: `unwrap()` shows the explanation, not just `Deadlock`.
+#[test]
+fn unwrap_of_a_deadlock_shows_the_explanation() {
+    let payload = std::panic::catch_unwind(|| Err::<(), _>(Deadlock).unwrap()).unwrap_err();
+    let message = payload.downcast_ref::<String>().unwrap();
+    assert!(
+        message.contains("Deadlock: this would block forever: deadlock (every green thread is waiting"),
+        "{message}"
+    );
+}

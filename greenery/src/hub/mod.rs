@@ -102,8 +102,21 @@ use timer::{TimerId, Timers};
 
 /// A blocking call would never return: nothing left can wake what it waits
 /// for (gevent's `LoopExit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Its `Debug` carries the explanation, so that `unwrap()` shows it:
+///
+/// ```
+/// let shown = format!("{:?}", greenery::hub::Deadlock);
+/// assert!(shown.starts_with("Deadlock: this would block forever"));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Deadlock;
+
+impl fmt::Debug for Deadlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Deadlock: {self}")
+    }
+}
 
 impl fmt::Display for Deadlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -250,6 +263,12 @@ pub(crate) fn has_hub() -> bool {
 /// This thread's hub, if it has one and is not being torn down.
 fn existing_hub() -> Option<Rc<Hub>> {
     HUB.try_with(|slot| slot.borrow().clone()).ok().flatten()
+}
+
+/// Whether the running greenlet is this thread's hub (a timer callback, a
+/// link, or another hub task is running).
+pub(crate) fn is_on_hub() -> bool {
+    existing_hub().is_some_and(|hub| hub.is_current())
 }
 
 /// Whether `greenlet` is one of this thread's green threads (its parent is
