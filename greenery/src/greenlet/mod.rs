@@ -375,6 +375,14 @@ pub fn getcurrent() -> Greenlet {
     unsafe { handle(current_inner()) }
 }
 
+/// The running greenlet, if this thread has made any greenlet (and is not
+/// being torn down); makes none (for the panic hook).
+pub(crate) fn current_if_any() -> Option<Greenlet> {
+    let current = THREAD.try_with(|thread| thread.current.get()).ok()?;
+    // SAFETY: a current greenlet that is set is alive: it is running.
+    (!current.is_null()).then(|| unsafe { handle(current) })
+}
+
 /// [`getcurrent`], or `None` while the thread is being torn down (for code
 /// that runs in destructors and panic hooks).
 pub(crate) fn try_getcurrent() -> Option<Greenlet> {
@@ -450,6 +458,7 @@ impl Greenlet {
         F: FnOnce(Value) -> R + 'static,
         R: 'static,
     {
+        unwind::install_panic_hook();
         let name = name.unwrap_or(Cow::Borrowed(std::any::type_name::<F>()));
         let greenlet = Greenlet::unprepared(name, stack_size, getcurrent(), State::Unstarted);
         greenlet.0.launch_on_stack(body)?;

@@ -285,6 +285,7 @@ fn create_hub() -> Rc<Hub> {
     while let Some(parent) = main.parent() {
         main = parent;
     }
+    crate::unwind::install_panic_hook();
     let hub_greenlet = crate::Builder::new()
         .name("hub")
         .greenlet(|_| run_loop())
