@@ -11,6 +11,8 @@ use std::time::Duration;
 use greenery::hub::Deadlock;
 use greenery::sync::Mutex;
 
+mod reports;
+
 const LONG: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_millis(10);
 
@@ -197,6 +199,7 @@ fn a_guard_dropped_by_a_kill_or_a_timeout_unlocks() {
 
 #[test]
 fn a_panic_while_locked_unlocks_without_poisoning() {
+    let reports = reports::capture();
     let mutex = Rc::new(Mutex::new(Vec::new()));
     let panics = {
         let mutex = mutex.clone();
@@ -211,6 +214,7 @@ fn a_panic_while_locked_unlocks_without_poisoning() {
     waiter.join().unwrap();
     // Not poisoned: the next lock succeeds and sees what was left.
     assert_eq!(*mutex.lock().unwrap(), ["before the panic", "waiter"]);
+    reports.assert_one(&["failed: while holding the lock"]);
 }
 
 #[test]

@@ -13,6 +13,8 @@ use std::time::Duration;
 use greenery::hub::Deadlock;
 use greenery::sync::{NotOwner, RLock};
 
+mod reports;
+
 const LONG: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_millis(10);
 
@@ -213,6 +215,7 @@ fn a_waiter_killed_in_line_or_once_handed_the_lock_passes_it_on() {
 
 #[test]
 fn nested_guards_dropped_by_a_kill_or_a_panic_release_every_hold() {
+    let reports = reports::capture();
     let lock = Rc::new(Log::default());
     let killed = {
         let lock = lock.clone();
@@ -239,6 +242,7 @@ fn nested_guards_dropped_by_a_kill_or_a_panic_release_every_hold() {
     assert!(panics.get().unwrap_err().is_panic());
     assert!(!lock.is_locked());
     assert_eq!(*lock.lock().unwrap().borrow(), ["before the panic"]);
+    reports.assert_one(&["failed: while holding the lock twice"]);
 }
 
 #[test]

@@ -13,6 +13,8 @@ use std::time::Duration;
 use greenery::hub::Deadlock;
 use greenery::sync::{BoundedSemaphore, Semaphore, TooManyReleases};
 
+mod reports;
+
 const LONG: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_millis(10);
 
@@ -204,6 +206,7 @@ fn a_permit_handed_to_a_killed_waiter_with_nobody_behind_comes_back() {
 
 #[test]
 fn a_permit_is_given_back_when_its_holder_panics_or_is_killed() {
+    let reports = reports::capture();
     let semaphore = Rc::new(Semaphore::new(1));
     let panics = {
         let semaphore = semaphore.clone();
@@ -238,6 +241,7 @@ fn a_permit_is_given_back_when_its_holder_panics_or_is_killed() {
     };
     assert!(timed_out.get().unwrap().is_err());
     assert_eq!(semaphore.available_permits(), 1);
+    reports.assert_one(&["failed: holding a permit"]);
 }
 
 #[test]
