@@ -90,7 +90,9 @@ fn the_hub_works_again_after_a_deadlock() {
 // Issue 14.10: `unwrap()` shows the explanation, not just `Deadlock`.
 #[test]
 fn unwrap_of_a_deadlock_shows_the_explanation() {
-    let payload = std::panic::catch_unwind(|| Err::<(), _>(Deadlock).unwrap()).unwrap_err();
+    let never = Event::new();
+    let payload =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| never.wait().unwrap())).unwrap_err();
     let message = payload.downcast_ref::<String>().unwrap();
     assert!(
         message.contains("Deadlock: this would block forever: deadlock (every green thread is waiting"),

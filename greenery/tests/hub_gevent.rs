@@ -435,7 +435,9 @@ fn a_green_thread_created_then_started() {
 //     [('division by zero', <Greenlet ...>)]
 #[test]
 fn the_error_handler_is_replaceable() {
-    let seen: Rc<RefCell<Vec<(String, Option<u64>, bool)>>> = Rc::default();
+    /// A report's message, green thread, and whether its payload is a `&str`.
+    type Seen = (String, Option<u64>, bool);
+    let seen: Rc<RefCell<Vec<Seen>>> = Rc::default();
     let previous = hub::set_error_handler({
         let seen = seen.clone();
         move |report: &ErrorReport<'_>| {

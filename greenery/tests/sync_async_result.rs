@@ -98,7 +98,7 @@ fn set_wakes_every_waiter_in_the_order_they_came() {
         .collect();
     let waiter = {
         let result = result.clone();
-        greenery::spawn(move || result.wait().map(Result::clone))
+        greenery::spawn(move || result.wait().copied())
     };
     settle();
     assert!(woken.borrow().is_empty());

@@ -9,12 +9,17 @@ use super::JoinError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinkId(pub(super) u64);
 
+/// A `link` callback.
+type AnyCallback<T> = Box<dyn FnOnce(&Result<T, JoinError>)>;
+/// A `link_value` callback.
+type ValueCallback<T> = Box<dyn FnOnce(Option<&T>)>;
+
 /// A callback the user linked; which outcomes it wants.
 pub(super) enum Link<T> {
     /// Every outcome (`link`).
-    Any(Box<dyn FnOnce(&Result<T, JoinError>)>),
+    Any(AnyCallback<T>),
     /// A value or a kill (`link_value`): `None` for a kill.
-    Value(Box<dyn FnOnce(Option<&T>)>),
+    Value(ValueCallback<T>),
     /// Any other failure (`link_exception`).
     Exception(Box<dyn FnOnce(&JoinError)>),
 }

@@ -16,6 +16,39 @@
 //! assert_eq!(results, [1, 4, 9]); // the three ran at once, in about 30 ms
 //! ```
 //!
+//! # Blocking calls
+//!
+//! Green threads take turns on one OS thread: a green thread runs until it
+//! blocks in one of greenery's calls (a sleep, a join, a queue, a lock, a
+//! socket of [`net`](crate::net)), which switches to the hub. A function that
+//! blocks the OS thread instead, such as `std::thread::sleep`, a blocking
+//! client (std's `TcpStream`, a database driver's blocking API), or a long
+//! computation, never switches: while it runs, **every green thread of the
+//! thread is frozen**, timers and [`Timeout`]s included. Use greenery's
+//! cooperative versions ([`sleep`], [`net`](crate::net),
+//! [`process`](crate::process)), run the blocking call on a thread pool
+//! with [`spawn_blocking`], or break a long computation up with
+//! [`yield_now`].
+//!
+//! # gevent's API in greenery
+//!
+//! | gevent | greenery |
+//! |---|---|
+//! | `gevent.spawn(f)`, `spawn_later(s, f)` | [`spawn`], [`spawn_later`], [`Builder::spawn`](crate::Builder::spawn) for a name and a stack size |
+//! | `Greenlet(f)`, `g.start()`, `g.start_later(s)` | [`JoinHandle::new`], [`JoinHandle::start`], [`JoinHandle::start_later`] |
+//! | `g.join()`, `g.get()`, `g.value`, `g.exception`, `g.ready()`, `g.successful()`, `g.dead` | see [`JoinHandle`], whose table lists them all |
+//! | a kill is a normal end (`successful()`, no `exception`) | the same; [`JoinHandle::is_killed`] tells it apart |
+//! | `g.link(cb)` runs at the next turn of the hub, in link order | the same ([`JoinHandle::link`], `link_value`, `link_exception`, `unlink`); a link runs on the hub, so it must not block |
+//! | `joinall(gs, timeout, raise_error)` → the finished ones | [`joinall`]`(handles, timeout, raise_error)` → `Ok(finished)`, in the order they finished; [`JoinAllError`] names the one that failed |
+//! | `killall(gs, timeout=...)` | [`killall`]`(handles, timeout)` → whether all died in time |
+//! | `wait(objects)`, `iwait` | [`wait_any`] |
+//! | `sleep(s)`, `sleep(0)`, `idle()` | [`sleep`], [`yield_now`], [`idle`] |
+//! | `Timeout(s)`, `with_timeout(s, f)` | [`Timeout`], [`with_timeout`]; an expiry that nothing catches is reported with how to catch it |
+//! | `LoopExit` | [`Deadlock`], returned by the main greenlet's blocking call |
+//! | `hub.handle_error`, `hub.print_exception` | [`set_error_handler`], [`print_error`]: one handler per thread, for every report |
+//! | `hub.threadpool.spawn(f)` | [`spawn_blocking`] |
+//! | `hub.loop.run_callback_threadsafe(f)` | [`Handle::run`] |
+//!
 //! # Protocol
 //!
 //! - **Who switches to whom.** A green thread (or the main greenlet) that

@@ -131,6 +131,16 @@ thread_local! {
 /// Code between the blocking call and the timeout's owner must not swallow
 /// the unwinding (see [`is_forced_unwind`](crate::is_forced_unwind)); if it
 /// does, the timeout is lost, as a bare `except:` loses one in gevent.
+///
+/// A guard started with [`start`](Self::start) or
+/// [`start_new`](Self::start_new) catches nothing: its expiry unwinds the
+/// code up to whoever catches it ([`run`](Self::run) and [`with_timeout`]
+/// catch their own). One that nothing catches is reported through the
+/// hub's error handler ([`set_error_handler`](super::set_error_handler)):
+/// "a timeout of 20ms expired and nothing caught it", with how to catch it.
+/// In a green thread, that is its failure; in the main greenlet, the report
+/// is made as the unwinding passes the guard (the process then exits as from
+/// any unwinding `main`, with status 101).
 #[derive(Debug)]
 pub struct Timeout {
     id: u64,
