@@ -228,7 +228,7 @@ pub(crate) fn idle(n: u64) {
     let settled = resident_bytes();
     let woken = std::time::Instant::now();
     event.set();
-    greenery::hub::joinall(&handles).expect("every green thread finishes");
+    greenery::hub::joinall(&handles, None, false).expect("every green thread finishes");
     let wake_ns = woken.elapsed().as_nanos() as f64 / n as f64;
     let per_thread = |after: usize| after.saturating_sub(before) as f64 / n as f64;
     report("greenery_idle_green_thread_rss_bytes", per_thread(settled), "bytes");

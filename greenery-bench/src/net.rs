@@ -155,7 +155,7 @@ impl Client {
                 })
             })
             .collect();
-        greenery::hub::joinall(&loops).expect("the client loops finish");
+        greenery::hub::joinall(&loops, None, false).expect("the client loops finish");
     }
 }
 

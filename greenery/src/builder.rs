@@ -98,6 +98,24 @@ impl Builder {
         crate::hub::spawn_with(f, self.name, self.stack_size)
     }
 
+    /// Creates a green thread with this builder's name and stack size, not
+    /// started, like [`JoinHandle::new`](crate::JoinHandle::new) (gevent's
+    /// `Greenlet(f)`): it runs once [`start`](crate::JoinHandle::start)ed.
+    ///
+    /// ```
+    /// let worker = greenery::Builder::new().name("worker").unstarted(|| 1);
+    /// assert_eq!(worker.name(), "worker");
+    /// worker.start();
+    /// assert_eq!(worker.get().unwrap(), 1);
+    /// ```
+    pub fn unstarted<F, T>(self, f: F) -> crate::JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        crate::hub::make_green_thread(f, self.name, self.stack_size)
+    }
+
     /// Creates a [`Greenlet`] whose parent is the current greenlet.
     ///
     /// # Errors

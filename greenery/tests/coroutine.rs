@@ -7,6 +7,8 @@ use std::rc::Rc;
 
 use greenery::{Builder, Coroutine, CoroutineResult, Yielder};
 
+mod reports;
+
 /// Counts drops of the values it guards.
 #[derive(Clone)]
 struct DropCounter(Rc<Cell<u32>>);
@@ -155,6 +157,7 @@ fn dropping_a_suspended_coroutine_unwinds_its_stack() {
 /// again at that suspend (corosensei's rule); what it yields is dropped.
 #[test]
 fn a_swallowed_forced_unwind_is_repeated_at_the_next_suspend() {
+    let reports = reports::capture();
     let drops = Rc::new(Cell::new(0));
     let drops2 = drops.clone();
     let attempts = Rc::new(Cell::new(0));
@@ -175,6 +178,7 @@ fn a_swallowed_forced_unwind_is_repeated_at_the_next_suspend() {
     drop(co);
     assert_eq!(attempts.get(), 3);
     assert_eq!(drops.get(), 3); // the first yield, and the two during unwinding
+    reports.assert_one(&["caught its ForcedUnwind and suspended again while being dropped"]);
 }
 
 #[test]

@@ -17,6 +17,8 @@ use greenery::{
     is_forced_unwind,
 };
 
+mod reports;
+
 /// Events recorded by a test and the generators it drives.
 #[derive(Clone, Default)]
 struct Trace(Rc<RefCell<Vec<String>>>);
@@ -416,6 +418,7 @@ fn ill_behaved_generator_ignoring_close() {
 // From CPython Lib/test/test_generators.py, coroutine_tests ("Our ill-behaved code should be invoked during GC").
 #[test]
 fn ill_behaved_generator_dropped() {
+    let reports = reports::capture();
     let trace = Trace::default();
     let mut g: Generator<(), Option<&'static str>> = Generator::new({
         let trace = trace.clone();
@@ -435,11 +438,13 @@ fn ill_behaved_generator_dropped() {
     let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(g)));
     assert!(dropped.is_ok());
     assert_eq!(trace.events(), ["caught GeneratorExit", "finally"]);
+    reports.assert_one(&["ignored close while being dropped; closing it again"]);
 }
 
 // From CPython Lib/test/test_generators.py, coroutine_tests ("And errors thrown during closing should propagate").
 #[test]
 fn errors_raised_while_closing_propagate() {
+    let reports = reports::capture();
     let trace = Trace::default();
     let mut g: Generator<(), ()> = Generator::new({
         let trace = trace.clone();
@@ -469,6 +474,7 @@ fn errors_raised_while_closing_propagate() {
     assert_eq!(g.next(), Some(()));
     assert!(panic::catch_unwind(AssertUnwindSafe(move || drop(g))).is_ok());
     assert_eq!(trace.events(), ["finally", "finally on drop"]);
+    reports.assert_one(&["panicked while being closed on drop: fie!"]);
 }
 
 /// A `finally:` block that yields: records `event`, then yields `value`.

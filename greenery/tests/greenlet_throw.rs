@@ -111,7 +111,7 @@ fn thrown_value_arrives_intact() {
 
 // From greenlet's tests/test_throw.py, ThrowTests.test_kill.
 #[test]
-fn kill_returns_greenlet_exit_and_a_dead_greenlet_eats_it() {
+fn kill_returns_greenlet_exit_and_a_dead_greenlet_sends_it_back() {
     let log = Log::default();
     let g = Greenlet::new({
         let log = log.clone();
@@ -127,11 +127,116 @@ fn kill_returns_greenlet_exit_and_a_dead_greenlet_eats_it() {
     assert!(res.is::<GreenletExit>(), "the parent receives a GreenletExit value, got {res:?}");
     assert!(g.is_dead());
     assert_eq!(log.take(), ["drop frame (unwinding)"]);
-    // Immediately eaten by the already-dead greenlet. (greenlet returns a
-    // GreenletExit instance here; greenery returns the empty value.)
-    assert!(g.kill().unwrap().is_empty());
-    assert!(g.throw(RuntimeError("late")).unwrap().is_empty());
-    assert_eq!(log.take(), ["drop frame (unwinding)"]);
+    // greenlet 3: a kill of the dead greenlet goes to its parent (main, the
+    // caller) like a switch, and the GreenletExit comes back as a value.
+    assert!(g.kill().unwrap().is::<GreenletExit>());
+    // Any other error is raised in the parent: here, the caller.
+    let Err(Thrown(error)) = g.throw(RuntimeError("late")) else { panic!("not raised in main") };
+    assert_eq!(error.downcast_ref::<RuntimeError>(), Some(&RuntimeError("late")));
+    assert_eq!(log.take(), ["drop frame (unwinding)"], "the dead greenlet runs nothing");
+}
+
+// Transcript (greenlet 3.x, checked by running it):
+//
+//     >>> def parent_body():
+//     ...     child = greenlet(lambda: None)
+//     ...     child.switch()               # the child dies at once
+//     ...     main.switch(child)           # hand it to main
+//     ...     try:
+//     ...         greenlet.getcurrent().parent.switch("waiting")
+//     ...     except IndexError:
+//     ...         return "parent caught it"
+//     >>> parent = greenlet(parent_body)
+//     >>> child = parent.switch()
+//     >>> parent.switch()
+//     'waiting'
+//     >>> child.throw(IndexError)          # raised in the suspended parent
+//     'parent caught it'
+//     >>> child.dead, parent.dead
+//     (True, True)
+#[test]
+fn throw_into_a_dead_greenlet_is_raised_in_its_suspended_parent() {
+    let main = greenlet::getcurrent();
+    let parent = Greenlet::new(move |_| {
+        let child = Greenlet::new(|_| ());
+        child.switch(()).unwrap();
+        assert!(child.is_dead());
+        main.switch(child).unwrap();
+        match parent_switch("waiting") {
+            Err(Thrown(error)) if error.is::<IndexError>() => "parent caught it",
+            _ => "nothing thrown",
+        }
+    });
+    let child = parent.switch(()).unwrap().downcast::<Greenlet>().unwrap();
+    assert_eq!(text(parent.switch(()).unwrap()), "waiting");
+    assert_eq!(text(child.throw(IndexError).unwrap()), "parent caught it");
+    assert!(child.is_dead() && parent.is_dead());
+}
+
+// Transcript (greenlet 3.x):
+//
+//     >>> def parent_body():
+//     ...     child = greenlet(lambda: None)
+//     ...     child.switch()
+//     ...     main.switch(child)
+//     ...     got = greenlet.getcurrent().parent.switch("waiting")
+//     ...     return "parent got " + type(got).__name__
+//     >>> parent = greenlet(parent_body)
+//     >>> child = parent.switch()
+//     >>> parent.switch()
+//     'waiting'
+//     >>> child.throw()                    # GreenletExit, a value to the parent
+//     'parent got GreenletExit'
+//     >>> parent.dead
+//     True
+#[test]
+fn kill_of_a_dead_greenlet_hands_greenlet_exit_to_its_suspended_parent() {
+    let main = greenlet::getcurrent();
+    let parent = Greenlet::new(move |_| {
+        let child = Greenlet::new(|_| ());
+        child.switch(()).unwrap();
+        main.switch(child).unwrap();
+        match parent_switch("waiting") {
+            Ok(value) if value.is::<GreenletExit>() => "parent got GreenletExit",
+            _ => "something else",
+        }
+    });
+    let child = parent.switch(()).unwrap().downcast::<Greenlet>().unwrap();
+    assert_eq!(text(parent.switch(()).unwrap()), "waiting");
+    assert_eq!(text(child.kill().unwrap()), "parent got GreenletExit");
+    assert!(parent.is_dead());
+}
+
+// Transcript (greenlet 3.x):
+//
+//     >>> g = greenlet(lambda: print("ran"))
+//     >>> g.throw(IndexError)
+//     Traceback (most recent call last):
+//     IndexError
+//     >>> g.dead
+//     True
+//     >>> h = greenlet(lambda: print("ran"))
+//     >>> h.throw()
+//     GreenletExit()
+//     >>> h.dead
+//     True
+#[test]
+fn throw_or_kill_into_a_never_started_greenlet_kills_it_without_running() {
+    let log = Log::default();
+    let g = Greenlet::new({
+        let log = log.clone();
+        move |_| log.push("ran")
+    });
+    let Err(Thrown(error)) = g.throw(IndexError) else { panic!("not raised in the caller") };
+    assert!(error.is::<IndexError>());
+    assert!(g.is_dead());
+    let h = Greenlet::new({
+        let log = log.clone();
+        move |_| log.push("ran")
+    });
+    assert!(h.kill().unwrap().is::<GreenletExit>());
+    assert!(h.is_dead());
+    assert!(log.take().is_empty(), "neither body ran");
 }
 
 // From greenlet's tests/test_throw.py, ThrowTests.test_throw_goes_to_original_parent.

@@ -38,7 +38,7 @@ fn a_cycle_of_green_threads_waiting_on_each_other_is_a_deadlock() {
         let _ = b2.wait();
         a2.set();
     });
-    assert_eq!(hub::joinall([&first, &second]), Err(Deadlock));
+    assert!(hub::joinall([&first, &second], None, false).unwrap_err().is_deadlock());
 }
 
 #[test]
@@ -85,4 +85,17 @@ fn the_hub_works_again_after_a_deadlock() {
     assert_eq!(never.wait(), Err(Deadlock));
     assert_eq!(greenery::spawn(|| 1).get().unwrap(), 1);
     greenery::sleep(Duration::from_millis(1));
+}
+
+// Issue 14.10: `unwrap()` shows the explanation, not just `Deadlock`.
+#[test]
+fn unwrap_of_a_deadlock_shows_the_explanation() {
+    let never = Event::new();
+    let payload =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| never.wait().unwrap())).unwrap_err();
+    let message = payload.downcast_ref::<String>().unwrap();
+    assert!(
+        message.contains("Deadlock: this would block forever: deadlock (every green thread is waiting"),
+        "{message}"
+    );
 }

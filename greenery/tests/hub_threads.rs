@@ -12,6 +12,8 @@ use greenery::Builder;
 use greenery::greenlet::GreenletLocal;
 use greenery::hub::{self, JoinHandle};
 
+mod reports;
+
 const LONG: Duration = Duration::from_secs(3600);
 
 /// Runs `f` and records in `log` when it is dropped (by unwinding or not).
@@ -39,7 +41,7 @@ fn green_threads_start_in_the_order_they_were_spawned() {
             greenery::spawn(move || log.borrow_mut().push(i))
         })
         .collect();
-    hub::joinall(&handles).unwrap();
+    hub::joinall(&handles, None, false).unwrap();
     assert_eq!(*log.borrow(), [0, 1, 2, 3, 4]);
 }
 
@@ -58,7 +60,7 @@ fn green_threads_interleave_at_blocking_points() {
             })
         })
         .collect();
-    hub::joinall(&handles).unwrap();
+    hub::joinall(&handles, None, false).unwrap();
     assert_eq!(*log.borrow(), ["a0", "b0", "a1", "b1", "a2", "b2"]);
 }
 
@@ -99,6 +101,7 @@ fn get_timeout_hands_the_handle_back_when_the_time_runs_out() {
 
 #[test]
 fn a_panic_is_returned_by_get_with_its_payload_and_the_hub_goes_on() {
+    let reports = reports::capture();
     let code = std::hint::black_box(42);
     let bad = greenery::spawn(move || -> u32 { panic!("boom {code}") });
     let good = greenery::spawn(|| 1u32);
@@ -111,10 +114,13 @@ fn a_panic_is_returned_by_get_with_its_payload_and_the_hub_goes_on() {
     assert_eq!(good.get().unwrap(), 1);
     // The hub still works after the panic.
     assert_eq!(greenery::spawn(|| 2).get().unwrap(), 2);
+    reports.assert_one(&["(green thread 1) failed: boom 42"]);
 }
 
+// gevent: a kill is a normal end, `successful()` is True.
 #[test]
-fn is_successful_only_after_a_return() {
+fn is_successful_after_a_return_or_a_kill() {
+    let reports = reports::capture();
     let ok = greenery::spawn(|| ());
     let bad = greenery::spawn(|| panic!("no"));
     let killed = greenery::spawn(|| greenery::sleep(LONG));
@@ -123,7 +129,8 @@ fn is_successful_only_after_a_return() {
     killed.kill().unwrap();
     assert!(ok.is_successful());
     assert!(!bad.is_successful() && bad.is_ready());
-    assert!(!killed.is_successful() && killed.is_ready());
+    assert!(killed.is_successful() && killed.is_ready() && killed.is_killed());
+    reports.assert_one(&["(green thread 2) failed: no"]);
 }
 
 #[test]
@@ -140,7 +147,7 @@ fn kill_unwinds_a_blocked_thread_running_its_destructors() {
     assert_eq!(*log.borrow(), ["dropped"]);
     let err = handle.get().unwrap_err();
     assert!(err.is_killed());
-    assert_eq!(err.to_string(), "the green thread was killed");
+    assert_eq!(err.to_string(), "the green thread was killed, and so left no value");
 }
 
 #[test]
@@ -224,24 +231,28 @@ fn the_default_name_is_the_closure_type_and_ids_count_from_one_per_hub() {
     assert_eq!(second.id(), first.id() + 1);
     let on_another_thread = std::thread::spawn(|| greenery::spawn(|| ()).id()).join().unwrap();
     assert_eq!(on_another_thread, 1);
-    hub::joinall([&first, &second]).unwrap();
+    hub::joinall([&first, &second], None, false).unwrap();
     assert!(format!("{first:?}").contains("JoinHandle"));
 }
 
 #[test]
-fn links_run_once_when_the_thread_finishes_and_at_once_if_it_has() {
+fn links_run_once_at_the_next_turn_of_the_hub_before_the_joiners() {
     let log = Rc::new(RefCell::new(Vec::new()));
     let handle = greenery::spawn(|| 3);
     let early = log.clone();
     handle.link(move |outcome| early.borrow_mut().push(format!("early {:?}", outcome.as_ref().ok())));
     handle.join().unwrap();
+    assert_eq!(*log.borrow(), ["early Some(3)"], "join returns after the links made before it");
     let late = log.clone();
     handle.link(move |outcome| late.borrow_mut().push(format!("late {:?}", outcome.as_ref().ok())));
+    assert_eq!(*log.borrow(), ["early Some(3)"], "not inside link()");
+    greenery::yield_now();
     assert_eq!(*log.borrow(), ["early Some(3)", "late Some(3)"]);
 }
 
 #[test]
 fn a_panicking_link_is_reported_not_propagated() {
+    let reports = reports::capture();
     let handle = greenery::spawn(|| 1);
     handle.link(|_| panic!("link failed"));
     let after = Rc::new(Cell::new(false));
@@ -249,10 +260,12 @@ fn a_panicking_link_is_reported_not_propagated() {
     handle.link(move |_| flag.set(true));
     assert_eq!(handle.get().unwrap(), 1);
     assert!(after.get(), "the next link still runs");
+    reports.assert_one(&["'link of green thread 1' panicked: link failed"]);
 }
 
 #[test]
 fn links_see_panics_and_kills() {
+    let reports = reports::capture();
     let seen = Rc::new(RefCell::new(Vec::new()));
     let bad = greenery::spawn(|| -> () { panic!("bad") });
     let slow = greenery::spawn(|| greenery::sleep(LONG));
@@ -266,6 +279,7 @@ fn links_see_panics_and_kills() {
     bad.join().unwrap();
     slow.kill().unwrap();
     assert_eq!(*seen.borrow(), [(true, false), (false, true)]);
+    reports.assert_one(&["failed: bad"]);
 }
 
 #[test]
@@ -280,7 +294,7 @@ fn joinall_waits_for_every_thread() {
             })
         })
         .collect();
-    hub::joinall(&handles).unwrap();
+    hub::joinall(&handles, None, false).unwrap();
     assert_eq!(done.get(), 10);
 }
 
@@ -297,7 +311,7 @@ fn killall_kills_every_thread_and_waits() {
         })
         .collect();
     greenery::yield_now();
-    hub::killall(&handles).unwrap();
+    hub::killall(&handles, None).unwrap();
     assert_eq!(log.borrow().len(), 5);
     assert!(handles.iter().all(JoinHandle::is_ready));
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use greenery::hub::{self, TimedOut, Timeout};
 use greenery::sync::Event;
 
+mod reports;
+
 const SHORT: Duration = Duration::from_millis(10);
 const LONG: Duration = Duration::from_secs(3600);
 
@@ -75,7 +77,7 @@ fn a_timeout_unwinds_a_yield_loop() {
 fn a_timeout_unwinds_a_wait_any() {
     let slow = [greenery::spawn(|| greenery::sleep(LONG))];
     assert!(hub::with_timeout(SHORT, || hub::wait_any(&slow)).is_err());
-    hub::killall(&slow).unwrap();
+    hub::killall(&slow, None).unwrap();
 }
 
 #[test]
@@ -156,4 +158,40 @@ fn a_timeout_in_a_killed_thread_does_not_fire_later() {
     handle.kill().unwrap();
     assert!(handle.get().unwrap_err().is_killed());
     greenery::sleep(Duration::from_millis(30)); // nothing fires into anyone
+}
+
+// Issue 14.9: a `Timeout` guard whose expiry nothing catches. In a green
+// thread, the report says so (it used to read `failed: Box<dyn Any>`).
+#[test]
+fn an_uncaught_guard_expiry_in_a_green_thread_is_reported_with_how_to_catch_it() {
+    let reports = reports::capture();
+    let worker = greenery::Builder::new().name("worker").spawn(|| {
+        let _timeout = Timeout::start_new(SHORT);
+        greenery::sleep(LONG);
+    });
+    let err = worker.get().unwrap_err();
+    assert!(err.to_string().contains("a timeout of 10ms expired and nothing caught it"), "{err}");
+    reports.assert_one(&[
+        "'worker' (green thread 1) failed: a timeout of 10ms expired and nothing caught it",
+        "greenery::with_timeout",
+        "Timeout::run",
+    ]);
+}
+
+// Issue 14.9: in the main greenlet (where an unwinding `main` used to exit
+// with 101 and print nothing), the guard says so as the unwinding passes it.
+#[test]
+fn an_uncaught_guard_expiry_in_the_main_greenlet_is_reported_with_how_to_catch_it() {
+    let reports = reports::capture();
+    let outcome = panic::catch_unwind(|| {
+        let _timeout = Timeout::start_new(SHORT);
+        greenery::sleep(LONG);
+    });
+    assert!(greenery::is_forced_unwind(&*outcome.unwrap_err()));
+    reports.assert_one(&["greenery: 'main' a timeout of 10ms expired and nothing caught it", "Timeout::run"]);
+    // Caught by its `run`: nothing to report.
+    let mut timeout = Timeout::new(SHORT);
+    assert_eq!(timeout.run(|| greenery::sleep(LONG)), Err(TimedOut::from(SHORT)));
+    drop(timeout);
+    assert_eq!(reports.lines().len(), 1);
 }

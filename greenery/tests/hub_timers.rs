@@ -36,7 +36,7 @@ fn sleepers_wake_in_deadline_order() {
             })
         })
         .collect();
-    hub::joinall(&handles).unwrap();
+    hub::joinall(&handles, None, false).unwrap();
     assert_eq!(*order.borrow(), [10, 20, 30, 40]);
 }
 
@@ -109,7 +109,7 @@ fn idle_returns_once_every_other_green_thread_is_blocked() {
     hub::idle().unwrap();
     assert_eq!(progress.get(), 30, "idle waited for every ready green thread");
     assert!(handles.iter().all(|h| !h.is_ready()), "they are asleep, not done");
-    hub::joinall(&handles).unwrap();
+    hub::joinall(&handles, None, false).unwrap();
 }
 
 /// Under an emulator (the aarch64 run of `.ci/run`, which names it in
@@ -134,7 +134,7 @@ fn a_hundred_thousand_green_threads_sleep_on_timers_at_once() {
             })
         })
         .collect();
-    hub::joinall(&handles).unwrap();
+    hub::joinall(&handles, None, false).unwrap();
     assert_eq!(woke.get(), n);
     assert!(handles.iter().all(|h| h.is_successful()));
 }

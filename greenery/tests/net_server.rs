@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use greenery::net::{DatagramServer, StreamServer, TcpListener, TcpStream, UdpSocket};
 
+mod reports;
+
 const GENEROUS: Duration = Duration::from_secs(10);
 const SHORT: Duration = Duration::from_millis(20);
 
@@ -134,6 +136,7 @@ fn stop_waits_for_quick_handlers_and_kills_slow_ones() {
 
 #[test]
 fn a_panicking_handler_does_not_stop_the_server() {
+    let reports = reports::capture();
     let server = StreamServer::bind("127.0.0.1:0", |stream: TcpStream, peer| {
         let mut first = [0; 1];
         stream.peek(&mut first).unwrap();
@@ -151,6 +154,7 @@ fn a_panicking_handler_does_not_stop_the_server() {
     }
     assert_eq!(ask(addr, "fine").unwrap(), "fine");
     server.stop(GENEROUS).unwrap();
+    reports.assert_one(&["failed: assertion `left != right` failed: a handler that panics"]);
 }
 
 #[test]

@@ -204,7 +204,7 @@ fn timeouts_and_kills_reach_stashed_threads() {
     if supported() {
         assert!(counts().stashed - before.stashed >= 11, "{before:?} -> {:?}", counts());
     }
-    greenery::hub::killall(&killed).unwrap();
+    greenery::hub::killall(&killed, None).unwrap();
     assert_eq!(dropped.get(), 10, "every killed thread's destructors ran");
     for handle in killed {
         assert!(handle.get().unwrap_err().is_killed());

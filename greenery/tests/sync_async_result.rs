@@ -36,8 +36,8 @@ fn a_value_set_once_is_got_by_everyone() {
     assert_eq!(result.get_timeout(SHORT), Ok(Some("value".to_string())));
     assert_eq!(result.try_get(), Some(Ok("value".to_string())));
     assert_eq!(result.peek(), Some(&Ok("value".to_string())));
-    assert_eq!(result.wait(), Ok(()));
-    assert_eq!(result.wait_timeout(SHORT), Ok(true));
+    assert_eq!(result.wait(), Ok(&Ok("value".to_string())));
+    assert_eq!(result.wait_timeout(SHORT), Ok(Some(&Ok("value".to_string()))));
     assert_eq!(result.into_inner(), Some(Ok("value".to_string())));
 }
 
@@ -98,15 +98,15 @@ fn set_wakes_every_waiter_in_the_order_they_came() {
         .collect();
     let waiter = {
         let result = result.clone();
-        greenery::spawn(move || result.wait())
+        greenery::spawn(move || result.wait().copied())
     };
     settle();
     assert!(woken.borrow().is_empty());
     assert!(!waiter.is_ready());
     result.set(7).unwrap();
-    greenery::hub::joinall(&getters).unwrap();
+    greenery::hub::joinall(&getters, None, false).unwrap();
     assert_eq!(*woken.borrow(), [(0, 7), (1, 7), (2, 7), (3, 7), (4, 7)]);
-    assert_eq!(waiter.get().unwrap(), Ok(()));
+    assert_eq!(waiter.get().unwrap(), Ok(Ok(7)));
 }
 
 #[test]
@@ -127,9 +127,9 @@ fn set_from_another_green_thread_while_main_waits() {
 fn timeouts_leave_it_unset_and_usable() {
     let result: Rc<AsyncResult<u32, ()>> = Rc::new(AsyncResult::new());
     assert_eq!(result.get_timeout(SHORT), Ok(None));
-    assert_eq!(result.wait_timeout(SHORT), Ok(false));
+    assert_eq!(result.wait_timeout(SHORT), Ok(None));
     assert!(greenery::with_timeout(SHORT, || result.get()).is_err());
-    assert!(greenery::with_timeout(SHORT, || result.wait()).is_err());
+    assert!(greenery::with_timeout(SHORT, || result.wait().is_ok()).is_err());
     assert_eq!(format!("{result:?}"), "AsyncResult { outcome: None, waiting: 0 }");
 
     // A green thread that timed out beside one that waits on.
@@ -221,7 +221,33 @@ fn values_that_are_not_clone_are_peeked_or_taken() {
     struct NotClone(u32);
     let result: AsyncResult<NotClone, NotClone> = AsyncResult::new();
     result.set(NotClone(5)).unwrap();
-    assert_eq!(result.wait(), Ok(()));
+    assert!(matches!(result.wait(), Ok(Ok(NotClone(5)))));
     assert!(matches!(result.peek(), Some(Ok(NotClone(5)))));
     assert!(matches!(result.into_inner(), Some(Ok(NotClone(5)))));
+}
+
+// 15.5. gevent 26:
+//
+//     >>> r = AsyncResult()
+//     >>> r.wait(timeout=0.01) is None
+//     True
+//     >>> gevent.spawn_later(0.001, r.set, 42)
+//     >>> r.wait()
+//     42
+//     >>> e = AsyncResult(); e.set_exception(ValueError("bad"))
+//     >>> e.wait() is None                  # greenery lends the error instead
+//     True
+#[test]
+fn wait_returns_the_value_once_set_and_none_after_a_timeout() {
+    let r: Rc<AsyncResult<u32, &str>> = Rc::new(AsyncResult::new());
+    assert_eq!(r.wait_timeout(SHORT), Ok(None));
+    let setter = greenery::spawn_later(Duration::from_millis(1), {
+        let r = r.clone();
+        move || r.set(42).unwrap()
+    });
+    assert_eq!(r.wait(), Ok(&Ok(42)));
+    setter.join().unwrap();
+    let e: AsyncResult<u32, &str> = AsyncResult::new();
+    e.set_error("bad").unwrap();
+    assert_eq!(e.wait(), Ok(&Err("bad")));
 }

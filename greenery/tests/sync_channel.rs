@@ -380,3 +380,27 @@ fn two_putters_and_no_getter_is_a_deadlock() {
     assert_eq!(channel.get(), Ok(1));
     assert_eq!(stuck.get().unwrap(), Ok(()));
 }
+
+// 15.4. gevent 26:
+//
+//     >>> ch = Channel()
+//     >>> def getter():
+//     ...     print("got", ch.get())
+//     >>> g = gevent.spawn(getter); gevent.sleep(0)
+//     >>> ch.put_nowait(1); print("put_nowait returned")
+//     got 1
+//     put_nowait returned
+#[test]
+fn try_put_to_a_waiting_getter_runs_it_before_returning() {
+    let channel = Rc::new(Channel::new());
+    let log = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let g = greenery::spawn({
+        let (channel, log) = (channel.clone(), log.clone());
+        move || log.borrow_mut().push(format!("got {}", channel.get().unwrap()))
+    });
+    yield_now();
+    channel.try_put(1).unwrap();
+    log.borrow_mut().push("try_put returned".to_string());
+    assert_eq!(*log.borrow(), ["got 1", "try_put returned"]);
+    g.join().unwrap();
+}

@@ -50,7 +50,7 @@ fn notify_one_wakes_the_waiters_one_at_a_time_in_order() {
     assert_eq!(*mutex.lock().unwrap(), ["a"]);
     assert!(condvar.notify_one());
     assert!(condvar.notify_one());
-    greenery::hub::joinall(&waiters).unwrap();
+    greenery::hub::joinall(&waiters, None, false).unwrap();
     assert_eq!(*mutex.lock().unwrap(), ["a", "b", "c"]);
     assert!(!condvar.notify_one()); // nobody left
 }
@@ -62,7 +62,7 @@ fn notify_all_wakes_every_waiter_in_order() {
     settle();
     let (mutex, condvar) = &*shared;
     assert_eq!(condvar.notify_all(), 3);
-    greenery::hub::joinall(&waiters).unwrap();
+    greenery::hub::joinall(&waiters, None, false).unwrap();
     assert_eq!(*mutex.lock().unwrap(), ["a", "b", "c"]);
     assert_eq!(condvar.notify_all(), 0);
 }

@@ -52,7 +52,7 @@ fn set_wakes_every_waiter_in_the_order_they_came() {
     assert!(woken.borrow().is_empty());
     assert_eq!(format!("{event:?}"), "Event { set: false, waiting: 5 }");
     event.set();
-    greenery::hub::joinall(&waiters).unwrap();
+    greenery::hub::joinall(&waiters, None, false).unwrap();
     assert_eq!(*woken.borrow(), [0, 1, 2, 3, 4]);
 }
 

@@ -9,6 +9,8 @@ use greenery::JoinHandle;
 use greenery::hub::{Deadlock, TimedOut};
 use greenery::sync::Group;
 
+mod reports;
+
 /// Guards against hangs only; nothing here is timed.
 const LONG: Duration = Duration::from_secs(30);
 
@@ -103,6 +105,7 @@ fn add_tracks_green_threads_spawned_elsewhere() {
 
 #[test]
 fn members_that_panic_or_are_killed_leave_too() {
+    let reports = reports::capture();
     let group = Group::new();
     let panicking = group.spawn(|| -> u8 { panic!("member failed") });
     let sleeper = group.spawn(|| greenery::sleep(LONG));
@@ -116,6 +119,7 @@ fn members_that_panic_or_are_killed_leave_too() {
     assert_eq!(panicking.get().unwrap_err().to_string(), "the green thread panicked: member failed");
     assert!(sleeper.get().unwrap_err().is_killed());
     assert!(unstarted.get().unwrap_err().is_killed());
+    reports.assert_one(&["failed: member failed"]);
 }
 
 #[test]
@@ -169,7 +173,7 @@ fn joiners_are_woken_in_the_order_they_came() {
             })
         })
         .collect();
-    greenery::hub::joinall(&joiners).unwrap();
+    greenery::hub::joinall(&joiners, None, false).unwrap();
     assert_eq!(log.take(), ["joiner 0", "joiner 1", "joiner 2", "joiner 3"]);
 }
 
@@ -201,9 +205,9 @@ fn a_joiner_killed_while_it_waits_leaves_the_others_waiting() {
     greenery::yield_now();
     joiners[1].kill().unwrap();
     sleeper.kill().unwrap();
-    greenery::hub::joinall(&joiners).unwrap();
+    greenery::hub::joinall(&joiners, None, false).unwrap();
     assert_eq!(log.take(), ["joiner 0", "joiner 2"]);
-    assert!(!joiners[1].is_successful());
+    assert!(joiners[1].is_killed() && joiners[1].is_successful(), "a kill is a normal end, as in gevent");
 }
 
 #[test]
@@ -313,6 +317,7 @@ fn kill_from_a_member_kills_it_last() {
 
 #[test]
 fn map_starts_every_item_at_once_and_keeps_the_order() {
+    let reports = reports::capture();
     let group = Group::new();
     let gauge = Rc::new(Gauge::default());
     let counted = gauge.clone();
@@ -337,6 +342,7 @@ fn map_starts_every_item_at_once_and_keeps_the_order() {
         }
     }
     assert!(group.is_empty());
+    reports.assert_one(&["failed: four"]);
 }
 
 #[test]
@@ -372,6 +378,7 @@ fn imap_and_imap_unordered() {
 
 #[test]
 fn apply_waits_for_a_new_member_or_runs_inline_in_one() {
+    let reports = reports::capture();
     let group = Group::new();
     let (value, on_main) = group.apply(|| (5, greenery::getcurrent().is_main())).unwrap();
     assert_eq!(value, 5);
@@ -388,6 +395,7 @@ fn apply_waits_for_a_new_member_or_runs_inline_in_one() {
     let (inline, members) = member.get().unwrap();
     assert!(inline, "a member's apply runs on the member");
     assert_eq!(members, 1, "no new member for it");
+    reports.assert_one(&["failed: applied"]);
 }
 
 #[test]

@@ -11,6 +11,8 @@ use std::time::Duration;
 use greenery::hub::Deadlock;
 use greenery::sync::Mutex;
 
+mod reports;
+
 const LONG: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_millis(10);
 
@@ -69,7 +71,7 @@ fn the_guard_is_held_across_blocking_calls_while_others_wait() {
             })
         })
         .collect();
-    greenery::hub::joinall(&writers).unwrap();
+    greenery::hub::joinall(&writers, None, false).unwrap();
     assert_eq!(*mutex.lock().unwrap(), ["a", "a", "b", "b", "c", "c"]);
 }
 
@@ -83,7 +85,7 @@ fn the_lock_is_handed_over_in_the_order_of_asking() {
     assert!(mutex.is_locked());
     assert!(mutex.try_lock().is_none(), "try_lock barged ahead of a waiter");
     mutex.lock().unwrap().push("main"); // behind "d"
-    greenery::hub::joinall(&lockers).unwrap();
+    greenery::hub::joinall(&lockers, None, false).unwrap();
     assert_eq!(*mutex.lock().unwrap(), ["a", "b", "c", "d", "main"]);
 }
 
@@ -108,7 +110,7 @@ fn a_green_thread_that_unlocks_and_locks_again_queues_behind_the_waiters() {
             }
         })
     };
-    greenery::hub::joinall([&greedy, &other]).unwrap();
+    greenery::hub::joinall([&greedy, &other], None, false).unwrap();
     assert_eq!(*mutex.lock().unwrap(), ["greedy", "other", "greedy", "other", "greedy", "other"]);
 }
 
@@ -197,6 +199,7 @@ fn a_guard_dropped_by_a_kill_or_a_timeout_unlocks() {
 
 #[test]
 fn a_panic_while_locked_unlocks_without_poisoning() {
+    let reports = reports::capture();
     let mutex = Rc::new(Mutex::new(Vec::new()));
     let panics = {
         let mutex = mutex.clone();
@@ -211,6 +214,7 @@ fn a_panic_while_locked_unlocks_without_poisoning() {
     waiter.join().unwrap();
     // Not poisoned: the next lock succeeds and sees what was left.
     assert_eq!(*mutex.lock().unwrap(), ["before the panic", "waiter"]);
+    reports.assert_one(&["failed: while holding the lock"]);
 }
 
 #[test]

@@ -10,6 +10,8 @@ use greenery::hub::{Deadlock, TimedOut};
 use greenery::sync::{Group, Imap, ImapUnordered, Pool, SpawnError};
 use greenery::{JoinError, JoinHandle};
 
+mod reports;
+
 /// Guards against hangs only; nothing here is timed.
 const LONG: Duration = Duration::from_secs(30);
 
@@ -139,7 +141,7 @@ fn slots_go_to_waiters_in_the_order_they_came() {
     // newcomer cannot take it.
     assert_eq!(pool.free_count(), 0);
     assert!(pool.try_spawn(|| ()).unwrap_err().is_full());
-    greenery::hub::joinall(&waiters).unwrap();
+    greenery::hub::joinall(&waiters, None, false).unwrap();
     assert_eq!(log.take(), ["member 0", "member 1", "member 2", "member 3"]);
     assert_eq!(pool.free_count(), 1);
 }
@@ -169,7 +171,7 @@ fn a_waiter_killed_in_line_loses_nothing() {
     assert!(dropped.get(), "the killed waiter's closure was dropped");
     dropped.set(false);
     holder.join().unwrap();
-    greenery::hub::joinall(&waiters).unwrap();
+    greenery::hub::joinall(&waiters, None, false).unwrap();
     assert_eq!(log.take(), ["member 0", "member 2"]);
     assert_eq!(pool.free_count(), 1);
     assert!(pool.try_spawn(|| ()).is_ok());
@@ -268,6 +270,7 @@ fn try_spawn_never_waits() {
 
 #[test]
 fn a_member_that_panics_frees_its_slot() {
+    let reports = reports::capture();
     let pool = Pool::new(1);
     let member = pool.spawn(|| -> u32 { panic!("boom") }).unwrap();
     pool.join().unwrap();
@@ -275,6 +278,7 @@ fn a_member_that_panics_frees_its_slot() {
     let err = member.get().unwrap_err();
     assert!(err.is_panic());
     assert_eq!(err.to_string(), "the green thread panicked: boom");
+    reports.assert_one(&["failed: boom"]);
 }
 
 #[test]
@@ -331,8 +335,8 @@ fn wait_available_waits_for_a_slot_and_leaves_it_free() {
             pool.spawn(move || log.push("late")).unwrap();
         })
     };
-    greenery::hub::joinall([&holder]).unwrap();
-    greenery::hub::joinall([&spawner, &watcher, &late]).unwrap();
+    greenery::hub::joinall([&holder], None, false).unwrap();
+    greenery::hub::joinall([&spawner, &watcher, &late], None, false).unwrap();
     pool.join().unwrap();
     assert_eq!(log.take(), ["spawned", "available", "late"]);
 }
@@ -358,6 +362,7 @@ fn a_killed_wait_available_passes_its_turn_on() {
 
 #[test]
 fn map_keeps_the_order_and_reports_each_item() {
+    let reports = reports::capture();
     let pool = Pool::new(2);
     let gauge = Gauge::new();
     let counted = gauge.clone();
@@ -384,6 +389,7 @@ fn map_keeps_the_order_and_reports_each_item() {
     }
     assert!(results[3].is_err());
     assert_eq!(pool.free_count(), 2);
+    reports.assert_one(&["failed: item 3 failed"]);
 }
 
 #[test]
@@ -476,6 +482,7 @@ fn imap_unordered_yields_in_the_order_items_finish() {
 
 #[test]
 fn imap_reports_panics_and_kills_in_place() {
+    let reports = reports::capture();
     let pool = Pool::new(2);
     let results: Vec<Result<&str, JoinError>> = pool
         .imap(
@@ -496,6 +503,7 @@ fn imap_reports_panics_and_kills_in_place() {
     assert!(results[2].as_ref().unwrap_err().is_killed());
     assert_eq!(*results[3].as_ref().unwrap(), "fine");
     assert_eq!(pool.free_count(), 2);
+    reports.assert_one(&["failed: one"]);
 }
 
 #[test]
@@ -570,12 +578,14 @@ fn a_timeout_around_wait_available() {
 
 #[test]
 fn apply_runs_in_the_pool_and_waits() {
+    let reports = reports::capture();
     let pool = Pool::new(1);
     let on_main = pool.apply(|| greenery::getcurrent().is_main()).unwrap();
     assert!(!on_main, "it ran in a green thread of the pool");
     let err = pool.apply(|| -> u8 { panic!("applied") }).unwrap_err();
     assert_eq!(err.to_string(), "the green thread panicked: applied");
     assert_eq!(pool.free_count(), 1);
+    reports.assert_one(&["failed: applied"]);
 }
 
 #[test]
@@ -666,7 +676,7 @@ fn kill_kills_every_member() {
     pool.kill_async();
     assert_eq!(pool.len(), 2);
     pool.join().unwrap();
-    assert!(handles.iter().all(|handle| handle.is_ready() && !handle.is_successful()));
+    assert!(handles.iter().all(|handle| handle.is_ready() && handle.is_killed() && handle.is_successful()));
 }
 
 #[test]

@@ -543,7 +543,7 @@ fn join_waits_for_every_task_done() {
     assert_eq!(processed.get(), 30);
     assert_eq!(queue.unfinished_tasks(), 0);
     queue.shutdown();
-    greenery::hub::joinall(&workers).unwrap();
+    greenery::hub::joinall(&workers, None, false).unwrap();
 }
 
 #[test]

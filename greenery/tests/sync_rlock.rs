@@ -13,6 +13,8 @@ use std::time::Duration;
 use greenery::hub::Deadlock;
 use greenery::sync::{NotOwner, RLock};
 
+mod reports;
+
 const LONG: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_millis(10);
 
@@ -95,7 +97,7 @@ fn the_lock_is_handed_over_in_the_order_of_asking() {
     assert!(lock.try_lock().is_none(), "try_lock barged ahead of a waiter");
     assert!(!lock.try_acquire());
     inner_push(&lock, "main"); // behind "c"
-    greenery::hub::joinall(&lockers).unwrap();
+    greenery::hub::joinall(&lockers, None, false).unwrap();
     assert_eq!(*lock.lock().unwrap().borrow(), ["a", "b", "c", "main"]);
 }
 
@@ -213,6 +215,7 @@ fn a_waiter_killed_in_line_or_once_handed_the_lock_passes_it_on() {
 
 #[test]
 fn nested_guards_dropped_by_a_kill_or_a_panic_release_every_hold() {
+    let reports = reports::capture();
     let lock = Rc::new(Log::default());
     let killed = {
         let lock = lock.clone();
@@ -239,6 +242,7 @@ fn nested_guards_dropped_by_a_kill_or_a_panic_release_every_hold() {
     assert!(panics.get().unwrap_err().is_panic());
     assert!(!lock.is_locked());
     assert_eq!(*lock.lock().unwrap().borrow(), ["before the panic"]);
+    reports.assert_one(&["failed: while holding the lock twice"]);
 }
 
 #[test]

@@ -13,6 +13,8 @@ use std::time::Duration;
 use greenery::hub::Deadlock;
 use greenery::sync::{BoundedSemaphore, Semaphore, TooManyReleases};
 
+mod reports;
+
 const LONG: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_millis(10);
 
@@ -72,7 +74,7 @@ fn waiters_get_permits_in_the_order_they_came() {
     settle();
     assert_eq!(format!("{semaphore:?}"), "Semaphore { available: 0, waiting: 5 }");
     semaphore.release(); // each passes it on to the next as it leaves
-    greenery::hub::joinall(&takers).unwrap();
+    greenery::hub::joinall(&takers, None, false).unwrap();
     assert_eq!(*log.borrow(), ["a", "b", "c", "d", "e"]);
     assert_eq!(semaphore.available_permits(), 1);
 }
@@ -98,7 +100,7 @@ fn several_releases_wake_as_many_waiters_in_order() {
     assert_eq!(*log.borrow(), ["a", "b"]);
     semaphore.release();
     semaphore.release();
-    greenery::hub::joinall(&holders).unwrap();
+    greenery::hub::joinall(&holders, None, false).unwrap();
     assert_eq!(*log.borrow(), ["a", "b", "c", "d"]);
     assert_eq!(semaphore.available_permits(), 0);
 }
@@ -120,7 +122,7 @@ fn a_released_permit_goes_to_the_waiter_not_to_a_later_comer() {
         let _again = semaphore.acquire().unwrap();
         log.borrow_mut().push("main");
     }
-    greenery::hub::joinall([&waiter, &late]).unwrap();
+    greenery::hub::joinall([&waiter, &late], None, false).unwrap();
     assert_eq!(*log.borrow(), ["waiter", "main", "late"]);
     assert_eq!(semaphore.available_permits(), 1);
 }
@@ -204,6 +206,7 @@ fn a_permit_handed_to_a_killed_waiter_with_nobody_behind_comes_back() {
 
 #[test]
 fn a_permit_is_given_back_when_its_holder_panics_or_is_killed() {
+    let reports = reports::capture();
     let semaphore = Rc::new(Semaphore::new(1));
     let panics = {
         let semaphore = semaphore.clone();
@@ -238,6 +241,7 @@ fn a_permit_is_given_back_when_its_holder_panics_or_is_killed() {
     };
     assert!(timed_out.get().unwrap().is_err());
     assert_eq!(semaphore.available_permits(), 1);
+    reports.assert_one(&["failed: holding a permit"]);
 }
 
 #[test]
@@ -308,7 +312,7 @@ fn a_bounded_semaphore_hands_permits_over_in_order_and_counts_them_out() {
     // Handed over, not yet taken: still counts as out, so one more
     // release is one too many.
     assert_eq!(semaphore.release(), Err(TooManyReleases));
-    greenery::hub::joinall(&takers).unwrap();
+    greenery::hub::joinall(&takers, None, false).unwrap();
     assert_eq!(*log.borrow(), ["a", "b", "c"]);
     assert_eq!(semaphore.available_permits(), 1);
 }

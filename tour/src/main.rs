@@ -289,8 +289,33 @@ fn hub() {
             })
         })
         .collect();
-    let squares: Vec<u64> = workers.into_iter().map(|w| w.get().unwrap()).collect();
+    greenery::hub::joinall(&workers, None, false).unwrap();
+    // The handles stay usable: look at each outcome without taking it.
+    let squares: Vec<u64> = workers.iter().map(|w| *w.value().unwrap()).collect();
     println!("spawn/join: squares {squares:?} from 3 green threads sleeping 10, 20, 30 ms at once");
+    let first = &workers[0];
+    println!(
+        "  worker {}: ready {}, dead {}, successful {}, exception {:?}",
+        first.id(),
+        first.is_ready(),
+        first.is_dead(),
+        first.is_successful(),
+        first.exception().map(|err| err.to_string())
+    );
+
+    // A kill is a normal end, as in gevent; a link runs at the next turn of the hub.
+    let sleeper = greenery::spawn(|| greenery::sleep(Duration::from_secs(10)));
+    sleeper.link_value(|value| {
+        println!("  link_value: the sleeper ended with no value (killed): {}", value.is_none())
+    });
+    greenery::yield_now();
+    sleeper.kill().unwrap();
+    println!(
+        "killed the sleeper: successful {}, killed {}, exception {:?}",
+        sleeper.is_successful(),
+        sleeper.is_killed(),
+        sleeper.exception().map(|err| err.to_string())
+    );
 
     // A timeout unwinds the slow call at its sleep.
     let outcome = greenery::with_timeout(Duration::from_millis(20), || {

@@ -34,8 +34,10 @@
 //! | `g.parent`, `g.parent = p` | [`g.parent()`](Greenlet::parent), [`g.set_parent(&p)`](Greenlet::set_parent) |
 //! | `ValueError("cyclic parent chain")` | `Err(ParentError)`, whose message is "cyclic parent chain" |
 //! | `g.throw(exc)`: raised at the switch point | [`g.throw(v)`](Greenlet::throw): the pending `switch` returns `Err(Thrown(v))` |
-//! | `throw` into an unstarted greenlet: it dies, the exception reaches its parent | the same |
-//! | `throw` into a dead greenlet is "immediately eaten" | the same: it returns `Ok(Value::empty())` |
+//! | `throw` into an unstarted greenlet: it dies without running, the exception is raised in its parent | the same: its parent's pending `switch` (the caller's `throw`, when the parent is the caller) returns `Err(Thrown(v))` |
+//! | `throw()` (`GreenletExit`) into an unstarted greenlet: it dies without running, `GreenletExit` comes back as a value | [`g.kill()`](Greenlet::kill): the parent receives a [`GreenletExit`] value (returned by `kill` when the parent is the caller) |
+//! | greenlet 3: `throw` into a dead greenlet goes to its parent like a switch: the exception is raised there | the same: the nearest live ancestor's pending `switch` returns `Err(Thrown(v))`; a suspended parent may handle it, and what it then returns comes back to the thrower |
+//! | greenlet 3: `throw()` (`GreenletExit`) into a dead greenlet comes back as a value | [`g.kill()`](Greenlet::kill) on a dead greenlet switches a [`GreenletExit`] value to its nearest live ancestor: `kill` returns `Ok` of it when that is the caller |
 //! | `g.throw()` (`GreenletExit`): kill | [`g.kill()`](Greenlet::kill): the pending `switch` unwinds with [`GreenletExit`], running destructors; the parent receives a `GreenletExit` value |
 //! | `GreenletExit` is not an error | a body that ends by this unwinding returns a `GreenletExit` value to its parent |
 //! | the last reference to a suspended greenlet goes away: `GreenletExit` is thrown into it | dropping the last [`Greenlet`] handle kills it, with the dropper as its parent; a panic while it unwinds is reported on stderr, not propagated |
@@ -373,6 +375,21 @@ pub fn getcurrent() -> Greenlet {
     unsafe { handle(current_inner()) }
 }
 
+/// The running greenlet, if this thread has made any greenlet (and is not
+/// being torn down); makes none (for the panic hook).
+pub(crate) fn current_if_any() -> Option<Greenlet> {
+    let current = THREAD.try_with(|thread| thread.current.get()).ok()?;
+    // SAFETY: a current greenlet that is set is alive: it is running.
+    (!current.is_null()).then(|| unsafe { handle(current) })
+}
+
+/// [`getcurrent`], or `None` while the thread is being torn down (for code
+/// that runs in destructors and panic hooks).
+pub(crate) fn try_getcurrent() -> Option<Greenlet> {
+    // SAFETY: the current greenlet is alive: it is running.
+    try_current().map(|current| unsafe { handle(current) })
+}
+
 // ------------------------------------------------------------ creation
 
 /// What a fresh greenlet stack holds for its entry function.
@@ -441,6 +458,7 @@ impl Greenlet {
         F: FnOnce(Value) -> R + 'static,
         R: 'static,
     {
+        unwind::install_panic_hook();
         let name = name.unwrap_or(Cow::Borrowed(std::any::type_name::<F>()));
         let greenlet = Greenlet::unprepared(name, stack_size, getcurrent(), State::Unstarted);
         greenlet.0.launch_on_stack(body)?;
@@ -611,10 +629,25 @@ impl Greenlet {
     /// `Err(Thrown(value))` (Python's `throw`).
     ///
     /// A greenlet that has not started dies without running its body, and
-    /// the value is thrown into its parent instead (and so on up). Throwing
-    /// into a dead greenlet does nothing and returns `Ok(Value::empty())`.
-    /// Throwing into the current greenlet returns `Err(Thrown(value))` at
-    /// once.
+    /// the value is thrown into its parent instead (and so on up): when
+    /// that is the caller, `throw` returns `Err(Thrown(value))`. A throw
+    /// into a dead greenlet goes to its parent like a switch (greenlet 3):
+    /// it is raised at the pending switch of its nearest live ancestor,
+    /// which is the caller (`Err(Thrown(value))` at once) or a suspended
+    /// greenlet that may handle it and whose return value then comes back
+    /// here. Throwing into the current greenlet returns
+    /// `Err(Thrown(value))` at once.
+    ///
+    /// ```
+    /// use greenery::greenlet::{Greenlet, Thrown};
+    ///
+    /// let done = Greenlet::new(|_| ());
+    /// done.switch(()).unwrap();
+    /// assert!(done.is_dead());
+    /// // Raised in its parent, the caller.
+    /// let Err(Thrown(error)) = done.throw("late") else { panic!("not raised") };
+    /// assert_eq!(error.downcast::<&str>().ok(), Some("late"));
+    /// ```
     ///
     /// Returns what the current greenlet is resumed with, as
     /// [`switch`](Self::switch) does.
@@ -631,13 +664,13 @@ impl Greenlet {
         let mut target = self.clone();
         loop {
             match target.0.state.get() {
-                State::Dead => return Ok(Value::empty()),
                 State::Started | State::Stashed => return target.send_slow(value, CTRL_THROW),
-                State::Unstarted | State::Lazy => {
-                    target.discard_unstarted();
-                    target = target.parent().expect("a greenlet other than main has a parent");
-                }
+                // Dies without running; the value goes on to its parent.
+                State::Unstarted | State::Lazy => target.discard_unstarted(),
+                // Goes to its parent like a switch (greenlet 3).
+                State::Dead => {}
             }
+            target = target.parent().expect("the main greenlet never dies");
         }
     }
 
@@ -648,11 +681,21 @@ impl Greenlet {
     ///
     /// A greenlet that has not started dies without running its body; its
     /// parent receives the `GreenletExit` value just the same. Killing a dead
-    /// greenlet does nothing and returns `Ok(Value::empty())`. Killing the
-    /// current greenlet unwinds it at once.
+    /// greenlet switches a `GreenletExit` value to its nearest live ancestor,
+    /// as greenlet 3 does: when that is the caller, `kill` returns it at
+    /// once. Killing the current greenlet unwinds it at once.
     ///
     /// Returns what the current greenlet is resumed with: when it is the
     /// dead greenlet's parent, the `GreenletExit` value.
+    ///
+    /// ```
+    /// use greenery::GreenletExit;
+    /// use greenery::greenlet::Greenlet;
+    ///
+    /// let g = Greenlet::new(|_| ());
+    /// assert!(g.kill().unwrap().is::<GreenletExit>()); // never ran
+    /// assert!(g.kill().unwrap().is::<GreenletExit>()); // dead: back as a value
+    /// ```
     ///
     /// # Errors
     ///
@@ -663,7 +706,8 @@ impl Greenlet {
     /// As for [`switch`](Self::switch).
     pub fn kill(&self) -> Result<Value, Thrown> {
         match self.0.state.get() {
-            State::Dead => Ok(Value::empty()),
+            // Sent on like a switch, to its nearest live ancestor.
+            State::Dead => self.switch(GreenletExit { _token: None }),
             State::Unstarted | State::Lazy => {
                 self.discard_unstarted();
                 let exit = GreenletExit { _token: None };

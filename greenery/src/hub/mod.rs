@@ -16,6 +16,39 @@
 //! assert_eq!(results, [1, 4, 9]); // the three ran at once, in about 30 ms
 //! ```
 //!
+//! # Blocking calls
+//!
+//! Green threads take turns on one OS thread: a green thread runs until it
+//! blocks in one of greenery's calls (a sleep, a join, a queue, a lock, a
+//! socket of [`net`](crate::net)), which switches to the hub. A function that
+//! blocks the OS thread instead, such as `std::thread::sleep`, a blocking
+//! client (std's `TcpStream`, a database driver's blocking API), or a long
+//! computation, never switches: while it runs, **every green thread of the
+//! thread is frozen**, timers and [`Timeout`]s included. Use greenery's
+//! cooperative versions ([`sleep`], [`net`](crate::net),
+//! [`process`](crate::process)), run the blocking call on a thread pool
+//! with [`spawn_blocking`], or break a long computation up with
+//! [`yield_now`].
+//!
+//! # gevent's API in greenery
+//!
+//! | gevent | greenery |
+//! |---|---|
+//! | `gevent.spawn(f)`, `spawn_later(s, f)` | [`spawn`], [`spawn_later`], [`Builder::spawn`](crate::Builder::spawn) for a name and a stack size |
+//! | `Greenlet(f)`, `g.start()`, `g.start_later(s)` | [`JoinHandle::new`], [`JoinHandle::start`], [`JoinHandle::start_later`] |
+//! | `g.join()`, `g.get()`, `g.value`, `g.exception`, `g.ready()`, `g.successful()`, `g.dead` | see [`JoinHandle`], whose table lists them all |
+//! | a kill is a normal end (`successful()`, no `exception`) | the same; [`JoinHandle::is_killed`] tells it apart |
+//! | `g.link(cb)` runs at the next turn of the hub, in link order | the same ([`JoinHandle::link`], `link_value`, `link_exception`, `unlink`); a link runs on the hub, so it must not block |
+//! | `joinall(gs, timeout, raise_error)` → the finished ones | [`joinall`]`(handles, timeout, raise_error)` → `Ok(finished)`, in the order they finished; [`JoinAllError`] names the one that failed |
+//! | `killall(gs, timeout=...)` | [`killall`]`(handles, timeout)` → whether all died in time |
+//! | `wait(objects)`, `iwait` | [`wait_any`] |
+//! | `sleep(s)`, `sleep(0)`, `idle()` | [`sleep`], [`yield_now`], [`idle`] |
+//! | `Timeout(s)`, `with_timeout(s, f)` | [`Timeout`], [`with_timeout`]; an expiry that nothing catches is reported with how to catch it |
+//! | `LoopExit` | [`Deadlock`], returned by the main greenlet's blocking call |
+//! | `hub.handle_error`, `hub.print_exception` | [`set_error_handler`], [`print_error`]: one handler per thread, for every report |
+//! | `hub.threadpool.spawn(f)` | [`spawn_blocking`] |
+//! | `hub.loop.run_callback_threadsafe(f)` | [`Handle::run`] |
+//!
 //! # Protocol
 //!
 //! - **Who switches to whom.** A green thread (or the main greenlet) that
@@ -64,7 +97,12 @@ mod block_on;
 mod blocking;
 mod green_future;
 pub(crate) mod io;
+mod join_all;
+mod join_error;
+mod join_handle;
+mod link;
 mod remote;
+pub(crate) mod report;
 mod sweep;
 mod thread;
 mod timeout;
@@ -81,13 +119,19 @@ use std::time::{Duration, Instant};
 pub use block_on::block_on;
 pub use blocking::spawn_blocking;
 pub use green_future::GreenFuture;
+pub use join_all::{JoinAllError, joinall, killall, wait_any};
+pub use join_error::JoinError;
+pub use join_handle::JoinHandle;
+pub use link::LinkId;
 pub use remote::Handle;
-pub use thread::{JoinError, JoinHandle, joinall, killall, spawn, spawn_later, wait_any};
+pub use report::{ErrorHandler, ErrorReport, print_error, reset_error_handler, set_error_handler};
+pub use thread::{spawn, spawn_later};
 pub use timeout::{TimedOut, Timeout, with_timeout};
 
-pub(crate) use timeout::is_timeout_expiry;
+pub(crate) use timeout::{is_timeout_expiry, timeout_expiry_message};
 
-pub(crate) use thread::{AnyJoinHandle, spawn_with};
+pub(crate) use join_handle::AnyJoinHandle;
+pub(crate) use thread::{make as make_green_thread, spawn_with};
 pub(crate) use wait_queue::WaitQueue;
 
 use crate::greenlet::{self, Greenlet};
@@ -95,8 +139,21 @@ use timer::{TimerId, Timers};
 
 /// A blocking call would never return: nothing left can wake what it waits
 /// for (gevent's `LoopExit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Its `Debug` carries the explanation, so that `unwrap()` shows it:
+///
+/// ```
+/// let shown = format!("{:?}", greenery::hub::Deadlock);
+/// assert!(shown.starts_with("Deadlock: this would block forever"));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Deadlock;
+
+impl fmt::Debug for Deadlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Deadlock: {self}")
+    }
+}
 
 impl fmt::Display for Deadlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -196,6 +253,8 @@ enum Task {
     Call(Box<dyn FnOnce()>),
     /// Kill a green thread.
     Kill(Greenlet),
+    /// Kill a green thread with an error ([`JoinHandle::kill_with`]).
+    Throw(Greenlet, thread::KillSignal),
 }
 
 /// What a timer does when it fires.
@@ -248,6 +307,18 @@ fn existing_hub() -> Option<Rc<Hub>> {
     HUB.try_with(|slot| slot.borrow().clone()).ok().flatten()
 }
 
+/// Whether the running greenlet is this thread's hub (a timer callback, a
+/// link, or another hub task is running).
+pub(crate) fn is_on_hub() -> bool {
+    existing_hub().is_some_and(|hub| hub.is_current())
+}
+
+/// Whether `greenlet` is one of this thread's green threads (its parent is
+/// the hub).
+pub(crate) fn is_green_thread(greenlet: &Greenlet) -> bool {
+    existing_hub().is_some_and(|hub| greenlet.parent().is_some_and(|parent| parent == hub.greenlet))
+}
+
 #[cold]
 fn create_hub() -> Rc<Hub> {
     // The hub's parent is the thread's main greenlet, whichever greenlet
@@ -256,6 +327,7 @@ fn create_hub() -> Rc<Hub> {
     while let Some(parent) = main.parent() {
         main = parent;
     }
+    crate::unwind::install_panic_hook();
     let hub_greenlet = crate::Builder::new()
         .name("hub")
         .greenlet(|_| run_loop())
@@ -377,14 +449,27 @@ fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline
     let hub_greenlet = hub.greenlet.clone();
     drop(hub); // a parked greenlet must not keep the hub alive
     // The hub resumes us with `()`; why it did is in the waiter. An expired
-    // timeout is thrown in instead: unwind for it (after the cleanup).
-    if let Err(greenlet::Thrown(value)) = hub_greenlet.switch(())
-        && let Ok(signal) = value.downcast::<timeout::TimeoutSignal>()
-    {
+    // timeout, or a kill with an error, is thrown in instead: unwind for it
+    // (after the cleanup).
+    if let Err(greenlet::Thrown(value)) = hub_greenlet.switch(()) {
         drop(_cleanup);
-        signal.raise();
+        raise_thrown(value);
     }
     waiter.reason.get()
+}
+
+/// Unwinds for what the hub throws into a parked green thread: an expired
+/// timeout, or a kill with an error. Anything else thrown at a blocking call
+/// is ignored.
+#[cold]
+fn raise_thrown(value: greenlet::Value) {
+    let value = match value.downcast::<timeout::TimeoutSignal>() {
+        Ok(signal) => signal.raise(),
+        Err(value) => value,
+    };
+    if let Ok(thread::KillSignal(payload)) = value.downcast::<thread::KillSignal>() {
+        std::panic::resume_unwind(payload);
+    }
 }
 
 /// Lets every other ready green thread run, then carries on (gevent's
@@ -403,12 +488,11 @@ pub fn yield_now() {
     }
     let settle = Settle(&waiter);
     let hub = with_hub(|hub| hub.greenlet.clone());
-    // An expired timeout is thrown in, as into a park.
-    if let Err(greenlet::Thrown(value)) = hub.switch(())
-        && let Ok(signal) = value.downcast::<timeout::TimeoutSignal>()
-    {
+    // An expired timeout (or a kill with an error) is thrown in, as into a
+    // park.
+    if let Err(greenlet::Thrown(value)) = hub.switch(()) {
         drop(settle);
-        signal.raise();
+        raise_thrown(value);
     }
 }
 
@@ -456,10 +540,15 @@ fn run_ready(hub: &Hub) -> usize {
                     let _ = waiter.greenlet.switch(());
                 }
             }
-            Task::Start(green, failure) => thread::start(&green, &*failure),
+            Task::Start(green, failure) => thread::start(&green, failure),
             Task::Call(callback) => callback(),
             Task::Kill(green) => {
                 let _ = green.kill();
+            }
+            Task::Throw(green, signal) => {
+                if !green.is_dead() {
+                    let _ = green.throw(signal);
+                }
             }
         }
     }

@@ -17,6 +17,7 @@ use crate::greenlet;
 /// it.
 pub(crate) struct TimeoutExpired {
     id: u64,
+    after: Duration,
 }
 
 impl fmt::Debug for TimeoutExpired {
@@ -30,18 +31,40 @@ impl fmt::Debug for TimeoutExpired {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TimeoutSignal {
     id: u64,
+    after: Duration,
+}
+
+thread_local! {
+    /// The timeout whose expiry this thread last started to unwind for, until
+    /// its [`Timeout::run`] catches it: a guard dropped while that unwinding
+    /// passes it was not caught below it.
+    static UNWINDING: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 impl TimeoutSignal {
     /// Unwinds the current greenlet for this timeout.
     pub(crate) fn raise(self) -> ! {
-        panic::resume_unwind(Box::new(TimeoutExpired { id: self.id }))
+        UNWINDING.set(Some(self.id));
+        panic::resume_unwind(Box::new(TimeoutExpired { id: self.id, after: self.after }))
     }
 }
 
 /// Whether a panic payload is an expired [`Timeout`]'s unwinding.
 pub(crate) fn is_timeout_expiry(payload: &(dyn std::any::Any + Send)) -> bool {
     payload.is::<TimeoutExpired>()
+}
+
+/// What to say about an expired timeout's unwinding that nothing caught.
+pub(crate) fn timeout_expiry_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload.downcast_ref::<TimeoutExpired>().map(|expired| uncaught_message(expired.after))
+}
+
+fn uncaught_message(after: Duration) -> String {
+    format!(
+        "a timeout of {after:?} expired and nothing caught it: run the code it bounds with \
+         `greenery::with_timeout(duration, || ...)` or `Timeout::run`, which return \
+         `Err(TimedOut)` when it expires"
+    )
 }
 
 /// The time ran out before the code finished.
@@ -108,6 +131,16 @@ thread_local! {
 /// Code between the blocking call and the timeout's owner must not swallow
 /// the unwinding (see [`is_forced_unwind`](crate::is_forced_unwind)); if it
 /// does, the timeout is lost, as a bare `except:` loses one in gevent.
+///
+/// A guard started with [`start`](Self::start) or
+/// [`start_new`](Self::start_new) catches nothing: its expiry unwinds the
+/// code up to whoever catches it ([`run`](Self::run) and [`with_timeout`]
+/// catch their own). One that nothing catches is reported through the
+/// hub's error handler ([`set_error_handler`](super::set_error_handler)):
+/// "a timeout of 20ms expired and nothing caught it", with how to catch it.
+/// In a green thread, that is its failure; in the main greenlet, the report
+/// is made as the unwinding passes the guard (the process then exits as from
+/// any unwinding `main`, with status 101).
 #[derive(Debug)]
 pub struct Timeout {
     id: u64,
@@ -143,7 +176,7 @@ impl Timeout {
     pub fn start(&mut self) {
         self.cancel();
         let owner = greenlet::getcurrent();
-        let id = self.id;
+        let (id, after) = (self.id, self.duration);
         let deadline = Instant::now() + self.duration;
         self.timer = Some(with_hub(|hub| {
             hub.call_at(
@@ -151,7 +184,7 @@ impl Timeout {
                 Box::new(move || {
                     if !owner.is_dead() {
                         // Raised at its pending switch; its park unwinds.
-                        let _ = owner.throw(TimeoutSignal { id });
+                        let _ = owner.throw(TimeoutSignal { id, after });
                     }
                 }),
             )
@@ -198,7 +231,10 @@ impl Timeout {
         }
         match outcome {
             Ok(value) => Ok(value),
-            Err(payload) if fired || self.is_expiry_of(&*payload) => Err(TimedOut { after: self.duration }),
+            Err(payload) if fired || self.is_expiry_of(&*payload) => {
+                UNWINDING.set(None); // caught
+                Err(TimedOut { after: self.duration })
+            }
             Err(payload) => panic::resume_unwind(payload),
         }
     }
@@ -209,6 +245,17 @@ impl Drop for Timeout {
         if let Some(timer) = self.timer.take() {
             // Not on a torn-down thread: its hub and timers are gone.
             let _ = super::HUB.try_with(|_| with_hub(|hub| hub.cancel_timer(timer)));
+        }
+        // Its own expiry unwinds past it: nothing below caught it. A green
+        // thread reports it when it ends; anywhere else (the main greenlet,
+        // where an unwinding `main` exits silently), say it here.
+        if std::thread::panicking()
+            && UNWINDING.try_with(Cell::get).ok().flatten() == Some(self.id)
+            && let Some(current) = greenlet::try_getcurrent()
+            && !super::is_green_thread(&current)
+        {
+            UNWINDING.set(None);
+            crate::unwind::report_message(current.name(), &uncaught_message(self.duration));
         }
     }
 }

@@ -206,7 +206,7 @@ impl StreamServer {
         }
         self.listeners.borrow_mut().clear();
         let acceptors = std::mem::take(&mut *self.acceptors.borrow_mut());
-        crate::hub::killall(&acceptors)?; // each drops its listener
+        crate::hub::killall(&acceptors, None)?; // each drops its listener
         let finished = match &self.handlers {
             Handlers::Group(group) => group.join_timeout(timeout)?,
             Handlers::Pool(pool) => pool.join_timeout(timeout)?,

@@ -19,8 +19,9 @@ use crate::hub::{Deadlock, WaitQueue, Wake};
 ///
 /// [`set`](Self::set) or [`set_error`](Self::set_error) fills it and wakes
 /// every waiter; [`get`](Self::get) waits for it and returns a clone of the
-/// value, or the error. Waiting without taking anything is
-/// [`wait`](Self::wait); looking without waiting is
+/// value, or the error. Waiting for it and borrowing it is
+/// [`wait`](Self::wait) (gevent's `wait`, which returns the value); looking
+/// without waiting is
 /// [`peek`](Self::peek) (a borrow) or [`try_get`](Self::try_get) (a clone).
 ///
 /// ```
@@ -147,23 +148,49 @@ impl<T, E> AsyncResult<T, E> {
         self.outcome.get()
     }
 
-    /// Blocks until a value or an error is set; returns at once if one is.
+    /// Blocks until a value or an error is set, and lends it (gevent's
+    /// `wait`, which returns the value); returns at once if one is set.
+    /// (gevent's `wait` returns `None` when an error was set; this lends the
+    /// error.)
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use greenery::sync::AsyncResult;
+    ///
+    /// let result: Rc<AsyncResult<u32, String>> = Rc::new(AsyncResult::new());
+    /// greenery::spawn({
+    ///     let result = result.clone();
+    ///     move || result.set(7).unwrap()
+    /// });
+    /// assert_eq!(result.wait(), Ok(&Ok(7)));
+    /// ```
     ///
     /// # Errors
     ///
     /// [`Deadlock`] if nothing could ever set one.
-    pub fn wait(&self) -> Result<(), Deadlock> {
-        self.wait_until(None).map(|_| ())
+    pub fn wait(&self) -> Result<&Result<T, E>, Deadlock> {
+        self.wait_until(None)?;
+        Ok(self.outcome.get().expect("waited until it was set"))
     }
 
-    /// Blocks until a value or an error is set or `timeout` has passed;
-    /// returns whether one was set.
+    /// Blocks until a value or an error is set or `timeout` has passed, and
+    /// lends it; `None` if the time ran out first (gevent's `wait(timeout)`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let result: greenery::sync::AsyncResult<u8, ()> = greenery::sync::AsyncResult::new();
+    /// assert_eq!(result.wait_timeout(Duration::from_millis(5)), Ok(None));
+    /// result.set_error(()).unwrap();
+    /// assert_eq!(result.wait_timeout(Duration::from_millis(5)), Ok(Some(&Err(()))));
+    /// ```
     ///
     /// # Errors
     ///
     /// [`Deadlock`] if nothing could ever set one, nor the time pass.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, Deadlock> {
-        self.wait_until(super::deadline(timeout))
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<&Result<T, E>>, Deadlock> {
+        self.wait_until(super::deadline(timeout))?;
+        Ok(self.outcome.get())
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, Deadlock> {
@@ -191,7 +218,7 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
     /// [`AsyncResultError::Failed`] with a clone of the error, if an error was set;
     /// [`AsyncResultError::Deadlock`] if nothing could ever set one.
     pub fn get(&self) -> Result<T, AsyncResultError<E>> {
-        self.wait()?;
+        self.wait_until(None)?;
         self.cloned()
     }
 
@@ -211,7 +238,7 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
     /// assert_eq!(result.get_timeout(Duration::from_millis(5)), Ok(Some(7)));
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<Option<T>, AsyncResultError<E>> {
-        if !self.wait_timeout(timeout)? {
+        if !self.wait_until(super::deadline(timeout))? {
             return Ok(None);
         }
         self.cloned().map(Some)

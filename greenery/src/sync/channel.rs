@@ -18,7 +18,8 @@
 //!   wake-up on to the next getter.
 //! - [`try_put`](Channel::try_put) succeeds only if it wakes a waiting
 //!   getter; its offer has no putter to wake, and like any offer goes to
-//!   the next getter if the woken one is killed first.
+//!   the next getter if the woken one is killed first. It then yields, so
+//!   that the getter runs before it returns (gevent's `put_nowait`).
 //!
 //! Offers stay in `offers` only while their putter waits (or, for a
 //! `try_put`'s, until a getter takes them), so every offer there holds its
@@ -200,8 +201,17 @@ impl<T> Channel<T> {
         }
     }
 
-    /// Hands `value` to a getter that is waiting; never waits. If that
-    /// getter is killed before it runs, the value goes to the next getter.
+    /// Hands `value` to a getter that is waiting, and lets it run before
+    /// returning (gevent's `put_nowait`, which switches to the getter); never
+    /// waits for a getter. If that getter is killed before it runs, the
+    /// value goes to the next getter.
+    ///
+    /// Letting the getter run is a yield to the hub (unless this is called
+    /// on the hub itself, in a timer callback or link): the green threads
+    /// ready before the getter run first, and the caller runs again after
+    /// it. If the caller is killed (or unwound by a
+    /// [`Timeout`](crate::Timeout)) during that yield, the value stays on
+    /// offer for the getter.
     ///
     /// # Errors
     ///
@@ -222,6 +232,7 @@ impl<T> Channel<T> {
     /// });
     /// greenery::yield_now(); // the getter starts and waits
     /// assert_eq!(channel.try_put(2), Ok(()));
+    /// assert!(getter.is_ready()); // it ran before `try_put` returned
     /// assert_eq!(getter.get().unwrap(), 2);
     /// ```
     pub fn try_put(&self, value: T) -> Result<(), TryPutError<T>> {
@@ -232,6 +243,10 @@ impl<T> Channel<T> {
             return Err(TryPutError::Full(value));
         }
         self.offers.borrow_mut().push_back(Rc::new(Offer { value: RefCell::new(Some(value)), putter: None }));
+        // gevent switches to the getter at once: let it run before we return.
+        if !crate::hub::is_on_hub() {
+            crate::yield_now();
+        }
         Ok(())
     }
 

@@ -120,7 +120,7 @@ where
         self.started += 1;
         let progress = self.progress.clone();
         let finished = self.finished.clone();
-        handle.link(move |_| {
+        handle.raw_link(move || {
             if let Some(finished) = &finished {
                 finished.borrow_mut().push_back(position);
             }

@@ -42,7 +42,7 @@
 //!                     greenery::spawn(move || tx.send(p * 100 + i).unwrap())
 //!                 })
 //!                 .collect();
-//!             greenery::hub::joinall(&senders).unwrap();
+//!             greenery::hub::joinall(&senders, None, true).unwrap();
 //!         })
 //!     })
 //!     .collect();

@@ -53,7 +53,7 @@ use crate::hub::Deadlock;
 ///         })
 ///     })
 ///     .collect();
-/// greenery::hub::joinall(&writers).unwrap();
+/// greenery::hub::joinall(&writers, None, false).unwrap();
 /// assert_eq!(*log.lock().unwrap(), [0, 0, 1, 1, 2, 2]);
 /// ```
 ///

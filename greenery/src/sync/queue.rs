@@ -54,7 +54,7 @@ use super::queue_core::{Core, Storage};
 ///     let queue = queue.clone();
 ///     move || queue.iter().count() // until shut down and drained
 /// });
-/// greenery::hub::joinall(&producers).unwrap();
+/// greenery::hub::joinall(&producers, None, false).unwrap();
 /// queue.shutdown();
 /// assert_eq!(consumer.get().unwrap(), 30);
 /// ```

@@ -155,7 +155,7 @@ impl fmt::Debug for RawSemaphore {
 ///         })
 ///     })
 ///     .collect();
-/// greenery::hub::joinall(&downloads).unwrap();
+/// greenery::hub::joinall(&downloads, None, false).unwrap();
 /// assert_eq!(slots.available_permits(), 2);
 /// ```
 ///

@@ -272,7 +272,7 @@ impl Tracker {
         let id = handle.id();
         self.members.borrow_mut().insert(id, handle.erased());
         let tracker: Weak<Tracker> = Rc::downgrade(self);
-        handle.link(move |_| {
+        handle.raw_link(move || {
             if let Some(tracker) = tracker.upgrade() {
                 tracker.leave(id, holds_slot);
             }

@@ -146,9 +146,9 @@ pub fn every_value_received_once(endpoint: Rc<impl Endpoint>, kill_producers: Ki
             killed_producers += 1;
         }
     }
-    greenery::hub::joinall(&producers).unwrap();
+    greenery::hub::joinall(&producers, None, false).unwrap();
     endpoint.shutdown();
-    greenery::hub::joinall(&consumers).unwrap();
+    greenery::hub::joinall(&consumers, None, false).unwrap();
     let mut put_ok = put_ok.take();
     let mut received = received.take();
     assert!(put_ok.len() >= (PRODUCERS as usize - killed_producers) * PER_PRODUCER as usize);
@@ -177,9 +177,9 @@ pub fn every_value_received_once_blocking(endpoint: Rc<impl Endpoint>) {
             spawn(move || (0..100).for_each(|n| endpoint.put(p * 100 + n).unwrap()))
         })
         .collect();
-    greenery::hub::joinall(&producers).unwrap();
+    greenery::hub::joinall(&producers, None, false).unwrap();
     endpoint.shutdown();
-    greenery::hub::joinall(&consumers).unwrap();
+    greenery::hub::joinall(&consumers, None, false).unwrap();
     let mut received = received.take();
     received.sort_unstable();
     assert_eq!(received, (0..2000).collect::<Vec<_>>());
