@@ -91,7 +91,10 @@
 //!   nothing alive.
 //! - **Threads.** Each OS thread has its own hub. Handles to green threads
 //!   are `!Send`; [`Handle`] is the `Send` way to run something on another
-//!   thread's hub, and it wakes that hub's loop.
+//!   thread's hub, and it wakes that hub's loop. A green thread never moves
+//!   to another OS thread: its thread-locals are never seen from two
+//!   threads. [`run_on`] runs one hub per core; channels between them are in
+//!   [`sync::mpsc`](crate::sync::mpsc).
 
 mod block_on;
 mod blocking;
@@ -103,6 +106,7 @@ mod join_handle;
 mod link;
 mod remote;
 pub(crate) mod report;
+mod run_on;
 mod sweep;
 mod thread;
 mod timeout;
@@ -125,6 +129,7 @@ pub use join_handle::JoinHandle;
 pub use link::LinkId;
 pub use remote::Handle;
 pub use report::{ErrorHandler, ErrorReport, print_error, reset_error_handler, set_error_handler};
+pub use run_on::{cores, run_on};
 pub use thread::{spawn, spawn_later};
 pub use timeout::{TimedOut, Timeout, with_timeout};
 
