@@ -595,6 +595,45 @@ mod tests {
     }
 
     #[test]
+    fn host_values_are_uri_host_and_an_optional_port() {
+        for good in [
+            "",
+            "x",
+            "example.com",
+            "example.com:8080",
+            "x:",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:443",
+            "[v7.a:b]",
+            "a%20b",
+            "a!$&'()*+,;=b",
+            "xn--bcher-kva.example",
+        ] {
+            assert!(valid_host(good.as_bytes()), "{good:?}");
+        }
+        for bad in [
+            "x/y",
+            "x y",
+            "user@x",
+            "x:80:81",
+            "x:8a",
+            "[::1",
+            "[::g]",
+            "[::1]x",
+            "[v.x]",
+            "[v1.]",
+            "a%2",
+            "a%zz",
+            "x?",
+            "x#",
+            "[fe80::1%25eth0]",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn request_target_forms_suit_their_methods() {
         let head = |text: &str| parse_all(text).unwrap().unwrap().0;
         assert_eq!(head("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").uri, "*");
