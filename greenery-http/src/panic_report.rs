@@ -60,7 +60,7 @@ struct HandlerSlot {
     caught: RefCell<Option<Caught>>,
 }
 
-static HANDLER_SLOT: GreenletLocal<HandlerSlot> = GreenletLocal::new(HandlerSlot::default);
+static HANDLER_SLOT: GreenletLocal<Rc<HandlerSlot>> = GreenletLocal::new(Rc::default);
 
 /// Where a handler panicked, as the hook saw it.
 pub(crate) struct Caught {
@@ -109,19 +109,24 @@ fn capture(info: &PanicHookInfo<'_>) -> bool {
 /// Runs the handler call `f`, catching its panic; a panic comes back with
 /// what the hook recorded of it.
 pub(crate) fn call<R>(f: impl FnOnce() -> R) -> Result<R, (Payload, Option<Caught>)> {
-    struct Running;
+    /// Marks the green thread as in a handler until dropped. It holds the
+    /// slot itself, so that ending the mark touches no greenery state: a
+    /// kill at thread teardown may unwind through it.
+    struct Running(Rc<HandlerSlot>);
     impl Drop for Running {
         fn drop(&mut self) {
-            HANDLER_SLOT.with(|slot| slot.running.set(false));
+            self.0.running.set(false);
             let _ = HANDLERS_RUNNING.try_with(|count| count.set(count.get() - 1));
         }
     }
+    let slot = HANDLER_SLOT.with(Rc::clone);
+    slot.running.set(true);
     HANDLERS_RUNNING.with(|count| count.set(count.get() + 1));
-    HANDLER_SLOT.with(|slot| slot.running.set(true));
-    let running = Running;
+    let running = Running(slot);
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+    let slot = running.0.clone();
     drop(running);
-    outcome.map_err(|payload| (payload, HANDLER_SLOT.with(|slot| slot.caught.borrow_mut().take())))
+    outcome.map_err(|payload| (payload, slot.caught.borrow_mut().take()))
 }
 
 /// The message of a panic payload, as the standard hook prints it.
