@@ -16,7 +16,7 @@
 //!   timeout) fails the case.
 //! - `http_scale`: [`crate::scale`]'s run, with one `GET /` per connection
 //!   and then the connection held idle: the server's resident memory per
-//!   connection.
+//!   connection, and what it keeps once they have all closed.
 
 use std::convert::Infallible;
 use std::io::{self, Read, Write};

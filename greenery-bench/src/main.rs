@@ -119,7 +119,7 @@ const CASES: &[Case] = &[
     Case {
         name: "echo_scale",
         about: "N connections held open at once against an echo server in a child process: its memory \
-                per connection (vs tokio current-thread)",
+                per connection, and after they all closed (vs tokio current-thread)",
         default_n: 10_000,
         run: echo_scale::echo_scale,
     },
@@ -134,7 +134,8 @@ const CASES: &[Case] = &[
     Case {
         name: "http_scale",
         about: "N keep-alive connections, one request each, held idle at once against an HTTP server in a \
-                child process: its memory per connection (greenery-http vs hyper, may_minihttp)",
+                child process: its memory per connection, and after they all closed (greenery-http vs hyper, \
+                may_minihttp)",
         default_n: 10_000,
         run: http::http_scale,
     },

@@ -12,7 +12,8 @@
 //! 1. The server's resident memory is read once it listens (the baseline).
 //! 2. Every client connects and makes one round trip (at most
 //!    [`CONNECTS_IN_FLIGHT`] at a time between the connect and the answer,
-//!    fewer than the listeners' backlog of 128); all then wait until all
+//!    fewer than the shortest listen backlog of the servers, 128); all then
+//!    wait until all
 //!    `N` have. The server's open descriptors are counted: it must hold all
 //!    `N`.
 //! 3. Every connection makes the scenario's further round trips (if any),
@@ -23,6 +24,11 @@
 //!    stashes the stacks of green threads parked that long (see
 //!    `greenery::stack::stash_after`), so this is what a server holding many
 //!    idle connections costs.
+//! 6. Every client closes its connection, and after [`AFTER_WAIT`] it is
+//!    read a last time: what the server keeps once a burst of connections
+//!    has come and gone (greenery's hub gives back the memory finished green
+//!    threads kept once none has finished for
+//!    `greenery::stack::release_after`).
 //!
 //! Any failure (a connect, a short or wrong answer, a timeout) is an error:
 //! each is counted and the first few are printed, and the case exits with a
@@ -55,6 +61,11 @@ pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// the previous sweep, so two periods and a margin).
 const IDLE_WAIT: Duration = Duration::from_millis(2500);
 const _: () = assert!(IDLE_WAIT.as_millis() >= 2 * greenery::stack::DEFAULT_STASH_AFTER.as_millis());
+/// How long after the last connection closed the server's memory is read a
+/// last time: past the delay after which greenery's hub gives back what
+/// finished green threads kept, with a margin.
+const AFTER_WAIT: Duration = Duration::from_secs(13);
+const _: () = assert!(AFTER_WAIT.as_millis() >= greenery::stack::DEFAULT_RELEASE_AFTER.as_millis() + 2000);
 /// Errors printed in full (all are counted).
 const ERRORS_SHOWN: usize = 10;
 
@@ -241,6 +252,8 @@ struct Measured {
     baseline: u64,
     held: u64,
     idle: u64,
+    /// After every connection closed, and [`AFTER_WAIT`].
+    after: u64,
     server_fds: usize,
 }
 
@@ -261,17 +274,22 @@ impl Measured {
         report(&format!("{server}_{case}_rss_per_connection_bytes"), per_connection(self.held), "bytes");
         report(&format!("{server}_{case}_idle_rss_per_connection_bytes"), per_connection(self.idle), "bytes");
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        report(&format!("{server}_{case}_baseline_rss_mib"), mib(self.baseline), "MiB");
+        report(&format!("{server}_{case}_burst_rss_mib"), mib(self.held), "MiB");
+        report(&format!("{server}_{case}_after_burst_rss_mib"), mib(self.after), "MiB");
         eprintln!(
             "# {case} {server}: {n} connections held at once ({} descriptors open in the server), {} \
              {} each; server VmRSS {:.1} MiB listening, {:.1} MiB holding them, {:.1} MiB after \
-             {:.1} s idle",
+             {:.1} s idle, {:.1} MiB {:.0} s after they all closed",
             self.server_fds,
             1 + scenario.round_trips,
             scenario.what,
             mib(self.baseline),
             mib(self.held),
             mib(self.idle),
-            IDLE_WAIT.as_secs_f64()
+            IDLE_WAIT.as_secs_f64(),
+            mib(self.after),
+            AFTER_WAIT.as_secs_f64()
         );
     }
 }
@@ -325,5 +343,8 @@ fn load(scenario: &Scenario, server: &ServerProcess, n: u64) -> Result<Measured,
         );
         errors += 1;
     }
-    Ok(Measured { errors, connect, answer, baseline, held, idle, server_fds })
+    // The clients are gone and their sockets closed: the burst is over.
+    greenery::sleep(AFTER_WAIT);
+    let after = server.resident_bytes()?;
+    Ok(Measured { errors, connect, answer, baseline, held, idle, after, server_fds })
 }

@@ -27,6 +27,17 @@
 //!   With a [`Pool`](greenery::sync::Pool) (`Server::with_pool`) a connection
 //!   keeps its green thread for its whole life instead, so that the pool
 //!   caps the connections open, as gevent's does.
+//! - **Deadlines.** A connection waits for its first request head until
+//!   its header timeout after it was accepted, and for each later one until
+//!   its keep-alive timeout after the previous response was finished: the
+//!   connection keeps that deadline (`idle_deadline`), so a park and a wake
+//!   do not move it, nor do empty lines before a request line (they are
+//!   skipped, and a head's own deadline starts at its first other byte).
+//!   Bodies are held to their [`MinRate`](crate::MinRate)s: the time spent
+//!   waiting for the client is added up per request body and per response,
+//!   against the allowance the bytes moved so far have earned. A request
+//!   body that runs out of time, or whose single read waits past the `io`
+//!   timeout, is answered with `408` whatever the handler returns.
 //! - **Closing.** A connection closes after a response to `Connection:
 //!   close` (or an HTTP/1.0 request without keep-alive), a rejected request,
 //!   a panicking handler, or a body that could not be finished. It shuts its
@@ -37,18 +48,19 @@
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenery::net::TcpStream;
 use http::header::HeaderMap;
-use http::{Request, StatusCode};
+use http::{Method, Request, StatusCode};
 
 use crate::PeerAddr;
 use crate::body::Body;
 use crate::chunked::Decoder;
 use crate::head::{self, Framing, Head, Reject};
+use crate::panic_report;
 use crate::response::{self, Written};
 use crate::server::{Settings, Shared};
 
@@ -97,6 +109,27 @@ pub(crate) struct BodyState {
     /// The client sent `Expect: 100-continue` and has not been told to go on.
     pub(crate) continue_pending: bool,
     pub(crate) trailers: Option<HeaderMap>,
+    /// Body bytes taken from the connection (chunk framing included), which
+    /// earn waiting time under the request body's minimum rate.
+    received: u64,
+    /// Time spent waiting for the body's bytes.
+    waited: Duration,
+    /// The body took too long to arrive: answer `408`.
+    timed_out: bool,
+}
+
+impl BodyState {
+    fn new(request: u64, progress: BodyProgress, continue_pending: bool) -> BodyState {
+        BodyState {
+            request,
+            progress,
+            continue_pending,
+            trailers: None,
+            received: 0,
+            waited: Duration::ZERO,
+            timed_out: false,
+        }
+    }
 }
 
 /// A connection's stream and buffers.
@@ -106,9 +139,16 @@ pub(crate) struct Conn {
     pub(crate) settings: Rc<Settings>,
     /// The connection's number on its server.
     id: u64,
-    /// When it was accepted: its first request head is due by then plus the
-    /// header timeout.
-    started: Instant,
+    /// When the wait for the next request head ends (if no byte of it has
+    /// come): the header timeout after the connection was accepted, then the
+    /// keep-alive timeout after each response. Nothing the client sends
+    /// while idle moves it.
+    idle_deadline: Cell<Instant>,
+    /// Bytes of the current response sent so far, which earn waiting time
+    /// under the response's minimum rate.
+    sent: Cell<u64>,
+    /// Time spent waiting for the client to take the current response.
+    write_waited: Cell<Duration>,
     read_buf: RefCell<ReadBuf>,
     pub(crate) write_buf: RefCell<Vec<u8>>,
     pub(crate) body: RefCell<BodyState>,
@@ -162,6 +202,17 @@ impl SpareBuffers {
         }
     }
 
+    /// Frees all but `keep` buffers of each kind.
+    pub(crate) fn trim(&self, keep: usize) {
+        for spares in [&self.read, &self.write] {
+            let mut spares = spares.borrow_mut();
+            if spares.len() > keep {
+                spares.truncate(keep);
+                spares.shrink_to(keep);
+            }
+        }
+    }
+
     /// Keeps `bytes` (an empty write buffer) if it is not too large and there
     /// is room.
     fn keep_write(&self, bytes: Vec<u8>) {
@@ -174,20 +225,19 @@ impl SpareBuffers {
 
 impl Conn {
     fn new(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Conn {
+        let settings = shared.settings();
+        let idle_deadline = Instant::now() + settings.timeouts.header;
         Conn {
             stream,
             peer,
-            settings: shared.settings(),
+            settings,
             id: shared.next_connection_id(),
-            started: Instant::now(),
+            idle_deadline: Cell::new(idle_deadline),
+            sent: Cell::new(0),
+            write_waited: Cell::new(Duration::ZERO),
             read_buf: RefCell::new(ReadBuf { bytes: shared.spares.read_buffer(), start: 0, end: 0 }),
             write_buf: RefCell::new(shared.spares.write_buffer()),
-            body: RefCell::new(BodyState {
-                request: 0,
-                progress: BodyProgress::Done,
-                continue_pending: false,
-                trailers: None,
-            }),
+            body: RefCell::new(BodyState::new(0, BodyProgress::Done, false)),
             request: Cell::new(0),
         }
     }
@@ -198,10 +248,45 @@ impl Conn {
         if out.is_empty() {
             return Ok(());
         }
-        self.stream.set_write_timeout(Some(self.settings.timeouts.io))?;
-        let sent = (&self.stream).write_all(&out);
+        let sent = self.send(&out);
         out.clear();
         sent
+    }
+
+    /// A new response starts: its minimum rate counts from here.
+    pub(crate) fn start_response(&self) {
+        self.sent.set(0);
+        self.write_waited.set(Duration::ZERO);
+    }
+
+    /// Sends `bytes`, each wait bounded by the `io` timeout and all of them
+    /// by the response's minimum rate.
+    pub(crate) fn send(&self, mut bytes: &[u8]) -> io::Result<()> {
+        let timeouts = &self.settings.timeouts;
+        while !bytes.is_empty() {
+            let allowed =
+                timeouts.response_body.allowance(self.sent.get()).saturating_sub(self.write_waited.get());
+            if allowed.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client takes the response more slowly than its minimum rate",
+                ));
+            }
+            self.stream.set_write_timeout(Some(allowed.min(timeouts.io)))?;
+            let began = Instant::now();
+            let written = (&self.stream).write(bytes);
+            self.write_waited.set(self.write_waited.get() + began.elapsed());
+            match written {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent.set(self.sent.get() + n as u64);
+                    bytes = &bytes[n..];
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
     }
 
     /// Gives the (empty) buffers to `spares` while the connection is parked.
@@ -261,21 +346,24 @@ impl Conn {
     fn read_head(self: &Rc<Self>, shared: &Shared) -> HeadOutcome {
         let timeouts = &self.settings.timeouts;
         let first = self.request.get() == 0;
-        let idle_deadline =
-            if first { self.started + timeouts.header } else { Instant::now() + timeouts.keep_alive };
+        let idle_deadline = self.idle_deadline.get();
         let mut head_deadline = None;
         loop {
             {
                 let mut buf = self.read_buf.borrow_mut();
-                // RFC 9112 2.2: empty lines before a request line are ignored.
+                // RFC 9112 2.2: empty lines before a request line are
+                // ignored; they start no head and move no deadline.
                 while buf.buffered().starts_with(b"\r\n") {
                     buf.consume(2);
                 }
-                if !buf.buffered().is_empty() {
+                let buffered = buf.buffered();
+                if !buffered.is_empty() && buffered != b"\r" {
                     head_deadline.get_or_insert_with(|| {
-                        if first { self.started + timeouts.header } else { Instant::now() + timeouts.header }
+                        // The first head is due a header timeout after the
+                        // connection came, the others after their first byte.
+                        if first { idle_deadline } else { Instant::now() + timeouts.header }
                     });
-                    match head::parse(buf.buffered(), &self.settings.limits) {
+                    match head::parse(buffered, &self.settings.limits) {
                         Ok(Some((head, len))) => {
                             buf.consume(len);
                             return HeadOutcome::Head(Box::new(head));
@@ -290,8 +378,8 @@ impl Conn {
                 return HeadOutcome::Closed;
             }
             // An idle connection waits in its green thread for a moment, then
-            // parks.
-            let park_at = (idle && shared.parks_idle())
+            // parks (with nothing buffered: not after half an empty line).
+            let park_at = (idle && shared.parks_idle() && self.read_buf.borrow().buffered().is_empty())
                 .then(|| Instant::now() + IDLE_LINGER)
                 .filter(|park_at| *park_at < idle_deadline);
             // Listed as idle while waiting for a first byte, so that a stop
@@ -319,7 +407,8 @@ impl Conn {
 
     /// Reads request `request`'s body into `out`; see [`Body`].
     pub(crate) fn read_body(&self, request: u64, out: &mut [u8]) -> io::Result<usize> {
-        let mut state = self.body.borrow_mut();
+        let mut guard = self.body.borrow_mut();
+        let state = &mut *guard;
         if state.request != request || out.is_empty() {
             return Ok(0);
         }
@@ -344,6 +433,7 @@ impl Conn {
                         out[..n].copy_from_slice(&buffered[..n]);
                         buf.consume(n);
                         *remaining -= n as u64;
+                        state.received += n as u64;
                         if *remaining == 0 {
                             state.progress = BodyProgress::Done;
                         }
@@ -356,6 +446,7 @@ impl Conn {
                         match decoder.decode(buf.buffered(), out) {
                             Ok(progress) => {
                                 buf.consume(progress.consumed);
+                                state.received += progress.consumed as u64;
                                 *read += progress.produced as u64;
                                 if *read > max_body {
                                     state.progress = BodyProgress::Failed(
@@ -381,9 +472,19 @@ impl Conn {
                     }
                 }
             }
-            // Nothing buffered: wait for more.
-            let deadline = Instant::now() + self.settings.timeouts.io;
-            match self.fill(deadline) {
+            // Nothing buffered: wait for more, within the `io` timeout and
+            // what the body's minimum rate still allows.
+            let timeouts = &self.settings.timeouts;
+            let allowed = timeouts.request_body.allowance(state.received).saturating_sub(state.waited);
+            let rate_bound = allowed < timeouts.io;
+            let began = Instant::now();
+            let filled = if allowed.is_zero() {
+                Err(io::ErrorKind::TimedOut.into())
+            } else {
+                self.fill(began + allowed.min(timeouts.io))
+            };
+            state.waited += began.elapsed();
+            match filled {
                 Ok(0) => {
                     state.progress = BodyProgress::Failed(
                         io::ErrorKind::UnexpectedEof,
@@ -391,13 +492,17 @@ impl Conn {
                     );
                 }
                 Ok(_) => {}
-                Err(err) => {
-                    let message = if err.kind() == io::ErrorKind::TimedOut {
-                        "the request body stopped arriving"
+                Err(err) if err.kind() == io::ErrorKind::TimedOut => {
+                    state.timed_out = true;
+                    let message = if rate_bound {
+                        "the request body arrives more slowly than its minimum rate"
                     } else {
-                        "reading the request body failed"
+                        "the request body stopped arriving"
                     };
-                    state.progress = BodyProgress::Failed(err.kind(), message);
+                    state.progress = BodyProgress::Failed(io::ErrorKind::TimedOut, message);
+                }
+                Err(err) => {
+                    state.progress = BodyProgress::Failed(err.kind(), "reading the request body failed");
                 }
             }
         }
@@ -507,19 +612,26 @@ fn run(conn: Rc<Conn>, shared: &Rc<Shared>) {
             HeadOutcome::Head(head) => head,
             HeadOutcome::Closed => break,
             HeadOutcome::Rejected(reject) => {
+                conn.start_response();
                 let written = response::write_reject(&conn, reject);
                 shared.log(&conn, None, reject.status, written.body_bytes);
                 conn.close();
+                shared.connection_closed();
                 return;
             }
             HeadOutcome::Idle(deadline) => return park(conn, shared, deadline),
         };
         if !answer(&conn, shared, *head) || !conn.finish_body() {
             conn.close();
+            shared.connection_closed();
             return;
         }
+        // The keep-alive timeout counts from the end of this response.
+        conn.idle_deadline.set(Instant::now() + conn.settings.timeouts.keep_alive);
     }
     let _ = conn.flush();
+    drop(conn);
+    shared.connection_closed();
 }
 
 /// Parks idle `conn` without a green thread until bytes arrive (a new green
@@ -545,6 +657,9 @@ fn park(conn: Rc<Conn>, shared: &Rc<Shared>, deadline: Instant) {
                 conn.restore_buffers(&continued.spares);
                 run(conn, &continued);
             });
+        } else {
+            drop(conn); // closes it
+            shared.connection_closed();
         }
     };
     shared.parked_connections.borrow_mut().insert(id, conn.clone());
@@ -561,6 +676,7 @@ fn park(conn: Rc<Conn>, shared: &Rc<Shared>, deadline: Instant) {
 fn answer(conn: &Rc<Conn>, shared: &Shared, head: Head) -> bool {
     let request_number = conn.request.get() + 1;
     conn.request.set(request_number);
+    conn.start_response();
     let progress = match head.framing {
         Framing::Empty => BodyProgress::Done,
         Framing::Length(remaining) => BodyProgress::Length { remaining },
@@ -569,14 +685,11 @@ fn answer(conn: &Rc<Conn>, shared: &Shared, head: Head) -> bool {
         }
     };
     let has_body = !matches!(progress, BodyProgress::Done);
-    *conn.body.borrow_mut() = BodyState {
-        request: request_number,
-        progress,
-        continue_pending: head.expect_continue && has_body,
-        trailers: None,
-    };
+    *conn.body.borrow_mut() = BodyState::new(request_number, progress, head.expect_continue && has_body);
     let line = response::RequestLine { method: head.method.clone(), version: head.version };
     let client_keeps_alive = head.keep_alive;
+    // For the panic report, which names the request.
+    let target = head.uri.clone();
     let mut request = Request::new(Body::new(conn.clone(), request_number, has_body));
     *request.method_mut() = head.method;
     *request.uri_mut() = head.uri;
@@ -584,39 +697,57 @@ fn answer(conn: &Rc<Conn>, shared: &Shared, head: Head) -> bool {
     *request.headers_mut() = head.headers;
     request.extensions_mut().insert(PeerAddr(conn.peer));
     let log_line = shared.wants_log().then(|| response::log_request_line(&request));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| shared.call(request)));
-    let written = match outcome {
-        // A stop while the handler ran makes this the connection's last
-        // response.
-        Ok(response) => response::write(conn, &line, client_keeps_alive && !shared.is_stopping(), response),
-        Err(payload) => {
+    if line.method == Method::CONNECT {
+        // No handler takes the connection over for a tunnel: what follows the
+        // head is not HTTP, and the connection closes after the answer.
+        return reject(
+            conn,
+            shared,
+            log_line.as_deref(),
+            StatusCode::NOT_IMPLEMENTED,
+            "CONNECT is not supported",
+        );
+    }
+    let response = match panic_report::call(|| shared.call(request)) {
+        Ok(response) => response,
+        Err((payload, caught)) => {
             if greenery::is_forced_unwind(&*payload) {
                 panic::resume_unwind(payload);
             }
-            eprintln!(
-                "greenery-http: the handler panicked answering {}: {}",
-                log_line.as_deref().unwrap_or("a request"),
-                panic_message(&*payload)
-            );
-            let written = response::write_reject(
+            let request_line = format!("{} {} {:?}", line.method, target, line.version);
+            shared.panics.handler_panicked(&request_line, conn.peer, &*payload, caught);
+            return reject(
                 conn,
-                Reject { status: StatusCode::INTERNAL_SERVER_ERROR, reason: "the handler failed" },
+                shared,
+                log_line.as_deref(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the handler failed",
             );
-            shared.log(conn, log_line.as_deref(), StatusCode::INTERNAL_SERVER_ERROR, written.body_bytes);
-            return false;
         }
     };
-    let Written { status, body_bytes, keep_alive: keep } = written;
+    if conn.body.borrow().timed_out {
+        // Whatever the handler made of it, the client was too slow.
+        drop(response);
+        let reason = "the request body took too long";
+        return reject(conn, shared, log_line.as_deref(), StatusCode::REQUEST_TIMEOUT, reason);
+    }
+    // A stop while the handler ran makes this the connection's last response.
+    let keep_alive = client_keeps_alive && !shared.is_stopping();
+    let Written { status, body_bytes, keep_alive: keep } = response::write(conn, &line, keep_alive, response);
     shared.log(conn, log_line.as_deref(), status, body_bytes);
     keep
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(message) = payload.downcast_ref::<&'static str>() {
-        message
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message
-    } else {
-        "Box<dyn Any>"
-    }
+/// Answers the request with `status` and a short `reason`, and logs it; the
+/// connection then closes (this returns `false`).
+fn reject(
+    conn: &Conn,
+    shared: &Shared,
+    log_line: Option<&str>,
+    status: StatusCode,
+    reason: &'static str,
+) -> bool {
+    let written = response::write_reject(conn, Reject { status, reason });
+    shared.log(conn, log_line, status, written.body_bytes);
+    false
 }

@@ -7,6 +7,40 @@
 //! must be digits and agree with itself, and a request may not carry both
 //! `Content-Length` and `Transfer-Encoding`. Each rejection names its status
 //! code; the connection is closed after the response.
+//!
+//! # What RFC 9112 and RFC 9110 require of a server, and where it is done
+//!
+//! Each has a case in `tests/server.rs`
+//! (`the_request_head_is_held_to_every_must_of_rfc_9112_and_9110`).
+//!
+//! - A line must end in CRLF; a bare CR is invalid (9112 §2.2): 400.
+//! - Whitespace between the request line and the first field, and obs-fold
+//!   (a field line that begins with whitespace), must be rejected or
+//!   replaced (9112 §2.2, §5.2): 400.
+//! - Whitespace between a field name and its colon must be rejected (9112
+//!   §5.1): 400 (httparse).
+//! - CR, LF and NUL in a field value must be rejected or replaced (9110
+//!   §5.5): 400 (httparse, which rejects every control but tab).
+//! - A request with no `Host` (HTTP/1.1), more than one, or one whose value
+//!   is not `uri-host [ ":" port ]` must get 400 (9112 §3.2). An empty value
+//!   is valid (a target without an authority).
+//! - With an absolute-form target the received `Host` must be ignored for
+//!   the target's authority (9112 §3.2.2): the handler sees the target's
+//!   authority as `Host`.
+//! - An `http` URI with an empty host must be rejected as invalid (9110
+//!   §4.2.1): 400; so is one with userinfo (a SHOULD of §4.2.4).
+//! - The authority form is for CONNECT alone, `uri-host ":" port`, port
+//!   included (9112 §3.2.3, 9110 §9.3.6); the asterisk form is for OPTIONS
+//!   alone (9112 §3.2.4): 400 otherwise. A request target has no fragment:
+//!   400 for a `#`.
+//! - Framing (9112 §6.1, §6.3): `Transfer-Encoding` with `Content-Length`,
+//!   `Transfer-Encoding` in HTTP/1.0, a last coding other than chunked, an
+//!   invalid `Content-Length`: 400, and the connection closes. A transfer
+//!   coding other than chunked: 501.
+//! - `Content-Length: 42, 42` must be rejected or replaced by one value
+//!   (9110 §8.6): the handler sees `Content-Length: 42`.
+//! - A `100-continue` expectation in HTTP/1.0 must be ignored (9110
+//!   §10.1.1).
 
 use std::mem::MaybeUninit;
 
@@ -106,7 +140,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
         shared.slice(start..start + part.len())
     };
     let target = request.path.map_or_else(Bytes::new, |path| share(path.as_bytes()));
-    let uri = request_target(&method, target)?;
+    let (uri, absolute_form) = request_target(&method, target)?;
     // The checks read the raw fields (the names are tokens, which httparse
     // checked); the map is built once they pass.
     let fields: &[httparse::Header<'_>] = request.headers;
@@ -127,6 +161,23 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
         let value = HeaderValue::from_maybe_shared(share(field.value))
             .map_err(|_| reject(BAD, "malformed header field value"))?;
         headers.append(name, value);
+    }
+    if absolute_form {
+        // RFC 9112 3.2.2: the target's authority stands, not the Host sent.
+        let authority = uri.authority().map_or("", |authority| authority.as_str());
+        let value = HeaderValue::from_str(authority).map_err(|_| reject(BAD, "malformed request target"))?;
+        headers.insert(http::header::HOST, value);
+    }
+    let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let first_is_a_list = lengths.next().is_some_and(|first| first.as_bytes().contains(&b','));
+    if first_is_a_list || lengths.next().is_some() {
+        // RFC 9110 8.6: repeated equal values (framing checked they are)
+        // become one.
+        let length = match framing {
+            Framing::Length(length) => length,
+            _ => 0,
+        };
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
     }
     Ok(Some((Head { method, uri, version, headers, framing, keep_alive, expect_continue }, len)))
 }
@@ -196,14 +247,27 @@ fn too_large_head() -> Reject {
     reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "the request head is larger than allowed")
 }
 
-/// The request target, in the form its method allows (RFC 9112 3.2).
-fn request_target(method: &Method, target: Bytes) -> Result<Uri, Reject> {
-    let uri = Uri::from_maybe_shared(target.clone()).map_err(|_| reject(BAD, "malformed request target"))?;
-    let target = std::str::from_utf8(&target).map_err(|_| reject(BAD, "malformed request target"))?;
+/// The request target, in the form its method allows (RFC 9112 3.2), and
+/// whether it is in the absolute form.
+fn request_target(method: &Method, target: Bytes) -> Result<(Uri, bool), Reject> {
+    const MALFORMED: Reject = reject(BAD, "malformed request target");
+    if target.contains(&b'#') {
+        // A fragment is no part of a request target; `Uri` would drop it.
+        return Err(MALFORMED);
+    }
+    let uri = Uri::from_maybe_shared(target.clone()).map_err(|_| MALFORMED)?;
+    let target = std::str::from_utf8(&target).map_err(|_| MALFORMED)?;
     let origin_form = target.starts_with('/');
     let absolute_form = uri.scheme().is_some();
     let form_allowed = if *method == Method::CONNECT {
-        !origin_form && !absolute_form && uri.authority().is_some()
+        // uri-host ":" port, nothing else.
+        !origin_form
+            && !absolute_form
+            && uri.authority().is_some_and(|authority| {
+                authority.as_str() == target
+                    && authority.port().is_some()
+                    && valid_host(authority.as_str().as_bytes())
+            })
     } else if target == "*" {
         *method == Method::OPTIONS
     } else {
@@ -212,7 +276,80 @@ fn request_target(method: &Method, target: Bytes) -> Result<Uri, Reject> {
     if !form_allowed {
         return Err(reject(BAD, "the request target's form does not suit the method"));
     }
-    Ok(uri)
+    if absolute_form {
+        // RFC 9110 4.2: an http(s) URI's host is not empty, and userinfo in
+        // one is an error.
+        let authority = uri.authority().map_or("", |authority| authority.as_str());
+        let host = uri.host().unwrap_or("");
+        if host.is_empty() || authority.contains('@') || !valid_host(authority.as_bytes()) {
+            return Err(reject(BAD, "the request target's authority is malformed"));
+        }
+    }
+    Ok((uri, absolute_form))
+}
+
+/// Whether `value` is `uri-host [ ":" port ]` (RFC 9112 3.2, RFC 3986
+/// 3.2.2-3.2.3), or empty: an IP literal in brackets (IPv6 or IPvFuture),
+/// or a reg-name (which takes in IPv4 addresses), then an optional colon
+/// and digits.
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port): (&[u8], &[u8]) = if let Some(literal) = value.strip_prefix(b"[") {
+        let Some(end) = literal.iter().position(|&byte| byte == b']') else { return false };
+        if !valid_ip_literal(&literal[..end]) {
+            return false;
+        }
+        match &literal[end + 1..] {
+            [] => (b"", b""),
+            [b':', port @ ..] => (b"", port),
+            _ => return false,
+        }
+    } else {
+        match value.iter().position(|&byte| byte == b':') {
+            Some(colon) => (&value[..colon], &value[colon + 1..]),
+            None => (value, b""),
+        }
+    };
+    port.iter().all(u8::is_ascii_digit) && valid_reg_name(host)
+}
+
+/// RFC 3986 `reg-name`: `*( unreserved / pct-encoded / sub-delims )`.
+fn valid_reg_name(name: &[u8]) -> bool {
+    let mut bytes = name.iter();
+    while let Some(&byte) = bytes.next() {
+        let fine = match byte {
+            b'%' => {
+                let (Some(high), Some(low)) = (bytes.next(), bytes.next()) else { return false };
+                high.is_ascii_hexdigit() && low.is_ascii_hexdigit()
+            }
+            _ => is_unreserved(byte) || is_sub_delim(byte),
+        };
+        if !fine {
+            return false;
+        }
+    }
+    true
+}
+
+/// What goes between an IP literal's brackets: an IPv6 address, or
+/// `IPvFuture` (`"v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )`).
+fn valid_ip_literal(literal: &[u8]) -> bool {
+    if let [b'v' | b'V', rest @ ..] = literal {
+        let Some(dot) = rest.iter().position(|&byte| byte == b'.') else { return false };
+        let (version, tail) = (&rest[..dot], &rest[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !tail.is_empty()
+            && tail.iter().all(|&byte| is_unreserved(byte) || is_sub_delim(byte) || byte == b':');
+    }
+    std::str::from_utf8(literal).is_ok_and(|text| text.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+fn is_sub_delim(byte: u8) -> bool {
+    matches!(byte, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
 }
 
 /// The values of the fields named `name` (in lower case), in order.
@@ -230,12 +367,18 @@ fn visible_ascii(value: &[u8]) -> Option<&str> {
     }
 }
 
-/// HTTP/1.1 requires exactly one `Host`; HTTP/1.0 allows at most one.
+/// HTTP/1.1 requires exactly one `Host`; HTTP/1.0 allows at most one; its
+/// value must be `uri-host [ ":" port ]` or empty (RFC 9112 3.2).
 fn check_host(fields: &[httparse::Header<'_>], version: Version) -> Result<(), Reject> {
-    match values(fields, "host").count() {
-        0 if version == Version::HTTP_11 => Err(reject(BAD, "an HTTP/1.1 request needs a Host header")),
-        0 | 1 => Ok(()),
-        _ => Err(reject(BAD, "more than one Host header")),
+    let mut hosts = values(fields, "host");
+    match (hosts.next(), hosts.next()) {
+        (None, _) if version == Version::HTTP_11 => {
+            Err(reject(BAD, "an HTTP/1.1 request needs a Host header"))
+        }
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => Err(reject(BAD, "more than one Host header")),
+        (Some(host), None) if valid_host(host) => Ok(()),
+        (Some(_), None) => Err(reject(BAD, "the Host header is not a host and optional port")),
     }
 }
 
@@ -449,6 +592,45 @@ mod tests {
         assert!(
             !head("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n").expect_continue
         );
+    }
+
+    #[test]
+    fn host_values_are_uri_host_and_an_optional_port() {
+        for good in [
+            "",
+            "x",
+            "example.com",
+            "example.com:8080",
+            "x:",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:443",
+            "[v7.a:b]",
+            "a%20b",
+            "a!$&'()*+,;=b",
+            "xn--bcher-kva.example",
+        ] {
+            assert!(valid_host(good.as_bytes()), "{good:?}");
+        }
+        for bad in [
+            "x/y",
+            "x y",
+            "user@x",
+            "x:80:81",
+            "x:8a",
+            "[::1",
+            "[::g]",
+            "[::1]x",
+            "[v.x]",
+            "[v1.]",
+            "a%2",
+            "a%zz",
+            "x?",
+            "x#",
+            "[fe80::1%25eth0]",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
+        }
     }
 
     #[test]

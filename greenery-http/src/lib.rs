@@ -6,6 +6,7 @@ mod config;
 mod conn;
 mod date;
 mod head;
+mod panic_report;
 mod response;
 mod server;
 
@@ -58,7 +59,7 @@ use std::net::SocketAddr;
 use std::str::Utf8Error;
 
 pub use body::Body;
-pub use config::{Limits, Timeouts};
+pub use config::{Limits, MinRate, Timeouts};
 pub use response::{BodyWriter, ResponseBody};
 pub use server::Server;
 

@@ -269,8 +269,7 @@ fn send_body(conn: &Conn, body: ResponseBody, chunked: bool) -> io::Result<u64> 
             }
             drop(out);
             conn.flush()?;
-            conn.stream.set_write_timeout(Some(conn.settings.timeouts.io))?;
-            (&conn.stream).write_all(&bytes)?;
+            conn.send(&bytes)?;
             Ok(bytes.len() as u64)
         }
         Kind::Reader { mut reader, length } => {

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use greenery::hub::Deadlock;
 use greenery::net::{StreamServer, TcpListener, ToSocketAddrs};
-use greenery::sync::Group;
+use greenery::sync::{Event, Group};
 use http::{Request, Response, StatusCode};
 
 use crate::conn::{self, Conn, SpareBuffers};
+use crate::panic_report::{self, Reports};
 use crate::{Body, Limits, ResponseBody, Timeouts};
 
 /// An HTTP/1.1 server: a green thread per connection on this thread's hub,
@@ -53,7 +54,12 @@ pub(crate) struct Shared {
     handler: Handler,
     settings: RefCell<Rc<Settings>>,
     access_log: RefCell<Option<Box<dyn Write>>>,
+    /// Where panicking handlers are reported.
+    pub(crate) panics: Rc<Reports>,
+    started: Cell<bool>,
     stopping: Cell<bool>,
+    /// Set once a stop has finished: every request answered, or killed.
+    stopped: Event,
     /// Whether idle connections give their green thread back (not with a
     /// pool: see the `conn` module).
     parks_idle: Cell<bool>,
@@ -85,6 +91,18 @@ impl Shared {
 
     pub(crate) fn call(&self, request: Request<Body>) -> Response<ResponseBody> {
         (self.handler)(request)
+    }
+
+    /// Keeps only as many spare buffers as there are parked connections to
+    /// wake, once a connection has closed: after a burst of connections,
+    /// their buffers go back to the allocator.
+    pub(crate) fn connection_closed(&self) {
+        let mut parked = self.parked_connections.borrow_mut();
+        self.spares.trim(parked.len());
+        if parked.capacity() > 64 && parked.len() * 4 < parked.capacity() {
+            let len = parked.len();
+            parked.shrink_to(len * 2);
+        }
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -136,11 +154,15 @@ impl Server {
         H: Fn(Request<Body>) -> Response<B> + 'static,
         B: Into<ResponseBody>,
     {
+        panic_report::install_hook();
         let shared = Rc::new(Shared {
             handler: Box::new(move |request| handler(request).map(Into::into)),
             settings: RefCell::new(Rc::new(Settings::default())),
             access_log: RefCell::new(None),
+            panics: Reports::new(),
+            started: Cell::new(false),
             stopping: Cell::new(false),
+            stopped: Event::new(),
             parks_idle: Cell::new(true),
             waiting_connections: RefCell::new(HashMap::new()),
             parked_connections: RefCell::new(HashMap::new()),
@@ -153,11 +175,13 @@ impl Server {
         Ok(Server { streams, shared })
     }
 
-    /// Binds a listener to `addr` and makes a server on it.
+    /// Binds a listener to `addr` (with the system's longest listen backlog:
+    /// see [`with_backlog`](Self::with_backlog)) and makes a server on it.
     ///
     /// # Errors
     ///
-    /// If binding fails.
+    /// If binding fails; the error names the address (`cannot listen on
+    /// 127.0.0.1:8080: Address already in use (os error 98)`).
     pub fn bind<A, H, B>(addr: A, handler: H) -> io::Result<Server>
     where
         A: ToSocketAddrs,
@@ -194,6 +218,33 @@ impl Server {
         self
     }
 
+    /// Sets the listen backlog of the server's listeners as it starts: how
+    /// many connections the kernel queues for it to accept. A full queue
+    /// drops new connects, which their clients retry a second or more
+    /// later. The default is the system's longest
+    /// ([`greenery::net::default_backlog`], `net.core.somaxconn`), for
+    /// listeners made by [`bind`](Self::bind) or
+    /// [`TcpListener::bind`].
+    ///
+    /// ```
+    /// use greenery_http::http::{Request, Response};
+    /// use greenery_http::{Body, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0", |_: Request<Body>| Response::new("hi"))
+    ///     .unwrap()
+    ///     .with_backlog(512);
+    /// server.start().unwrap();
+    /// server.stop(std::time::Duration::from_secs(1)).unwrap();
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the server has been started.
+    pub fn with_backlog(mut self, backlog: u32) -> Server {
+        self.streams = self.streams.with_backlog(backlog);
+        self
+    }
+
     /// Sets the size limits for connections accepted from now on.
     pub fn with_limits(self, limits: Limits) -> Server {
         let timeouts = self.shared.settings().timeouts.clone();
@@ -212,6 +263,28 @@ impl Server {
     /// `127.0.0.1 - - [25/Nov/2026:09:40:00 +0000] "GET / HTTP/1.1" 200 13`.
     pub fn with_access_log(self, sink: impl Write + 'static) -> Server {
         *self.shared.access_log.borrow_mut() = Some(Box::new(sink));
+        self
+    }
+
+    /// Writes the server's error reports to `sink` instead of stderr: one
+    /// per panicking handler, such as `greenery-http: the handler panicked
+    /// answering GET /x HTTP/1.1 from 127.0.0.1:40000 at src/main.rs:9:5:
+    /// boom` (and its backtrace, when `RUST_BACKTRACE` asks for one), at most
+    /// ten a minute, then one line counting those left out.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use greenery_http::http::{Request, Response};
+    /// use greenery_http::{Body, Server};
+    ///
+    /// let log = std::fs::File::create(std::env::temp_dir().join("errors.log")).unwrap();
+    /// let server = Server::bind("127.0.0.1:0", |_: Request<Body>| Response::new("hi"))
+    ///     .unwrap()
+    ///     .with_error_log(log);
+    /// # drop(server);
+    /// ```
+    pub fn with_error_log(self, sink: impl Write + 'static) -> Server {
+        self.shared.panics.set_sink(Box::new(sink));
         self
     }
 
@@ -251,21 +324,49 @@ impl Server {
     ///
     /// If the server was started before.
     pub fn start(&self) -> io::Result<()> {
-        self.streams.start()
+        self.streams.start()?;
+        self.shared.started.set(true);
+        Ok(())
     }
 
-    /// Starts (if need be) and serves until [`stop`](Self::stop)ped.
+    /// Starts (if need be) and serves until [`stop`](Self::stop)ped, and
+    /// until that stop has finished: every request in flight answered (or
+    /// killed at the stop's timeout), keep-alive connections that woke for
+    /// another request included. So the usual program, in which a signal
+    /// handler calls `stop` and `main` returns once this does, cuts no
+    /// request short.
+    ///
+    /// ```no_run
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    /// use greenery_http::http::{Request, Response};
+    /// use greenery_http::{Body, Server};
+    ///
+    /// let server = Rc::new(Server::bind("127.0.0.1:8080", |_: Request<Body>| Response::new("hi")).unwrap());
+    /// let stopper = server.clone();
+    /// let on_term = greenery::signal::signal_handler(libc::SIGTERM, move || {
+    ///     let _ = stopper.stop(Duration::from_secs(5));
+    /// })
+    /// .unwrap();
+    /// server.serve_forever().unwrap();
+    /// on_term.cancel();
+    /// ```
     ///
     /// # Errors
     ///
-    /// As for [`StreamServer::serve_forever`].
+    /// As for [`start`](Self::start); [`Deadlock`] (as an `io::Error`) if
+    /// nothing could ever stop the server.
     pub fn serve_forever(&self) -> io::Result<()> {
-        self.streams.serve_forever()
+        if !self.shared.started.get() && !self.shared.stopping.get() {
+            self.start()?;
+        }
+        self.shared.stopped.wait().map_err(io::Error::other)
     }
 
     /// Stops accepting, closes idle keep-alive connections, lets requests in
     /// flight finish (their responses say `Connection: close`) for up to
-    /// `timeout`, then kills what is left.
+    /// `timeout`, then kills what is left; returns once all that is done. A
+    /// stop while another is in progress waits for that one to finish.
     ///
     /// Dropping a server that was not stopped closes its listeners and its
     /// idle connections (once no request is in flight); requests in flight
@@ -275,8 +376,17 @@ impl Server {
     ///
     /// [`Deadlock`] if a handler cannot be killed.
     pub fn stop(&self, timeout: Duration) -> Result<(), Deadlock> {
+        if self.shared.stopping.replace(true) {
+            return self.shared.stopped.wait();
+        }
+        let stopped = self.stop_connections(timeout);
+        self.shared.panics.summarize();
+        self.shared.stopped.set();
+        stopped
+    }
+
+    fn stop_connections(&self, timeout: Duration) -> Result<(), Deadlock> {
         let deadline = Instant::now() + timeout;
-        self.shared.stopping.set(true);
         let parked: Vec<Rc<Conn>> =
             self.shared.parked_connections.borrow_mut().drain().map(|(_, conn)| conn).collect();
         drop(parked); // closes them

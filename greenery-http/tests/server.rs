@@ -3,12 +3,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
 use greenery::net::TcpStream;
+use greenery::sync::Event;
 use greenery_http::http::{Request, Response, StatusCode};
-use greenery_http::{Body, Limits, RequestExt, ResponseBody, Server, Timeouts};
+use greenery_http::{Body, Limits, MinRate, RequestExt, ResponseBody, Server, Timeouts};
 
 const GENEROUS: Duration = Duration::from_secs(20);
 
@@ -37,9 +39,19 @@ struct Client {
 
 impl Client {
     fn connect(server: &Server) -> Client {
-        let stream = TcpStream::connect(server.local_addr()).unwrap();
+        Client::connect_to(server.local_addr())
+    }
+
+    fn connect_to(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(GENEROUS)).unwrap();
         Client { reader: BufReader::new(stream) }
+    }
+
+    /// Another handle to the connection, to write from another green
+    /// thread while this one reads.
+    fn writer(&self) -> TcpStream {
+        self.reader.get_ref().try_clone().unwrap()
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -101,6 +113,26 @@ impl Client {
             Ok(_) => rest.is_empty(),
             Err(err) => err.kind() == io::ErrorKind::ConnectionReset,
         }
+    }
+}
+
+/// A log that a test reads back (an access log, an error log).
+#[derive(Clone, Default)]
+struct Sink(Rc<RefCell<Vec<u8>>>);
+
+impl Sink {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.borrow().clone()).unwrap()
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -385,19 +417,28 @@ fn smuggling_attempts_are_rejected_and_the_smuggled_request_never_runs() {
     server.stop(GENEROUS).unwrap();
 }
 
-#[test]
-fn a_panicking_handler_gets_a_500_and_the_server_goes_on() {
+/// A server whose handler panics on `/panic`, reporting to `errors`.
+fn panicking_server(errors: impl Write + 'static) -> Server {
     let server = Server::bind("127.0.0.1:0", |request: Request<Body>| {
         if request.uri().path() == "/panic" {
             panic!("the handler gave up");
         }
         Response::new("fine")
     })
-    .unwrap();
+    .unwrap()
+    .with_error_log(errors);
     server.start().unwrap();
+    server
+}
+
+#[test]
+fn a_panicking_handler_gets_a_500_and_the_server_goes_on() {
+    let errors = Sink::default();
+    let server = panicking_server(errors.clone());
     assert_eq!(status_of(&server, b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n"), (500, true));
     assert_eq!(status_of(&server, b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), (200, true));
     server.stop(GENEROUS).unwrap();
+    assert_eq!(errors.text().matches("the handler panicked").count(), 1, "{}", errors.text());
 }
 
 #[test]
@@ -406,6 +447,7 @@ fn a_slow_head_gets_408_and_an_idle_connection_is_closed() {
         header: Duration::from_millis(200),
         keep_alive: Duration::from_millis(200),
         io: GENEROUS,
+        ..Timeouts::default()
     });
     // Slowloris: a head trickling in, never finished.
     let mut client = Client::connect(&server);
@@ -512,6 +554,7 @@ fn a_connection_that_sends_nothing_parks_until_its_header_timeout() {
         header: Duration::from_millis(100),
         keep_alive: GENEROUS,
         io: GENEROUS,
+        ..Timeouts::default()
     });
     let mut silent = Client::connect(&server);
     eventually("the silent connection is idle", || server.idle_connections() == 1);
@@ -599,17 +642,6 @@ fn a_pool_caps_the_connections_served_at_once() {
 
 #[test]
 fn the_access_log_uses_the_common_log_format() {
-    #[derive(Clone, Default)]
-    struct Sink(Rc<RefCell<Vec<u8>>>);
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
     let sink = Sink::default();
     let server = echo_server().with_access_log(sink.clone());
     let mut client = Client::connect(&server);
@@ -618,7 +650,7 @@ fn the_access_log_uses_the_common_log_format() {
     client.send(b"GET / HTTP/1.1\r\n\r\n");
     assert_eq!(client.reply().status, 400);
     server.stop(GENEROUS).unwrap();
-    let log = String::from_utf8(sink.0.borrow().clone()).unwrap();
+    let log = sink.text();
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 2, "{log}");
     assert!(lines[0].starts_with("127.0.0.1 - - ["), "{}", lines[0]);
@@ -639,5 +671,413 @@ fn requests_carry_the_peer_address_and_decoded_helpers() {
     let mut client = Client::connect(&server);
     client.send(b"GET /a%20b?x=1+2 HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(client.reply().text(), "127.0.0.1 /a b x=1 2");
+    server.stop(GENEROUS).unwrap();
+}
+
+// ------------------------------------------------------------------ stop
+
+#[test]
+fn serve_forever_returns_only_once_a_request_on_a_woken_keep_alive_connection_is_answered() {
+    let started = Rc::new(Event::new());
+    let release = Rc::new(Event::new());
+    let finished = Rc::new(Cell::new(false));
+    let server = {
+        let (started, release, finished) = (started.clone(), release.clone(), finished.clone());
+        Rc::new(
+            Server::bind("127.0.0.1:0", move |request: Request<Body>| {
+                if request.uri().path() == "/slow" {
+                    started.set();
+                    release.wait().unwrap();
+                    finished.set(true);
+                }
+                Response::new("done")
+            })
+            .unwrap(),
+        )
+    };
+    server.start().unwrap();
+    // A keep-alive connection: one request, a pause long enough for it to
+    // park without a green thread, then a slow request, which a new green
+    // thread picks up.
+    let client = {
+        let server = server.clone();
+        greenery::spawn(move || {
+            let mut client = Client::connect(&server);
+            client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(client.reply().status, 200);
+            eventually("the connection is idle", || server.idle_connections() == 1);
+            // Past the 10 ms an idle connection lingers in its green thread
+            // before it parks without one.
+            greenery::sleep(Duration::from_millis(100));
+            client.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+            let reply = client.reply();
+            (reply.status, reply.header("connection").map(str::to_owned), client.is_closed())
+        })
+    };
+    // The stop begins while the slow request is in flight; the request is
+    // let go well after that.
+    let stopper = {
+        let (server, started, release) = (server.clone(), started.clone(), release.clone());
+        greenery::spawn(move || {
+            started.wait().unwrap();
+            greenery::spawn({
+                let server = server.clone();
+                move || {
+                    eventually("the stop began", || !server.is_serving());
+                    greenery::sleep(Duration::from_millis(100));
+                    release.set();
+                }
+            });
+            server.stop(GENEROUS).unwrap();
+        })
+    };
+    server.serve_forever().unwrap();
+    assert!(finished.get(), "serve_forever returned while a request was in flight");
+    assert_eq!(server.connections(), 0);
+    stopper.get().unwrap();
+    let (status, connection, closed) = client.get().unwrap();
+    assert_eq!(status, 200, "the request in flight was answered");
+    assert_eq!(connection.as_deref(), Some("close"));
+    assert!(closed);
+}
+
+// ------------------------------------------------------------- deadlines
+
+/// Sends an empty line every 25 ms, as long as the connection stays open
+/// (at most 200 of them: five seconds); whether the server closed it.
+fn closed_while_sending_empty_lines(client: Client) -> bool {
+    let mut writer = client.writer();
+    let reader = greenery::spawn(move || {
+        let mut client = client;
+        client.is_closed()
+    });
+    for _ in 0..200 {
+        if reader.is_ready() {
+            break;
+        }
+        if writer.write_all(b"\r\n").is_err() {
+            break;
+        }
+        greenery::sleep(Duration::from_millis(25));
+    }
+    let closed = reader.is_ready();
+    drop(writer); // the reader sees the end now, if it was still waiting
+    let _ = reader.get();
+    closed
+}
+
+#[test]
+fn empty_lines_before_a_request_move_no_deadline() {
+    let server = echo_server().with_timeouts(Timeouts {
+        header: Duration::from_millis(300),
+        keep_alive: Duration::from_millis(300),
+        io: GENEROUS,
+        ..Timeouts::default()
+    });
+    // Between requests: the keep-alive timeout still counts from the end
+    // of the last response, through parks and wake-ups.
+    let mut client = Client::connect(&server);
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(client.reply().status, 200);
+    assert!(closed_while_sending_empty_lines(client), "empty lines kept an idle connection open");
+    // Before the first request: the header timeout counts from the connect.
+    let client = Client::connect(&server);
+    assert!(closed_while_sending_empty_lines(client), "empty lines kept a new connection open");
+    // Empty lines are still allowed before a request that comes in time.
+    let mut client = Client::connect(&server);
+    client.send(b"\r\n\r\nGET /late HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(client.reply().text(), "GET /late 0:");
+    server.stop(GENEROUS).unwrap();
+}
+
+#[test]
+fn a_request_body_below_its_minimum_rate_gets_408_and_a_close() {
+    let server = echo_server().with_timeouts(Timeouts {
+        io: GENEROUS,
+        request_body: MinRate { grace: Duration::from_millis(200), bytes_per_second: 1000 },
+        ..Timeouts::default()
+    });
+    // One byte every 50 ms: each earns a millisecond of waiting.
+    let mut client = Client::connect(&server);
+    client.send(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n");
+    let answered = Rc::new(Cell::new(false));
+    let trickle = greenery::spawn({
+        let (mut writer, answered) = (client.writer(), answered.clone());
+        move || {
+            for _ in 0..200 {
+                if answered.get() || writer.write_all(b"x").is_err() {
+                    return;
+                }
+                greenery::sleep(Duration::from_millis(50));
+            }
+        }
+    });
+    let reply = client.reply();
+    answered.set(true);
+    assert_eq!(reply.status, 408, "{}", reply.text());
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(client.is_closed());
+    trickle.get().unwrap();
+    // A body that pauses but keeps its rate on average is fine: 5000 bytes
+    // earn five seconds of waiting.
+    let mut client = Client::connect(&server);
+    client.send(b"POST /paused HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n");
+    client.send(&[b'a'; 5000]);
+    greenery::sleep(Duration::from_millis(300));
+    client.send(&[b'b'; 5000]);
+    let reply = client.reply();
+    assert_eq!(reply.status, 200);
+    assert!(reply.text().starts_with("POST /paused 10000:aaa"));
+    server.stop(GENEROUS).unwrap();
+}
+
+#[test]
+fn a_client_that_does_not_read_its_response_is_cut_off() {
+    const LARGE: usize = 32 << 20;
+    let server = Server::bind("127.0.0.1:0", |_request: Request<Body>| Response::new(vec![b'z'; LARGE]))
+        .unwrap()
+        .with_timeouts(Timeouts {
+            io: GENEROUS,
+            // What the socket buffers take at once earns next to nothing.
+            response_body: MinRate { grace: Duration::from_millis(200), bytes_per_second: 1 << 30 },
+            ..Timeouts::default()
+        });
+    server.start().unwrap();
+    let mut client = Client::connect(&server);
+    client.send(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n");
+    // The client reads nothing until the server has given up on it.
+    eventually("the server closes the connection", || server.connections() == 0);
+    let mut received = Vec::new();
+    let _ = client.reader.read_to_end(&mut received);
+    assert!(received.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(received.len() < LARGE, "the response was cut short");
+    server.stop(GENEROUS).unwrap();
+}
+
+// ---------------------------------------------------------------- CONNECT
+
+#[test]
+fn connect_gets_501_and_a_close_without_the_tunnel_read_as_http() {
+    let ran = Rc::new(RefCell::new(Vec::new()));
+    let seen = ran.clone();
+    let server = Server::bind("127.0.0.1:0", move |request: Request<Body>| {
+        seen.borrow_mut().push(request.uri().to_string());
+        Response::new("tunnel open")
+    })
+    .unwrap();
+    server.start().unwrap();
+    let mut client = Client::connect(&server);
+    client.send(
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n\
+          \x16\x03\x01\x00\x05hello GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let reply = client.reply();
+    assert_eq!(reply.status, 501);
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(client.is_closed());
+    assert!(ran.borrow().is_empty(), "no handler ran: {:?}", ran.borrow());
+    server.stop(GENEROUS).unwrap();
+}
+
+// ------------------------------------------------------------ the head
+
+#[test]
+fn the_request_head_is_held_to_every_must_of_rfc_9112_and_9110() {
+    let headers = Rc::new(RefCell::new(Vec::new()));
+    let seen = headers.clone();
+    let server = Server::bind("127.0.0.1:0", move |request: Request<Body>| {
+        let field = |name: &str| request.headers().get(name).map(|value| value.to_str().unwrap().to_owned());
+        seen.borrow_mut().push((field("host"), field("content-length")));
+        let _ = request.into_body().into_bytes();
+        Response::new("ok")
+    })
+    .unwrap();
+    server.start().unwrap();
+    let cases: &[(&str, &[u8], u16)] = &[
+        // 9112 3.2: Host is uri-host [ ":" port ].
+        ("a Host with a slash", b"GET / HTTP/1.1\r\nHost: x/y\r\n\r\n", 400),
+        ("a Host with userinfo", b"GET / HTTP/1.1\r\nHost: user@x\r\n\r\n", 400),
+        ("a Host with a space", b"GET / HTTP/1.1\r\nHost: x y\r\n\r\n", 400),
+        ("a Host with a bad port", b"GET / HTTP/1.1\r\nHost: x:80a\r\n\r\n", 400),
+        ("a Host with two colons", b"GET / HTTP/1.1\r\nHost: x:80:81\r\n\r\n", 400),
+        ("a Host with a bad IPv6 literal", b"GET / HTTP/1.1\r\nHost: [::g]\r\n\r\n", 400),
+        ("a Host with a bad escape", b"GET / HTTP/1.1\r\nHost: x%zz\r\n\r\n", 400),
+        ("a valid Host with a port", b"GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n", 200),
+        ("an IPv6 Host", b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 200),
+        ("an IPvFuture Host", b"GET / HTTP/1.1\r\nHost: [v1.x:y]\r\n\r\n", 200),
+        ("an empty Host", b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 200),
+        ("no Host in HTTP/1.1", b"GET / HTTP/1.1\r\n\r\n", 400),
+        ("two Hosts", b"GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n", 400),
+        // 9112 2.2, 5.1, 5.2.
+        ("whitespace before the first field", b"GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400),
+        ("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400),
+        ("a space before the colon", b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+        ("a tab before the colon", b"GET / HTTP/1.1\r\nHost\t: x\r\n\r\n", 400),
+        ("a bare CR", b"GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n", 400),
+        // 9110 5.5: no NUL (nor other controls) in a field value.
+        ("a NUL in a value", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n", 400),
+        ("a control in a value", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400),
+        // 9110 4.2: an http URI's host is not empty, and has no userinfo.
+        ("an absolute target with no host", b"GET http://:80/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("an absolute target with userinfo", b"GET http://u@x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        // 9112 3.2.3, 3.2.4: the authority form is CONNECT's, port included;
+        // the asterisk form is OPTIONS'; no fragment.
+        ("CONNECT without a port", b"CONNECT example.com HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("CONNECT with userinfo", b"CONNECT u@example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("CONNECT to a path", b"CONNECT /x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("GET with the authority form", b"GET example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("GET with the asterisk form", b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("a fragment", b"GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("OPTIONS *", b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+        // 9112 6.1, 6.3: framing.
+        (
+            "Transfer-Encoding in HTTP/1.0",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            "both framings",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        ("chunked not last", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+        ("an unknown coding", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+        ("an invalid Content-Length", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3x\r\n\r\nabc", 400),
+        ("differing Content-Lengths", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 4\r\n\r\nabc", 400),
+        // 9110 10.1.1: 100-continue in HTTP/1.0 is ignored.
+        (
+            "100-continue in HTTP/1.0",
+            b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+            200,
+        ),
+    ];
+    for (what, request, status) in cases {
+        let mut client = Client::connect(&server);
+        client.send(request);
+        let reply = client.reply();
+        assert_eq!(reply.status, *status, "{what}: {}", reply.text());
+        if *status >= 400 {
+            assert!(client.is_closed(), "{what}: the connection closes");
+        }
+    }
+    headers.borrow_mut().clear();
+    // 9112 3.2.2: with an absolute target, the target's authority is the
+    // Host the handler sees. 9110 8.6: a repeated equal Content-Length is
+    // one.
+    let mut client = Client::connect(&server);
+    client.send(b"GET http://example.org:81/a HTTP/1.1\r\nHost: other\r\n\r\n");
+    assert_eq!(client.reply().status, 200);
+    client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\nabc");
+    assert_eq!(client.reply().status, 200);
+    assert_eq!(
+        *headers.borrow(),
+        [(Some("example.org:81".to_owned()), None), (Some("x".to_owned()), Some("3".to_owned()))]
+    );
+    server.stop(GENEROUS).unwrap();
+}
+
+// ---------------------------------------------------------- panic reports
+
+#[test]
+fn a_panicking_handler_is_reported_once_with_its_request_line() {
+    if std::env::var("GREENERY_HTTP_PANIC_SCENARIO").is_ok() {
+        // In a child process, reporting to stderr, which the test reads.
+        let server = panicking_server(io::stderr());
+        assert_eq!(status_of(&server, b"GET /panic?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"), (500, true));
+        server.stop(GENEROUS).unwrap();
+        return;
+    }
+    for backtrace in ["0", "1"] {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "a_panicking_handler_is_reported_once_with_its_request_line", "--nocapture"])
+            .env("GREENERY_HTTP_PANIC_SCENARIO", "1")
+            .env("RUST_BACKTRACE", backtrace)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let report = stderr.lines().next().unwrap_or_default();
+        assert!(
+            report.starts_with(
+                "greenery-http: the handler panicked answering GET /panic?x=1 HTTP/1.1 from 127.0.0.1:"
+            ),
+            "{stderr}"
+        );
+        assert!(report.contains(" at greenery-http/tests/server.rs:"), "the panic's location: {stderr}");
+        assert!(report.ends_with(": the handler gave up"), "{stderr}");
+        assert!(!stderr.contains("panicked at"), "the standard hook's report is not printed too: {stderr}");
+        if backtrace == "0" {
+            assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        } else {
+            assert!(stderr.contains("stack backtrace:"), "a backtrace, as asked: {stderr}");
+            assert!(stderr.contains("panicking_server"), "the handler's frames: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn a_flood_of_panics_is_reported_ten_a_minute_with_a_count_of_the_rest() {
+    let errors = Sink::default();
+    let server = panicking_server(errors.clone());
+    for _ in 0..25 {
+        assert_eq!(status_of(&server, b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n"), (500, true));
+    }
+    server.stop(GENEROUS).unwrap();
+    let log = errors.text();
+    // (With RUST_BACKTRACE set, each report carries its backtrace.)
+    assert_eq!(log.matches("greenery-http: the handler panicked answering GET /panic").count(), 10, "{log}");
+    assert_eq!(
+        log.lines().last(),
+        Some("greenery-http: 15 more handler panics not reported (at most 10 are, a minute)"),
+        "{log}"
+    );
+}
+
+// ------------------------------------------------- listening and binding
+
+#[test]
+fn the_server_listens_with_the_systems_longest_backlog_or_the_one_it_is_given() {
+    use std::os::fd::AsRawFd;
+    let backlog_of = |listener: &greenery::net::TcpListener| {
+        // SAFETY: a zeroed tcp_info is a valid one (plain integers).
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `info`, which is
+        // that large; the fd is open for the call.
+        let rc = unsafe {
+            libc::getsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&raw mut info).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "TCP_INFO: {}", io::Error::last_os_error());
+        info.tcpi_sacked // a listener's backlog
+    };
+    let listener = greenery::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let probe = listener.try_clone().unwrap();
+    let somaxconn: u32 =
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap().trim().parse().unwrap();
+    assert_eq!(backlog_of(&probe), somaxconn);
+    let server =
+        Server::new(listener, |_request: Request<Body>| Response::new("ok")).unwrap().with_backlog(77);
+    server.start().unwrap();
+    assert_eq!(backlog_of(&probe), 77);
+    assert_eq!(status_of(&server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), (200, true));
+    server.stop(GENEROUS).unwrap();
+}
+
+#[test]
+fn a_failed_bind_names_the_address() {
+    let server = echo_server();
+    let addr = server.local_addr();
+    let err = Server::bind(addr, |_request: Request<Body>| Response::new("second")).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    assert!(
+        err.to_string().starts_with(&format!("cannot listen on {addr}: Address already in use")),
+        "{err}"
+    );
     server.stop(GENEROUS).unwrap();
 }

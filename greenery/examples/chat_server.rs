@@ -69,7 +69,7 @@ fn main() {
     }
     let addr = arg.unwrap_or_else(|| "127.0.0.1:7008".to_owned());
     let server = chat_server(addr.as_str()).unwrap_or_else(|err| {
-        eprintln!("chat_server: cannot listen on {addr}: {err}");
+        eprintln!("chat_server: {err}"); // it names the address
         std::process::exit(1);
     });
     eprintln!("chat_server: listening on {}", server.local_addrs()[0]);

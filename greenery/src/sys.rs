@@ -40,3 +40,16 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: the call succeeded, so `fd` is a fresh fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Asks malloc to give its free memory back to the kernel (glibc's
+/// `malloc_trim`: the free top of each arena, and the free pages inside
+/// them). Other C libraries keep no such memory for long, or have no such
+/// call: there it does nothing.
+pub(crate) fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes a size and touches only malloc's own state,
+    // under malloc's locks; it is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

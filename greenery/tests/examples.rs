@@ -227,6 +227,20 @@ impl EchoServer {
     }
 }
 
+impl EchoServer {
+    /// Waits for the server to exit (with a guard against hangs).
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + HANG_GUARD;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "echo_server did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 impl Drop for EchoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -277,4 +291,43 @@ fn echo_client_rejects_a_bad_command_line_with_one_error_and_the_usage() {
         "{}",
         outcome.stderr
     );
+}
+
+/// Sends `message` and reads the same bytes back.
+fn round_trip(stream: &mut std::net::TcpStream, message: &[u8]) {
+    use std::io::{Read, Write};
+    stream.write_all(message).unwrap();
+    let mut back = vec![0; message.len()];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(back, message);
+}
+
+/// Waits until nothing accepts connections at `addr` any more.
+fn wait_until_refused(addr: &str) {
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    while std::net::TcpStream::connect(addr).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "{addr} still accepts connections");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn echo_server_stops_on_sigterm_and_sigint_once_its_connections_finish() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mut server = EchoServer::start();
+        let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+        stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
+        round_trip(&mut stream, b"before the signal");
+        let pid = libc::pid_t::try_from(server.child.id()).unwrap();
+        // SAFETY: kill(2) takes a pid and a signal number; the pid is our
+        // child's, not yet waited for, so it names that process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        // It stops accepting, and serves the connection it has meanwhile.
+        wait_until_refused(&server.addr);
+        round_trip(&mut stream, b"after the signal, while stopping");
+        // Once that connection is done, it exits with success.
+        drop(stream);
+        let status = server.wait();
+        assert!(status.success(), "signal {signal}: echo_server exited with {status}");
+    }
 }

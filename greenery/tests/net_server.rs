@@ -326,3 +326,47 @@ fn out_of_fds_scenario() {
     println!("served {served} of {CLIENTS}");
     server.stop(GENEROUS).unwrap();
 }
+
+#[test]
+fn a_server_sets_the_backlog_it_is_given_and_names_the_address_it_cannot_bind() {
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // A second handle to the same socket, to read its backlog once the
+    // server has it.
+    let probe = listener.try_clone().unwrap();
+    let backlog = || {
+        // SAFETY: a zeroed tcp_info is a valid one (plain integers).
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `info`, which
+        // is that large; the fd is open for the call.
+        let rc = unsafe {
+            libc::getsockopt(
+                probe.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&raw mut info).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "TCP_INFO: {}", io::Error::last_os_error());
+        info.tcpi_sacked // a listener's backlog
+    };
+    assert_eq!(backlog(), greenery::net::default_backlog());
+    let server = StreamServer::new(listener, echo_once).unwrap().with_backlog(100);
+    assert_eq!(backlog(), greenery::net::default_backlog(), "set as the server starts");
+    server.start().unwrap();
+    assert_eq!(backlog(), 100);
+    let addr = server.local_addrs()[0];
+    assert_eq!(ask(addr, "still serving").unwrap(), "still serving");
+
+    let err = StreamServer::bind(addr, echo_once).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    assert!(err.to_string().starts_with(&format!("cannot listen on {addr}: ")), "{err}");
+    let err = DatagramServer::bind("127.0.0.1:1", |_: &UdpSocket, _: &[u8], _| {}).map(drop);
+    if let Err(err) = err {
+        // Not root: port 1 is privileged.
+        assert!(err.to_string().starts_with("cannot bind to 127.0.0.1:1: "), "{err}");
+    }
+    server.stop(GENEROUS).unwrap();
+}

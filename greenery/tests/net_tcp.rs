@@ -475,3 +475,76 @@ fn on_readable_on_a_stream_with_bytes_waiting_calls_back_at_once() {
     greenery::yield_now();
     assert!(called.get());
 }
+
+/// The backlog of a listening socket: TCP_INFO reports it as `tcpi_sacked`
+/// for a listener.
+fn backlog_of(listener: &TcpListener) -> u32 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed tcp_info is a valid one (plain integers).
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, which is
+    // that large, and the fd is the listener's, open for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_INFO: {}", io::Error::last_os_error());
+    info.tcpi_sacked
+}
+
+#[test]
+fn a_listener_listens_with_the_systems_longest_backlog_unless_told_otherwise() {
+    let somaxconn: u32 =
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap().trim().parse().unwrap();
+    assert_eq!(greenery::net::default_backlog(), somaxconn);
+    let (listener, _) = listener();
+    assert_eq!(backlog_of(&listener), somaxconn, "std's 128 is too short for a burst of connects");
+    listener.set_backlog(16).unwrap();
+    assert_eq!(backlog_of(&listener), 16);
+    // Still listening, and accepting.
+    let addr = listener.local_addr().unwrap();
+    let client = greenery::spawn(move || TcpStream::connect(addr).map(drop));
+    listener.accept().unwrap();
+    client.get().unwrap().unwrap();
+}
+
+#[test]
+fn a_failed_bind_names_the_address() {
+    let (_taken, addr) = listener();
+    let err = TcpListener::bind(addr).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    let text = err.to_string();
+    assert!(text.starts_with(&format!("cannot listen on {addr}: ")), "{text}");
+    assert!(text.contains("(os error 98)"), "the system's error follows: {text}");
+    assert!(format!("{err:?}").contains(&format!("cannot listen on {addr}")), "{err:?}");
+    let source = std::error::Error::source(err.get_ref().unwrap()).expect("the system error is the source");
+    assert_eq!(source.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error), Some(libc::EADDRINUSE));
+
+    // A name that cannot be resolved is named too.
+    let err = TcpListener::bind("localhost:no-such-port").unwrap_err();
+    assert!(err.to_string().starts_with("cannot resolve localhost:no-such-port: "), "{err}");
+
+    let udp = greenery::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_addr = udp.local_addr().unwrap();
+    let err = greenery::net::UdpSocket::bind(udp_addr).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    assert!(err.to_string().starts_with(&format!("cannot bind to {udp_addr}: ")), "{err}");
+
+    let dir = std::env::temp_dir().join(format!("greenery-bind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("taken.sock");
+    let _ = std::fs::remove_file(&path);
+    let _unix = greenery::net::UnixListener::bind(&path).unwrap();
+    let err = greenery::net::UnixListener::bind(&path).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    assert!(err.to_string().starts_with(&format!("cannot listen on {}: ", path.display())), "{err}");
+    let err = greenery::net::UnixDatagram::bind(&path).unwrap_err();
+    assert!(err.to_string().starts_with(&format!("cannot bind to {}: ", path.display())), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -89,6 +89,11 @@
 //!   a sweep every period, over a list of parked green threads kept in park
 //!   order, a slice per turn of its loop; the sweep wakes nothing and keeps
 //!   nothing alive.
+//!   Once no green thread has finished for
+//!   [`release_after`](crate::stack::release_after), the hub gives back
+//!   the memory that finished ones left for reuse (stack pages, malloc's
+//!   free memory): after a burst, the process returns to about its
+//!   memory before it.
 //! - **Threads.** Each OS thread has its own hub. Handles to green threads
 //!   are `!Send`; [`Handle`] is the `Send` way to run something on another
 //!   thread's hub, and it wakes that hub's loop. A green thread never moves

@@ -1,5 +1,5 @@
 //! The hub's sweep: finding green threads that stay parked, and stashing
-//! their stacks.
+//! their stacks; and giving back memory once green threads stop finishing.
 //!
 //! A green thread parked on the hub keeps at least a page of its stack
 //! committed. Once it has stayed parked for a while, the hub copies the live
@@ -27,6 +27,15 @@
 //!   dropped leaves it. The sweep wakes nothing, so it does not count
 //!   against the deadlock check, and with nothing parked the hub does not
 //!   wake for it.
+//! - **Memory after a burst.** Each time the hub is about to wait for
+//!   events, it asks the stack pool whether a stack came back since it last
+//!   asked (a flag, cleared by asking). If one did, it sets its *release
+//!   time* to [`release_after`](stack::release_after) from now, so the
+//!   release time moves on while green threads keep finishing. When it
+//!   passes, the hub gives back what finished stacks keep and asks malloc
+//!   to trim its free memory, once, and forgets the release time until a
+//!   stack comes back again. Like the sweep, the release wakes nothing and
+//!   does not count against the deadlock check.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -44,11 +53,19 @@ pub(super) struct Sweep {
     cutoff: Cell<Option<u64>>,
     /// When the next sweep starts; `None` while nothing is parked.
     next: Cell<Option<Instant>>,
+    /// When the memory of finished stacks and malloc's free memory are
+    /// given back; `None` until a stack comes back.
+    release: Cell<Option<Instant>>,
 }
 
 impl Sweep {
     pub(super) fn new() -> Sweep {
-        Sweep { generation: Cell::new(0), cutoff: Cell::new(None), next: Cell::new(None) }
+        Sweep {
+            generation: Cell::new(0),
+            cutoff: Cell::new(None),
+            next: Cell::new(None),
+            release: Cell::new(None),
+        }
     }
 
     /// Called as `greenlet` parks.
@@ -69,19 +86,21 @@ impl Sweep {
     }
 
     /// How long the hub may wait for events, given that its timers let it
-    /// wait `wait`: no longer than until the next sweep, and not at all
-    /// while a sweep is in progress.
+    /// wait `wait`: no longer than until the next sweep or release, and not
+    /// at all while a sweep is in progress.
     pub(super) fn limit_wait(&self, wait: Option<Duration>, now: Instant) -> Option<Duration> {
         if self.cutoff.get().is_some() {
             return Some(Duration::ZERO);
         }
-        match self.next.get() {
-            Some(at) => {
-                let until = at.saturating_duration_since(now);
-                Some(wait.map_or(until, |wait| wait.min(until)))
-            }
-            None => wait,
+        if stack::take_returned()
+            && let Some(after) = stack::release_after()
+        {
+            self.release.set(Some(now + after));
         }
+        [self.next.get(), self.release.get()].into_iter().flatten().fold(wait, |wait, at| {
+            let until = at.saturating_duration_since(now);
+            Some(wait.map_or(until, |wait| wait.min(until)))
+        })
     }
 
     /// Starts a sweep if one is due at `now`, and works through a slice of
@@ -91,6 +110,19 @@ impl Sweep {
         if self.cutoff.get().is_some() || self.next.get().is_some_and(|at| at <= now) {
             self.run_slice(now);
         }
+        if self.release.get().is_some_and(|at| at <= now) {
+            self.release_memory();
+        }
+    }
+
+    /// Gives back the memory finished green threads left for the next ones
+    /// (see [`release_after`](stack::release_after)).
+    #[cold]
+    fn release_memory(&self) {
+        self.release.set(None);
+        let Some(after) = stack::release_after() else { return };
+        stack::release_idle(after);
+        crate::sys::trim_heap();
     }
 
     fn run_slice(&self, now: Instant) {

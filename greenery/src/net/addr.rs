@@ -1,5 +1,8 @@
-//! Address resolution that does not block the hub.
+//! Address resolution that does not block the hub, and errors that name
+//! the address they concern.
 
+use std::error::Error;
+use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
@@ -16,7 +19,9 @@ pub trait ToSocketAddrs: sealed::Sealed {
     ///
     /// # Errors
     ///
-    /// When the name cannot be resolved, or resolves to nothing.
+    /// When the name cannot be resolved, or resolves to nothing; the error
+    /// names it (`cannot resolve nowhere.invalid:80: failed to lookup
+    /// address information: Name or service not known`).
     fn resolve(&self) -> io::Result<Vec<SocketAddr>>;
 }
 
@@ -57,7 +62,8 @@ impl ToSocketAddrs for str {
         if let Ok(addr) = self.parse::<SocketAddr>() {
             return Ok(vec![addr]);
         }
-        look_up(self.to_owned())
+        let name = self.to_owned();
+        look_up(name.clone()).map_err(|err| addr_error("cannot resolve", name, err))
     }
 }
 
@@ -83,6 +89,7 @@ impl ToSocketAddrs for (String, u16) {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
         look_up((host.clone(), port))
+            .map_err(|err| addr_error("cannot resolve", format!("{host}:{port}"), err))
     }
 }
 
@@ -119,4 +126,38 @@ where
     }
     Err(last
         .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses")))
+}
+
+/// An error about one address: `cannot listen on 127.0.0.1:8080: Address
+/// already in use (os error 98)`. It keeps the system error's kind, and the
+/// system error itself as its [`source`](Error::source).
+struct AddrError {
+    message: String,
+    source: io::Error,
+}
+
+impl fmt::Display for AddrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The message itself, so that `unwrap()` shows it as it reads.
+impl fmt::Debug for AddrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.message, f)
+    }
+}
+
+impl Error for AddrError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// `err`, which `action` (`"cannot listen on"`) on `addr` met, as an error
+/// that says so: `cannot listen on 127.0.0.1:8080: Address already in use
+/// (os error 98)`, of the same kind.
+pub(crate) fn addr_error(action: &str, addr: impl fmt::Display, err: io::Error) -> io::Error {
+    io::Error::new(err.kind(), AddrError { message: format!("{action} {addr}: {err}"), source: err })
 }

@@ -83,7 +83,8 @@ impl DatagramServer {
     ///
     /// # Errors
     ///
-    /// If binding fails.
+    /// If binding fails; the error names the address (`cannot bind to
+    /// 127.0.0.1:53: Permission denied (os error 13)`).
     pub fn bind<A: ToSocketAddrs>(
         addr: A,
         handler: impl Fn(&UdpSocket, &[u8], SocketAddr) + 'static,

@@ -78,7 +78,7 @@ mod wait;
 pub use addr::ToSocketAddrs;
 pub use datagram_server::DatagramServer;
 pub use stream_server::StreamServer;
-pub use tcp_listener::{Incoming, TcpListener};
+pub use tcp_listener::{Incoming, TcpListener, default_backlog};
 pub use tcp_stream::TcpStream;
 pub use udp_socket::UdpSocket;
 pub use unix_datagram::UnixDatagram;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::hub::{Deadlock, JoinHandle};
 use crate::sync::{Event, Group, Pool};
 
-use super::addr::ToSocketAddrs;
+use super::addr::{ToSocketAddrs, addr_error};
 use super::{TcpListener, TcpStream};
 
 /// A TCP server: accepts connections on one or more listeners and runs a
@@ -41,6 +41,11 @@ use super::{TcpListener, TcpStream};
 ///   the connections already accepted are served; it is reported once per
 ///   burst, with the limit to raise. Other accept errors are reported and
 ///   retried after the shortest delay.
+/// - **Backlog.** Listeners made by [`TcpListener::bind`] (and so by
+///   [`bind`](Self::bind)) ask for the system's longest listen backlog, so
+///   that a burst of connects waits in the kernel's queue instead of being
+///   dropped and retried a second later; [`with_backlog`](Self::with_backlog)
+///   sets another.
 /// - **Stopping.** [`stop`](Self::stop) closes the listeners, waits for the
 ///   running handlers up to a timeout, then kills the rest. Dropping a
 ///   server that was not stopped closes its listeners (their accept loops
@@ -53,6 +58,9 @@ pub struct StreamServer {
     handler: Handler,
     handlers: Handlers,
     acceptors: RefCell<Vec<JoinHandle<()>>>,
+    /// The listen backlog to set on the listeners as the server starts; they
+    /// keep theirs if `None`.
+    backlog: Option<u32>,
     state: Cell<State>,
     stopped: Event,
 }
@@ -96,17 +104,19 @@ impl StreamServer {
             handler: Rc::new(handler),
             handlers: Handlers::Group(Group::new()),
             acceptors: RefCell::new(Vec::new()),
+            backlog: None,
             state: Cell::new(State::Ready),
             stopped: Event::new(),
         })
     }
 
-    /// Binds a listener to `addr` (see [`TcpListener::bind`]) and makes a
-    /// server on it.
+    /// Binds a listener to `addr` (see [`TcpListener::bind`]: the listen
+    /// backlog is the system's longest) and makes a server on it.
     ///
     /// # Errors
     ///
-    /// If binding fails.
+    /// If binding fails; the error names the address (`cannot listen on
+    /// 127.0.0.1:8080: Address already in use (os error 98)`).
     pub fn bind<A: ToSocketAddrs>(
         addr: A,
         handler: impl Fn(TcpStream, SocketAddr) + 'static,
@@ -142,6 +152,31 @@ impl StreamServer {
         self
     }
 
+    /// Sets the listen backlog of every listener when the server starts (see
+    /// [`TcpListener::set_backlog`]): how many connections the kernel queues
+    /// for the server to accept. By default a listener keeps its own, which
+    /// for [`TcpListener::bind`] is the system's longest
+    /// ([`default_backlog`](super::default_backlog)).
+    ///
+    /// ```
+    /// use greenery::net::{StreamServer, TcpStream};
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream: TcpStream, _peer| {})
+    ///     .unwrap()
+    ///     .with_backlog(1024);
+    /// server.start().unwrap();
+    /// server.stop(std::time::Duration::from_secs(1)).unwrap();
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the server has been started.
+    pub fn with_backlog(mut self, backlog: u32) -> StreamServer {
+        assert_eq!(self.state.get(), State::Ready, "the backlog is set before the server starts");
+        self.backlog = Some(backlog);
+        self
+    }
+
     /// The addresses of the listeners, in the order they were added.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
@@ -164,10 +199,19 @@ impl StreamServer {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if the server was started before.
+    /// `InvalidInput` if the server was started before; what `listen(2)`
+    /// reports if the backlog set by [`with_backlog`](Self::with_backlog)
+    /// cannot be.
     pub fn start(&self) -> io::Result<()> {
         if self.state.get() != State::Ready {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "the server was already started"));
+        }
+        if let Some(backlog) = self.backlog {
+            for (listener, addr) in self.listeners.borrow().iter().zip(&self.addrs) {
+                listener
+                    .set_backlog(backlog)
+                    .map_err(|err| addr_error("cannot set the listen backlog on", addr, err))?;
+            }
         }
         self.state.set(State::Serving);
         let listeners = std::mem::take(&mut *self.listeners.borrow_mut());

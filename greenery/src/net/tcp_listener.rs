@@ -1,10 +1,36 @@
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::OnceLock;
 
 use super::TcpStream;
-use super::addr::{ToSocketAddrs, each_addr};
+use super::addr::{ToSocketAddrs, addr_error, each_addr};
 use super::socket::Socket;
+
+/// The listen backlog that [`TcpListener::bind`] asks for: the system's
+/// maximum, `net.core.somaxconn` (read once from
+/// `/proc/sys/net/core/somaxconn`; 4096 on Linux 5.4 and later), or
+/// `SOMAXCONN` where that cannot be read.
+///
+/// The backlog is the queue of connections the kernel has accepted on the
+/// listener's behalf and that wait for [`accept`](TcpListener::accept): when
+/// it is full, a new connection's SYN is dropped and the client retries a
+/// second or more later. A server that accepts in bursts (thousands of
+/// clients connecting at once) wants it long.
+///
+/// ```
+/// assert!(greenery::net::default_backlog() >= 128);
+/// ```
+pub fn default_backlog() -> u32 {
+    static BACKLOG: OnceLock<u32> = OnceLock::new();
+    *BACKLOG.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+            .filter(|&backlog| backlog > 0)
+            .unwrap_or(libc::SOMAXCONN as u32)
+    })
+}
 
 /// A TCP socket listening for connections; [`accept`](Self::accept) parks
 /// the green thread until one comes ([`std::net::TcpListener`]'s shape, on
@@ -40,13 +66,40 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Binds to `addr` (the first of its addresses that works), with
-    /// `SO_REUSEADDR` as std does, and listens.
+    /// `SO_REUSEADDR` as std does, and listens with the system's longest
+    /// backlog ([`default_backlog`]; std's listeners ask for 128).
     ///
     /// # Errors
     ///
-    /// The last address's error, if none binds.
+    /// The last address's error, if none binds; it names the address:
+    /// `cannot listen on 127.0.0.1:8080: Address already in use (os error
+    /// 98)`, with the system error's kind (`AddrInUse`) and the system error
+    /// as its source.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        each_addr(&addr, |addr| TcpListener::register(mio::net::TcpListener::bind(addr)?))
+        each_addr(&addr, |addr| {
+            let bound = mio::net::TcpListener::bind(addr).and_then(|listener| {
+                listen(&listener, default_backlog())?;
+                Ok(listener)
+            });
+            TcpListener::register(bound.map_err(|err| addr_error("cannot listen on", addr, err))?)
+        })
+    }
+
+    /// Sets the listen backlog: how many connections the kernel holds for
+    /// [`accept`](Self::accept) before it drops new ones (`listen(2)` again,
+    /// which Linux allows on a listening socket). The kernel caps it at
+    /// `net.core.somaxconn`.
+    ///
+    /// ```
+    /// let listener = greenery::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// listener.set_backlog(64).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What `listen(2)` reports.
+    pub fn set_backlog(&self, backlog: u32) -> io::Result<()> {
+        listen(self.socket.get(), backlog)
     }
 
     fn register(listener: mio::net::TcpListener) -> io::Result<TcpListener> {
@@ -153,6 +206,18 @@ impl Iterator for Incoming<'_> {
     fn next(&mut self) -> Option<io::Result<TcpStream>> {
         Some(self.listener.accept().map(|(stream, _)| stream))
     }
+}
+
+/// `listen(2)` on `listener` with `backlog` (capped at `c_int::MAX`; the
+/// kernel caps it further).
+fn listen(listener: &mio::net::TcpListener, backlog: u32) -> io::Result<()> {
+    let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
+    // SAFETY: listen(2) takes an fd, which `listener` owns and keeps open
+    // for the call, and an integer.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fd_traits!(TcpListener);

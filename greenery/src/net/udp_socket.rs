@@ -1,7 +1,7 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::addr::{ToSocketAddrs, each_addr};
+use super::addr::{ToSocketAddrs, addr_error, each_addr};
 use super::socket::Socket;
 
 /// A UDP socket whose sends and receives park the green thread, not the OS
@@ -36,9 +36,14 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// The last address's error, if none binds.
+    /// The last address's error, if none binds; it names the address
+    /// (`cannot bind to 127.0.0.1:53: Permission denied (os error 13)`).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
-        each_addr(&addr, |addr| UdpSocket::from_std(std::net::UdpSocket::bind(addr)?))
+        each_addr(&addr, |addr| {
+            let socket =
+                std::net::UdpSocket::bind(addr).map_err(|err| addr_error("cannot bind to", addr, err))?;
+            UdpSocket::from_std(socket)
+        })
     }
 
     /// Takes over a std socket: it is made non-blocking and registered with

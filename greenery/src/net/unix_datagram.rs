@@ -3,6 +3,7 @@ use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
+use super::addr::addr_error;
 use super::socket::Socket;
 
 /// A Unix datagram socket whose sends and receives park the green thread
@@ -32,9 +33,13 @@ impl UnixDatagram {
     ///
     /// # Errors
     ///
-    /// As `bind(2)` reports.
+    /// As `bind(2)` reports, naming the path (`cannot bind to
+    /// /run/app.sock: Address already in use (os error 98)`).
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
-        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::bind(path)?)
+        let path = path.as_ref();
+        let socket = std::os::unix::net::UnixDatagram::bind(path)
+            .map_err(|err| addr_error("cannot bind to", path.display(), err))?;
+        UnixDatagram::from_std(socket)
     }
 
     /// A socket bound to no address.

@@ -4,6 +4,7 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
 use super::UnixStream;
+use super::addr::addr_error;
 use super::socket::Socket;
 
 /// A Unix socket listening for connections; [`accept`](Self::accept) parks
@@ -41,9 +42,14 @@ impl UnixListener {
     ///
     /// # Errors
     ///
-    /// As `bind(2)` reports (`AddrInUse` if the path exists).
+    /// As `bind(2)` reports (`AddrInUse` if the path exists), naming the
+    /// path: `cannot listen on /run/app.sock: Address already in use (os
+    /// error 98)`.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        Ok(UnixListener { socket: Socket::new(mio::net::UnixListener::bind(path)?)? })
+        let path = path.as_ref();
+        let listener = mio::net::UnixListener::bind(path)
+            .map_err(|err| addr_error("cannot listen on", path.display(), err))?;
+        Ok(UnixListener { socket: Socket::new(listener)? })
     }
 
     /// Takes over a std listener: it is made non-blocking and registered with

@@ -38,6 +38,11 @@
 //!   instead of faulting in fresh pages. Pages kept this way go back to the
 //!   kernel after 10 seconds (checked as stacks come and go), or at once with
 //!   [`trim`].
+//! - **After a burst.** Once no green thread of a hub has finished for
+//!   [`release_after`] (10 seconds by default), the hub gives back what its
+//!   finished stacks kept (its pool's pages, its stacks' pages in the slabs)
+//!   and asks malloc to return its free memory, so that a process goes back
+//!   to about its memory before the burst.
 //! - **Stashing.** A green thread that stays parked on its hub for
 //!   [`stash_after`] (one second by default) has the live part of its stack,
 //!   typically a kilobyte or two, copied to the heap, and the stack's pages
@@ -80,11 +85,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use error::StackError;
 pub use no_stash::NoStash;
-pub use pool::{pool_limit, set_pool_limit, trim};
+pub use pool::{DEFAULT_RELEASE_AFTER, pool_limit, release_after, set_pool_limit, set_release_after, trim};
 pub use stash::{DEFAULT_STASH_AFTER, StashCounts, set_stash_after, stash_after, stash_counts};
 
 pub(crate) use error::Limit;
-pub(crate) use pool::{give, take};
+pub(crate) use pool::{give, release_idle, take, take_returned};
 pub(crate) use stash::{Request as StashRequest, Stash, stash_all};
 
 /// The usable range of the coroutine stack that holds `addr`, if any.

@@ -8,7 +8,8 @@
 //! back deep (madvise).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use super::{Stack, StackError, mmap};
 
@@ -39,6 +40,12 @@ pub fn set_pool_limit(limit: usize) {
 /// KiB), and so do up to 15 finished stacks per slab. Call this after a
 /// burst of work to return that memory; the stacks stay mapped.
 pub fn trim() {
+    trim_pool();
+    super::slab::release_dirty();
+}
+
+/// Gives back every page of this thread's pooled stacks but the top one.
+fn trim_pool() {
     let _ = POOL.try_with(|pool| {
         let mut stacks = pool.drain();
         for stack in &mut stacks {
@@ -47,13 +54,73 @@ pub fn trim() {
         }
         pool.refill(stacks);
     });
-    super::slab::release_dirty();
+}
+
+/// The default of [`release_after`]: ten seconds (jemalloc's decay of
+/// dirty pages is ten seconds too).
+pub const DEFAULT_RELEASE_AFTER: Duration = Duration::from_secs(10);
+
+/// [`release_after`] in milliseconds; 0 when off.
+static RELEASE_AFTER_MS: AtomicU64 = AtomicU64::new(DEFAULT_RELEASE_AFTER.as_millis() as u64);
+
+/// How long a hub waits, once its green threads stop finishing, before it
+/// gives back the memory kept for the next ones: `None` if it never does.
+///
+/// Finished green threads leave memory behind for reuse: the pages of the
+/// stacks in this thread's pool and of the finished stacks in the slabs,
+/// and the heap that malloc keeps after `free`. After a burst (thousands of
+/// connections served at once, then gone) that is most of what the burst
+/// took. Once no green thread of a hub has finished for `release_after`,
+/// the hub gives it back, as [`trim`] does, and asks malloc to return its
+/// free memory too (`malloc_trim`, with glibc), so that a server that
+/// handled a burst goes back to about the memory it had before. The pages
+/// given back are faulted in again by the next burst, at about a
+/// microsecond per page.
+///
+/// The default is [`DEFAULT_RELEASE_AFTER`]; [`set_release_after`] changes
+/// it.
+///
+/// ```
+/// assert_eq!(greenery::stack::release_after(), Some(greenery::stack::DEFAULT_RELEASE_AFTER));
+/// ```
+pub fn release_after() -> Option<Duration> {
+    match RELEASE_AFTER_MS.load(Ordering::Relaxed) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    }
+}
+
+/// Sets how long a hub waits, once its green threads stop finishing, before
+/// it gives back the memory kept for the next ones (see [`release_after`]);
+/// `None` turns that off for every hub (memory is then given back only as
+/// stacks come and go, and by [`trim`]).
+pub fn set_release_after(after: Option<Duration>) {
+    let ms = after.map_or(0, |after| (after.as_millis() as u64).max(1));
+    RELEASE_AFTER_MS.store(ms, Ordering::Relaxed);
+}
+
+/// Whether a stack came back to this thread's pool since the last call
+/// (the hub's cue that green threads are finishing: see
+/// [`release_after`]).
+pub(crate) fn take_returned() -> bool {
+    POOL.try_with(|pool| pool.returned.replace(false)).unwrap_or(false)
+}
+
+/// Gives back the memory this thread's finished stacks keep: every page of
+/// its pooled stacks but the top one, and the pages of the finished stacks
+/// in slabs whose oldest came back `idle` ago or more (this thread's, once
+/// it has returned none for that long).
+pub(crate) fn release_idle(idle: Duration) {
+    trim_pool();
+    super::slab::release_stale(idle);
 }
 
 /// The stacks of one thread, chained through their headers.
 struct Pool {
     head: Cell<Option<Stack>>,
     len: Cell<usize>,
+    /// A stack was given back since [`take_returned`] last looked.
+    returned: Cell<bool>,
 }
 
 impl Pool {
@@ -96,7 +163,8 @@ impl Drop for Pool {
 }
 
 thread_local! {
-    static POOL: Pool = const { Pool { head: Cell::new(None), len: Cell::new(0) } };
+    static POOL: Pool =
+        const { Pool { head: Cell::new(None), len: Cell::new(0), returned: Cell::new(false) } };
 }
 
 /// A stack with `size` usable bytes (a multiple of the page size), from the
@@ -133,6 +201,7 @@ pub(crate) fn give(mut stack: Stack) {
     // If the thread-local is gone (thread teardown), the closure and the
     // stack it owns are dropped, which unmaps the stack.
     let _ = POOL.try_with(move |pool| {
+        pool.returned.set(true);
         if pool.len.get() >= limit {
             // Full: the stack goes back to its slab (or is unmapped).
             shrink(pool, limit);

@@ -263,6 +263,19 @@ pub(crate) fn release_dirty() {
     unsafe { unmap_all(empty) };
 }
 
+/// Gives back the pages of the finished stacks of every slab whose oldest
+/// finished stack came back `idle` ago or more, and unmaps those with no
+/// slot in use (for a hub gone idle: see
+/// [`release_after`](super::release_after)).
+pub(crate) fn release_stale(idle: Duration) {
+    let now = Instant::now();
+    let mut slabs = SLABS.lock().unwrap_or_else(|poison| poison.into_inner());
+    let empty = sweep(&mut slabs, |since| now.saturating_duration_since(since) >= idle);
+    drop(slabs);
+    // SAFETY: `sweep` took these empty slabs off the list.
+    unsafe { unmap_all(empty) };
+}
+
 impl std::fmt::Debug for Slab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Slab")
