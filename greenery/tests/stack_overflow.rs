@@ -210,7 +210,8 @@ fn main() {
     // the stash cannot be made to refuse: the scenario says so.
     // SAFETY: getuid has no preconditions.
     let root = unsafe { libc::getuid() } == 0;
-    let skipped = (outcome.stdout.contains("skipped:") && !root) || outcome.stdout.contains("not supported here");
+    let skipped =
+        (outcome.stdout.contains("skipped:") && !root) || outcome.stdout.contains("not supported here");
     check(
         "a_refused_stash_keeps_the_guard_pages_between_stacks",
         skipped
