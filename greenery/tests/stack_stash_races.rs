@@ -84,6 +84,10 @@ fn run_scenario(name: &str) -> Seen {
         "early-fork-child-with-the-parents-pid" => return early_fork_child_with_the_parents_pid(),
         "two-forkers" => return two_forkers(),
         "cancel-while-restoring" => return cancel_while_restoring(),
+        "fork-handler-takes-a-lock" => return fork_handler_takes_a_lock(),
+        "child-handler-touches-stack" => return child_handler_touches_stack(),
+        "async-cancel-while-restoring" => return async_cancel_while_restoring(),
+        "restore-under-a-data-limit" => return restore_under_a_data_limit(),
         _ => {}
     }
     stack::set_stash_after(Some(Duration::from_millis(1)));
@@ -731,6 +735,247 @@ fn cancel_while_restoring() -> Seen {
     .unwrap()
 }
 
+/// A pthread mutex, for a library's fork handlers.
+struct ForkLock(std::cell::UnsafeCell<libc::pthread_mutex_t>);
+
+// SAFETY: a pthread mutex is made to be shared between threads.
+unsafe impl Sync for ForkLock {}
+
+static FORK_LOCK: ForkLock = ForkLock(std::cell::UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER));
+
+extern "C" fn lock_fork_lock() {
+    // SAFETY: a static, initialised mutex.
+    unsafe { libc::pthread_mutex_lock(FORK_LOCK.0.get()) };
+}
+
+extern "C" fn unlock_fork_lock() {
+    // SAFETY: as above; locked by the prepare handler.
+    unsafe { libc::pthread_mutex_unlock(FORK_LOCK.0.get()) };
+}
+
+/// A library's fork handlers take its lock (prepare) and release it
+/// (parent, child), the usual pattern; a thread holding that lock touches a
+/// stashed stack while another thread forks. The touch must not wait for
+/// the fork (which waits for the lock).
+fn fork_handler_takes_a_lock() -> Seen {
+    // SAFETY: the handlers only lock and unlock a static mutex.
+    let rc =
+        unsafe { libc::pthread_atfork(Some(lock_fork_lock), Some(unlock_fork_lock), Some(unlock_fork_lock)) };
+    assert_eq!(rc, 0);
+    static FORK_NOW: AtomicBool = AtomicBool::new(false);
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    greenery::spawn(|| {
+        let values = [PATTERN; 64];
+        LENT.store(&values[7] as *const u64 as u64, Ordering::Release);
+        let _keep = black_box(&values);
+        let mut seen = Seen::default();
+        for _ in 0..if supported() { 20 } else { 2 } {
+            FORK_NOW.store(false, Ordering::SeqCst);
+            let toucher = std::thread::spawn(|| {
+                std::thread::sleep(Duration::from_millis(10)); // the green thread is stashed
+                // SAFETY: a static, initialised mutex, unlocked below.
+                unsafe { libc::pthread_mutex_lock(FORK_LOCK.0.get()) };
+                FORK_NOW.store(true, Ordering::SeqCst);
+                // The forker gets to its prepare handlers meanwhile.
+                std::thread::sleep(Duration::from_millis(10));
+                touch_lent();
+                // SAFETY: locked above.
+                unsafe { libc::pthread_mutex_unlock(FORK_LOCK.0.get()) };
+            });
+            let forker = std::thread::spawn(|| {
+                while !FORK_NOW.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                // SAFETY: the child only calls _exit.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    // SAFETY: ends the child at once.
+                    unsafe { libc::_exit(0) };
+                }
+                wait_for(pid, Duration::from_secs(10))
+            });
+            // Parked (and stashed) while the threads work.
+            greenery::sleep(Duration::from_millis(60));
+            while !(toucher.is_finished() && forker.is_finished()) {
+                greenery::sleep(Duration::from_millis(5));
+            }
+            toucher.join().unwrap();
+            seen.accesses += 1;
+            seen.wrong += u64::from(forker.join().unwrap() != Some(0));
+        }
+        LENT.store(0, Ordering::Release);
+        println!("handler_touches: {}", HANDLER_TOUCHES.load(Ordering::Relaxed));
+        add(seen, Seen { accesses: 0, wrong: HANDLER_WRONG.load(Ordering::Relaxed) })
+    })
+    .get()
+    .unwrap()
+}
+
+extern "C" fn child_touches_lent() {
+    let lent = LENT.load(Ordering::Acquire) as *const u64;
+    if !lent.is_null() {
+        // SAFETY: the lent value lives on the parent's parked green thread's
+        // stack, copied into the child.
+        let value = unsafe { std::ptr::read_volatile(lent) };
+        if value != PATTERN {
+            // SAFETY: ends the child, reporting the wrong value.
+            unsafe { libc::_exit(3) };
+        }
+    }
+}
+
+/// A library's child fork handler, registered before greenery's (so it
+/// runs first in the child), touches a stack that was stashed when the
+/// fork happened: the child restores it, without waiting for anything of
+/// the parent's.
+fn child_handler_touches_stack() -> Seen {
+    // SAFETY: the handler reads memory and may call _exit.
+    assert_eq!(unsafe { libc::pthread_atfork(None, None, Some(child_touches_lent)) }, 0);
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    greenery::spawn(|| {
+        let values = [PATTERN; 64];
+        LENT.store(&values[7] as *const u64 as u64, Ordering::Release);
+        let _keep = black_box(&values);
+        let mut seen = Seen::default();
+        for _ in 0..if supported() { 20 } else { 2 } {
+            let forker = std::thread::spawn(|| {
+                std::thread::sleep(Duration::from_millis(10)); // the green thread is stashed
+                // SAFETY: the child runs the fork handlers, then _exit.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    // SAFETY: ends the child at once.
+                    unsafe { libc::_exit(0) };
+                }
+                wait_for(pid, Duration::from_secs(10))
+            });
+            while !forker.is_finished() {
+                greenery::sleep(Duration::from_millis(20));
+            }
+            seen.accesses += 1;
+            seen.wrong += u64::from(forker.join().unwrap() != Some(0));
+        }
+        LENT.store(0, Ordering::Release);
+        seen
+    })
+    .get()
+    .unwrap()
+}
+
+unsafe extern "C" {
+    fn pthread_setcanceltype(kind: libc::c_int, old: *mut libc::c_int) -> libc::c_int;
+}
+
+/// Reads the lent stack in a loop, cancellable at any instruction.
+/// "C-unwind": a cancellation unwinds out of it (it has nothing to drop).
+extern "C-unwind" fn async_cancellable_reader(_: *mut libc::c_void) -> *mut libc::c_void {
+    let mut old = 0;
+    // SAFETY: sets this thread's cancellation type (1: asynchronous).
+    unsafe { pthread_setcanceltype(1, &mut old) };
+    READER_STARTED.store(true, Ordering::SeqCst);
+    // Only atomics in the loop: the cancellation may unwind from any
+    // instruction, and must not meet a frame that cannot be unwound (in
+    // debug builds, `read_volatile`'s checks are such frames).
+    loop {
+        let lent = LENT.load(Ordering::Relaxed) as *const AtomicU64;
+        if !lent.is_null() {
+            // SAFETY: the lent value lives on the parked green thread's
+            // stack while readers run; nothing writes it.
+            let value = unsafe { &*lent }.load(Ordering::Relaxed);
+            HANDLER_WRONG.fetch_add(u64::from(value != PATTERN), Ordering::Relaxed);
+        }
+    }
+}
+
+static READER_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Threads with asynchronous cancellation read a large lent stack, and are
+/// cancelled at varying moments just after it was stashed (while they are
+/// likely restoring it in the fault handler): the process must survive, and
+/// no read may be wrong.
+fn async_cancel_while_restoring() -> Seen {
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    greenery::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(|| {
+            // A large live frame: each restore takes a while.
+            let values = [PATTERN; 256 * 1024];
+            LENT.store(&values[1000] as *const u64 as u64, Ordering::Release);
+            let _keep = black_box(&values);
+            let canceller = std::thread::spawn(|| {
+                let mut seen = Seen::default();
+                for round in 0..if supported() { 200u64 } else { 5 } {
+                    READER_STARTED.store(false, Ordering::SeqCst);
+                    let mut reader: libc::pthread_t = 0;
+                    // SAFETY: the reader is `extern "C-unwind"`, which has
+                    // the C calling convention pthread_create expects.
+                    let start: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void = unsafe {
+                        std::mem::transmute(async_cancellable_reader as extern "C-unwind" fn(_) -> _)
+                    };
+                    // SAFETY: a plain thread, joined below.
+                    let rc = unsafe {
+                        libc::pthread_create(&mut reader, std::ptr::null(), start, std::ptr::null_mut())
+                    };
+                    assert_eq!(rc, 0);
+                    while !READER_STARTED.load(Ordering::SeqCst) {
+                        std::hint::spin_loop();
+                    }
+                    // Wait for the next stash, then a varying moment.
+                    let before = stack::stash_counts().stashed;
+                    let deadline = Instant::now() + Duration::from_millis(500);
+                    while stack::stash_counts().stashed == before && Instant::now() < deadline {
+                        std::hint::spin_loop();
+                    }
+                    let moment = Instant::now() + Duration::from_micros(round % 40 * 5);
+                    while Instant::now() < moment {
+                        std::hint::spin_loop();
+                    }
+                    let mut outcome = std::ptr::null_mut();
+                    // SAFETY: cancels and joins the reader made above.
+                    unsafe {
+                        libc::pthread_cancel(reader);
+                        libc::pthread_join(reader, &mut outcome);
+                    }
+                    seen.accesses += 1;
+                    seen.wrong += u64::from(outcome as isize != -1);
+                }
+                seen
+            });
+            while !canceller.is_finished() {
+                greenery::sleep(Duration::from_millis(4));
+            }
+            let seen = canceller.join().unwrap();
+            LENT.store(0, Ordering::Release);
+            add(seen, Seen { accesses: 0, wrong: HANDLER_WRONG.load(Ordering::Relaxed) })
+        })
+        .get()
+        .unwrap()
+}
+
+/// The program lowers `RLIMIT_DATA` below what it uses while a stack is
+/// stashed: the restore must not fail (a range made inaccessible for the
+/// restore counts against the limit again when it is made writable).
+fn restore_under_a_data_limit() -> Seen {
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    let parked = greenery::spawn(|| {
+        let values = black_box([PATTERN; 64]);
+        greenery::sleep(Duration::from_millis(100)); // stashed meanwhile
+        black_box(&values).iter().filter(|&&value| value != PATTERN).count() as u64
+    });
+    greenery::sleep(Duration::from_millis(20));
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let data_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmData:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap();
+    let limit = libc::rlimit { rlim_cur: data_kib * 1024 - 4096, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit reads the struct we pass.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_DATA, &limit) }, 0);
+    let wrong = parked.get().unwrap();
+    Seen { accesses: 1, wrong }
+}
+
 /// Waits up to `timeout` for child `pid` to exit; its exit code, or `None`
 /// if it was still running (it is then killed) or died of a signal.
 fn wait_for(pid: libc::pid_t, timeout: Duration) -> Option<i32> {
@@ -771,12 +1016,16 @@ fn printed(outcome: &Outcome, label: &str) -> Option<u64> {
 }
 
 /// Scenarios that stash a few stacks, not thousands.
-const ONE_STASH: [&str; 5] = [
+const ONE_STASH: [&str; 9] = [
     "fork-prepare-touches-stack",
     "fork-after-dropping-privileges",
     "restore-at-the-mapping-limit",
     "cancel-while-restoring",
     "two-forkers",
+    "fork-handler-takes-a-lock",
+    "child-handler-touches-stack",
+    "async-cancel-while-restoring",
+    "restore-under-a-data-limit",
 ];
 
 fn main() {
@@ -810,6 +1059,13 @@ fn main() {
         ("a_restore_at_the_mapping_limit_with_one_thread_goes_on", "restore-at-the-mapping-limit"),
         ("two_threads_forking_at_once_never_copy_a_half_restored_stack", "two-forkers"),
         ("a_thread_with_a_cancellation_pending_restores_a_stack_whole", "cancel-while-restoring"),
+        (
+            "a_touch_by_a_thread_holding_a_fork_handlers_lock_does_not_wait_for_the_fork",
+            "fork-handler-takes-a-lock",
+        ),
+        ("a_child_fork_handler_that_runs_first_restores_a_stashed_stack", "child-handler-touches-stack"),
+        ("an_asynchronous_cancellation_cannot_interrupt_a_restore", "async-cancel-while-restoring"),
+        ("a_restore_under_a_lowered_data_limit_goes_on", "restore-under-a-data-limit"),
     ];
     let mut failures = Vec::new();
     for (test, scenario) in scenarios {
@@ -844,7 +1100,8 @@ fn main() {
             problems.push("nothing was stashed".to_string());
         }
         if supported()
-            && ["signal-handler-touches-stack", "fork-prepare-touches-stack"].contains(&scenario)
+            && ["signal-handler-touches-stack", "fork-prepare-touches-stack", "fork-handler-takes-a-lock"]
+                .contains(&scenario)
             && (printed(&outcome, "handler_touches: ") == Some(0)
                 || printed(&outcome, "on_touch=") == Some(0))
         {

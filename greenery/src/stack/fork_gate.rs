@@ -1,53 +1,41 @@
-//! Keeping `fork` out of stash operations.
+//! Keeping `fork` out of stashes.
 //!
-//! A stash or restore changes a stack's memory in several steps (see
-//! [`stash`](super::stash)); between them the range is inaccessible and its
-//! state word says another thread is busy with it. A child forked in that
-//! window inherits the half-done range, but not the thread that was doing
-//! the work: a touch of the range there would wait forever for it.
+//! A stash changes a stack's memory in several steps (see
+//! [`stash`](super::stash)): the range is made read-only, copied out, made
+//! inaccessible, given a guard region. A child forked in the middle would
+//! inherit a half-done range that nothing there can finish or undo (the
+//! copy may be partial). So every stash runs inside the gate, and a
+//! `fork(3)` waits at it: the `pthread_atfork` prepare handler closes the
+//! gate to new stashes and waits until the ones inside have left. The
+//! parent's handler opens it again; the child's resets it (forks of other
+//! threads may have been waiting at it, and are not the child's) and drops
+//! the parent's `/proc/self/mem` (see [`proc_mem`]).
 //!
-//! So every such operation runs inside the gate, and a `fork(3)` waits at it:
-//! the `pthread_atfork` prepare handler closes the gate to new operations,
-//! waits until the ones inside have left, and the fork happens with every
-//! stack either untouched or completely stashed, which the child can
-//! restore on its own. The parent and child handlers open the gate again
-//! (the child's handler also drops the parent's `/proc/self/mem`, see
-//! [`proc_mem`]).
+//! Stashes run on hub threads, between green threads, with asynchronous
+//! signals blocked, and take no lock of anyone else's: a fork that waits
+//! for them waits for a few system calls. Restores do *not* wait for forks
+//! (a thread that restores may hold a lock that another library's fork
+//! handler takes): a child that inherits a restore in mid-flight finishes
+//! it itself, as [`stash`](super::stash) explains.
 //!
-//! Operations never run user code inside the gate, and the threads that
-//! run them block asynchronous signals meanwhile. The thread that forks may
-//! still need to restore a stack after its prepare handler ran: another
-//! library's prepare handler, or a signal handler, may touch a stashed
-//! stack. It would wait at the gate for its own fork, so the forking thread
-//! passes the gate it closed. That is sound only if no *other* fork can
-//! copy the process meanwhile, so forks take turns: the prepare handler
-//! takes a baton (the forking thread's id) before it closes the gate, and
-//! the parent and child handlers hand it back. A child made by a raw
-//! `clone`/`fork` system call, which runs no `pthread_atfork` handlers, is
-//! not covered (the documentation of [`stash_after`](super::stash_after)
-//! says so).
+//! A child made by a raw `clone`/`fork` system call, which runs no
+//! `pthread_atfork` handlers, is not covered (the documentation of
+//! [`stash_after`](super::stash_after) says so).
 //!
 //! The handlers are installed before `/proc/self/mem` is first opened (see
-//! [`proc_mem`]), so that no child ever inherits that descriptor unseen.
-//!
-//! Async-signal-safe: atomics, gettid(2) and sched_yield(2).
+//! [`proc_mem`]). Async-signal-safe: atomics and sched_yield(2).
 
 use std::sync::Once;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::proc_mem;
 
-/// The operations inside the gate in the low 16 bits; whether a fork is
-/// waiting at it, in [`FORK`].
+/// The stashes inside the gate in the low 16 bits; the forks waiting at
+/// it, in units of [`FORK`], above.
 static GATE: AtomicU32 = AtomicU32::new(0);
 
 const FORK: u32 = 1 << 16;
 const INSIDE: u32 = FORK - 1;
-
-/// The thread that is forking (its thread id), which passes the gate; 0
-/// when none is. One fork at a time holds it, from its prepare handler to
-/// its parent or child handler.
-static BATON: AtomicI32 = AtomicI32::new(0);
 
 static INSTALL: Once = Once::new();
 
@@ -62,16 +50,15 @@ pub(super) fn install() {
     });
 }
 
-/// An operation inside the gate: [`enter`] waits while a fork is under
-/// way; dropping it leaves.
+/// A stash inside the gate: [`enter`] waits while a fork is under way;
+/// dropping it leaves.
 pub(super) struct Inside(());
 
-/// Enters the gate, waiting while a fork is waiting at it (unless the
-/// calling thread is the one forking).
+/// Enters the gate, waiting while a fork is waiting at it.
 pub(super) fn enter() -> Inside {
     let mut gate = GATE.load(Ordering::Relaxed);
     loop {
-        if gate >= FORK && BATON.load(Ordering::Relaxed) != thread_id() {
+        if gate >= FORK {
             // SAFETY: sched_yield has no preconditions.
             unsafe { libc::sched_yield() };
             gate = GATE.load(Ordering::Relaxed);
@@ -91,22 +78,8 @@ impl Drop for Inside {
     }
 }
 
-/// The calling thread's id. Async-signal-safe.
-fn thread_id() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
-}
-
-/// Before a fork: takes the baton, closes the gate, and waits until no
-/// operation is inside.
+/// Before a fork: closes the gate and waits until no stash is inside.
 extern "C" fn prepare() {
-    let me = thread_id();
-    while BATON.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
-        // Another thread forks: it holds no lock this waits for (glibc
-        // runs the handlers without its own lock held), so it finishes.
-        // SAFETY: sched_yield has no preconditions.
-        unsafe { libc::sched_yield() };
-    }
     GATE.fetch_add(FORK, Ordering::Acquire);
     while GATE.load(Ordering::Acquire) & INSIDE != 0 {
         // SAFETY: sched_yield has no preconditions.
@@ -114,19 +87,15 @@ extern "C" fn prepare() {
     }
 }
 
-/// After a fork, in the parent: opens the gate again and hands the baton
-/// back.
+/// After a fork, in the parent: opens the gate again.
 extern "C" fn parent() {
     GATE.fetch_sub(FORK, Ordering::Release);
-    BATON.store(0, Ordering::Release);
 }
 
-/// After a fork, in the child: the only thread, with no operation inside
-/// and no other fork under way; the parent's `/proc/self/mem` is not its
-/// own.
+/// After a fork, in the child: the only thread, with no stash inside and
+/// no fork of its own under way.
 extern "C" fn child() {
     GATE.store(0, Ordering::Release);
-    BATON.store(0, Ordering::Release);
     proc_mem::forget_after_fork();
 }
 

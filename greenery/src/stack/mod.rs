@@ -75,6 +75,7 @@ mod no_stash;
 mod overflow;
 mod pool;
 mod proc_mem;
+mod process_local;
 mod raw_sys;
 mod registry;
 mod slab;

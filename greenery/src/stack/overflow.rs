@@ -66,7 +66,9 @@ static INSTALL: Once = Once::new();
 fn install_handler() {
     INSTALL.call_once(|| {
         // SAFETY: `PREVIOUS` is written only here, inside `call_once`, and
-        // the handler that reads it is installed by the calls below.
+        // the handler that reads it is installed by the calls below. The
+        // signal set is an array of `unsigned long` (1024 bits on Linux), so
+        // its first 64 bits may be written as an aligned `u64`.
         unsafe {
             let previous = &mut *PREVIOUS.0.get();
             let mut action: libc::sigaction = mem::zeroed();
@@ -80,6 +82,11 @@ fn install_handler() {
             for synchronous in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP] {
                 libc::sigdelset(&mut action.sa_mask, synchronous);
             }
+            // glibc's `sigfillset` leaves out its own signals (32, the
+            // cancellation signal, and 33): an asynchronous cancellation in
+            // the middle of a restore would unwind out of the handler. The
+            // kernel reads the first 64 bits of the set.
+            *(&mut action.sa_mask as *mut libc::sigset_t).cast::<u64>() |= 1 << 31 | 1 << 32;
             libc::sigaction(libc::SIGSEGV, &action, previous.segv.as_mut_ptr());
             libc::sigaction(libc::SIGBUS, &action, previous.bus.as_mut_ptr());
         }

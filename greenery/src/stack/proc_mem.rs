@@ -19,27 +19,26 @@
 //!
 //! An open `/proc/self/mem` stays bound to the address space of the process
 //! that opened it: in a forked child it would write into the parent. So the
-//! child's `pthread_atfork` handler closes it (see
-//! [`fork_gate`](super::fork_gate)), and the descriptor is kept together
-//! with the pid that opened it, so that a child made without `fork(3)`'s
-//! handlers opens its own as well (the inherited one is close-on-exec).
-//! A child may not be able to open it at all (the program dropped
-//! privileges before forking): the stash then falls back as its
-//! documentation says. Every function here is async-signal-safe: the fault
-//! handler restores stacks through them.
+//! descriptor is kept on the [process-local page](super::process_local),
+//! which a child sees wiped: it opens its own, whatever runs first there.
+//! The parent's descriptor is closed by the child's `pthread_atfork`
+//! handler (it is close-on-exec in any case). A child may not be able to
+//! open one at all (the program dropped privileges before forking): the
+//! stash then falls back as its documentation says. Every function here is
+//! async-signal-safe: the fault handler restores stacks through them.
 //!
 //! greenery trusts the descriptor it opened to stay open: a program that
 //! closes descriptors it does not own (a `closefrom` loop, say) breaks the
 //! restore, as it breaks the hub's own epoll descriptor.
 
 use std::io;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
-use super::{mmap, raw_sys};
+use super::{mmap, process_local, raw_sys};
 
-/// The open `/proc/self/mem`: the pid that opened it in the high 32 bits,
-/// the descriptor in the low 32; 0 when none is open.
-static MEM: AtomicU64 = AtomicU64::new(0);
+/// The last descriptor this process recorded, in memory a child inherits:
+/// the child's fork handler closes it (see [`forget_after_fork`]).
+static LAST_OPENED: AtomicI32 = AtomicI32::new(-1);
 
 /// What the probe in [`available`] found, if it ran in this process.
 static AVAILABLE: AtomicU8 = AtomicU8::new(UNPROBED);
@@ -53,8 +52,12 @@ const NO: u8 = 2;
 pub(super) fn available() -> bool {
     match AVAILABLE.load(Ordering::Relaxed) {
         UNPROBED => {
-            // Before a descriptor exists: a child forked from here on
-            // closes the one it inherits.
+            // Before a descriptor exists: the page that keeps it from a
+            // child, and the handlers that close it in one.
+            if process_local::init().is_err() {
+                AVAILABLE.store(NO, Ordering::Relaxed);
+                return false;
+            }
             super::fork_gate::install();
             let works = probe();
             AVAILABLE.store(if works { YES } else { NO }, Ordering::Relaxed);
@@ -65,16 +68,16 @@ pub(super) fn available() -> bool {
 }
 
 /// In a forked child, right after the fork: closes the parent's
-/// `/proc/self/mem` (it refers to the parent's memory, and the pid check
-/// in [`descriptor`] cannot tell when the child's pid number equals the
-/// parent's, as across pid namespaces), and forgets the probe.
-/// Async-signal-safe.
+/// `/proc/self/mem` (which refers to the parent's memory; the child's own,
+/// if a fork handler that ran before this one opened it already, stays),
+/// and forgets the probe. Async-signal-safe.
 pub(super) fn forget_after_fork() {
-    let inherited = MEM.swap(0, Ordering::AcqRel);
-    if inherited != 0 {
+    let inherited = LAST_OPENED.swap(-1, Ordering::AcqRel);
+    if inherited >= 0 && process_local::mem_fd() != Some(inherited) {
         // SAFETY: the descriptor greenery opened in the parent; the child
-        // has run nothing since the fork that could have reused its number.
-        unsafe { raw_sys::close(inherited as u32 as libc::c_int) };
+        // has run nothing since the fork that could have reused its number
+        // (its own, opened since, is the one on the process-local page).
+        unsafe { raw_sys::close(inherited) };
     }
     AVAILABLE.store(UNPROBED, Ordering::Relaxed);
 }
@@ -164,28 +167,20 @@ pub(super) unsafe fn read(addr: usize, buf: *mut u8, len: usize) -> io::Result<(
 }
 
 /// This process's open `/proc/self/mem`, opened if need be.
-/// Async-signal-safe: getpid(2), open(2), close(2) and atomics (the last
-/// two made directly, see [`raw_sys`]).
+/// Async-signal-safe: atomics, open(2) and close(2) (made directly, see
+/// [`raw_sys`]).
 fn descriptor() -> io::Result<libc::c_int> {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() } as u32;
-    let current = MEM.load(Ordering::Acquire);
-    if current != 0 && (current >> 32) as u32 == pid {
-        return Ok(current as u32 as libc::c_int);
+    if let Some(fd) = process_local::mem_fd() {
+        return Ok(fd);
     }
     let fd = raw_sys::open(c"/proc/self/mem", libc::O_RDWR | libc::O_CLOEXEC)?;
-    let ours = (u64::from(pid) << 32) | u64::from(fd as u32);
-    // An inherited descriptor (the parent's) is left open, not closed: this
-    // child may have reused its number for a file of its own. It is
-    // close-on-exec.
-    match MEM.compare_exchange(current, ours, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => Ok(fd),
-        Err(winner) => {
-            // Another thread of this process opened one first (threads of
-            // one process share the pid).
-            // SAFETY: the descriptor we just opened, used by no one.
-            unsafe { raw_sys::close(fd) };
-            Ok(winner as u32 as libc::c_int)
-        }
+    let recorded = process_local::set_mem_fd(fd);
+    if recorded != fd {
+        // Another thread of this process opened one first.
+        // SAFETY: the descriptor we just opened, used by no one.
+        unsafe { raw_sys::close(fd) };
+    } else {
+        LAST_OPENED.store(fd, Ordering::Release);
     }
+    Ok(recorded)
 }

@@ -24,7 +24,7 @@
 
 use std::ptr;
 use std::sync::Mutex;
-use std::sync::atomic::{self, AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{self, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// One stack's entry.
 pub(super) struct Slot {
@@ -35,9 +35,10 @@ pub(super) struct Slot {
     guard_hi: AtomicUsize,
     top: AtomicUsize,
     /// Where the stack's contents are, for [`stash`](super::stash): one of
-    /// its states, and the stash itself (owned by the stack's owner, valid
-    /// while the state says the stack is stashed).
-    pub(super) stash: AtomicU8,
+    /// its states with the token of the process whose thread set it, and
+    /// the stash itself (owned by the stack's owner, valid while the state
+    /// says the stack is stashed).
+    pub(super) stash: AtomicU64,
     pub(super) stash_meta: AtomicPtr<super::stash::Meta>,
     /// Faults at this stack that found it not stashed, since it was last
     /// stashed (see [`stash`](super::stash)'s fault path).
@@ -59,7 +60,7 @@ impl Chunk {
             guard_lo: AtomicUsize::new(0),
             guard_hi: AtomicUsize::new(0),
             top: AtomicUsize::new(0),
-            stash: AtomicU8::new(0),
+            stash: AtomicU64::new(0),
             stash_meta: AtomicPtr::new(ptr::null_mut()),
             stray_faults: AtomicU32::new(0),
         };

@@ -48,9 +48,13 @@
 //!   stack that is stashed or being stashed or restored (by code on another
 //!   thread, say a `read` into a borrowed buffer) fails with `EFAULT`, and
 //!   may have done part of its work first (see [`stash_after`]).
-//! - **fork**: stash operations run inside a [gate](super::fork_gate) that
-//!   `fork(3)` waits at, so a child inherits every stack either untouched or
-//!   completely stashed, and restores it on its own.
+//! - **fork**: stashes run inside a [gate](super::fork_gate) that `fork(3)`
+//!   waits at, so a child never inherits a stack half stashed. Restores do
+//!   not wait for forks (a thread that restores may hold a lock a fork
+//!   handler needs): each state is marked with the token of the process
+//!   whose thread set it ([`process_local`](super::process_local)), and a
+//!   thread that finds a restore left by another process (its parent, at
+//!   the moment of the fork) takes it over and does every step again.
 //!
 //! Where `/proc/self/mem` cannot be written (no procfs, a non-dumpable
 //! process, `proc_mem.force_override=never`), a restore could not be made
@@ -67,6 +71,9 @@
 //!                                   +--a fault elsewhere--> RESTORING --> RESTORED --owner--> NONE
 //! ```
 //!
+//! `RESTORING` carries the token of the process whose thread restores; one
+//! carrying another process's token is taken over (see above).
+//!
 //! The stash (its [`Meta`] and the saved bytes, one allocation) belongs to
 //! the [`Stash`] handle, held by the stack's owner, and is published in the
 //! slot while the state is `STASHED` or later. A restore by the fault
@@ -81,13 +88,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::registry::{self, Slot};
-use super::{Stack, fork_gate, mmap, proc_mem, raw_sys};
+use super::{Stack, fork_gate, mmap, proc_mem, process_local, raw_sys};
 
 const NONE: u8 = 0;
 const STASHING: u8 = 1;
 const STASHED: u8 = 2;
 const RESTORING: u8 = 3;
 const RESTORED: u8 = 4;
+
+/// A slot's stash word: a state, marked with the token of the process whose
+/// thread set it ([`process_local::token`]).
+fn word(state: u8, token: u64) -> u64 {
+    token << 8 | u64::from(state)
+}
+
+/// The state of a stash word.
+fn state_of(word: u64) -> u8 {
+    word as u8
+}
+
+/// The process token of a stash word.
+fn token_of(word: u64) -> u64 {
+    word >> 8
+}
 
 /// `madvise` advice (Linux 6.13+): remove the guard region, leaving empty,
 /// lazily committed pages.
@@ -174,6 +197,9 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// - Threads are counted from `/proc/self/stat`; a process made with a raw
 ///   `clone(CLONE_VM)` without `CLONE_THREAD` shares the memory without
 ///   being counted, and must not touch parked green threads' stacks.
+/// - A process with a finite `RLIMIT_DATA` does not stash: making a
+///   restored range writable again counts against it (a restore that meets
+///   the limit raises the soft limit to the hard one for that call).
 /// - A forked child of a program that dropped privileges (`setuid`,
 ///   `PR_SET_DUMPABLE`) cannot open `/proc/self/mem`: it restores the
 ///   stacks it inherited plainly while it has a single thread, and aborts
@@ -320,26 +346,68 @@ impl Drop for Stash {
         let slot = meta.slot;
         {
             let _signals = SignalsBlocked::new();
-            let inside = fork_gate::enter();
-            match slot.stash.compare_exchange(STASHED, RESTORING, Ordering::Acquire, Ordering::Acquire) {
-                // SAFETY: the stack is still mapped (see `stash_all`), the
-                // buffer holds its bytes, and now no one else restores it.
-                Ok(_) => unsafe { put_back(meta) },
-                // A fault on some thread is restoring it, or has; that
-                // thread is inside the gate until it has.
-                Err(_) => {
-                    drop(inside);
-                    wait_while(slot, |state| state != RESTORED);
+            loop {
+                match claim(slot) {
+                    // SAFETY: the stack is still mapped (see `stash_all`),
+                    // the buffer holds its bytes, and the restore is ours.
+                    Claim::Restore => break unsafe { put_back(meta) },
+                    // A thread of this process is restoring it (a fault).
+                    Claim::Busy => {
+                        // SAFETY: sched_yield has no preconditions.
+                        unsafe { libc::sched_yield() };
+                    }
+                    // Restored by a fault.
+                    Claim::NotStashed => break,
                 }
             }
             slot.stash_meta.store(ptr::null_mut(), Ordering::Relaxed);
-            slot.stash.store(NONE, Ordering::Release);
+            slot.stash.store(word(NONE, 0), Ordering::Release);
         }
         COUNT_RESTORED.fetch_add(1, Ordering::Relaxed);
         let len = meta.len;
         // SAFETY: allocated in `stash_all` with this layout; no other thread
         // copies from it any more (the state is past `RESTORING`).
         unsafe { alloc::dealloc(self.0.as_ptr().cast(), Stash::layout(len)) };
+    }
+}
+
+/// What a thread that needs a stack back finds in its slot.
+enum Claim {
+    /// The restore is the caller's now (the state says `RESTORING` with
+    /// this process's token).
+    Restore,
+    /// A thread of this process is stashing or restoring it: wait.
+    Busy,
+    /// It is not stashed (any more).
+    NotStashed,
+}
+
+/// Takes the restore of `slot` if it is stashed, or if it is being
+/// restored by a thread of *another* process: this process is then a
+/// forked child of the one whose thread was restoring it when the fork
+/// copied the memory, and that thread does not exist here. The restore
+/// repeats every step, so a half-done one is finished.
+/// Async-signal-safe.
+fn claim(slot: &Slot) -> Claim {
+    let me = process_local::token();
+    loop {
+        let current = slot.stash.load(Ordering::Acquire);
+        match state_of(current) {
+            STASHED => {}
+            RESTORING if token_of(current) != me => {}
+            NONE | RESTORED => return Claim::NotStashed,
+            // STASHING, or RESTORING by this process: busy. (A stash left
+            // half done by another process cannot be finished: only a child
+            // made without `fork(3)`'s handlers can see one.)
+            _ => return Claim::Busy,
+        }
+        if slot
+            .stash
+            .compare_exchange(current, word(RESTORING, me), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Claim::Restore;
+        }
     }
 }
 
@@ -394,9 +462,10 @@ impl Job {
 /// `Some` (`/proc/self/mem` can be written).
 pub(crate) unsafe fn stash_all(requests: &[Request<'_>]) -> Vec<Option<Stash>> {
     fork_gate::install();
-    if mmap::mappings_left().is_some_and(|left| left < MAPPINGS_TO_SPARE) {
-        // Restores need mappings for a moment; near the limit, stacks stay
-        // as they are.
+    if mmap::mappings_left().is_some_and(|left| left < MAPPINGS_TO_SPARE) || data_limited() {
+        // Restores need mappings for a moment, and make the range writable
+        // again, which counts against `RLIMIT_DATA`: near the map limit, or
+        // under a data limit, stacks stay as they are.
         COUNT_REFUSED.fetch_add(requests.len() as u64, Ordering::Relaxed);
         return (0..requests.len()).map(|_| None).collect();
     }
@@ -441,6 +510,14 @@ pub(crate) unsafe fn stash_all(requests: &[Request<'_>]) -> Vec<Option<Stash>> {
     stashes
 }
 
+/// Whether the process has a finite `RLIMIT_DATA`: making a stashed range
+/// writable again counts against it, and could fail.
+fn data_limited() -> bool {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct we pass.
+    unsafe { libc::getrlimit(libc::RLIMIT_DATA, &mut limit) == 0 && limit.rlim_cur != libc::RLIM_INFINITY }
+}
+
 /// The mappings (under `vm.max_map_count`) that must be left for stacks to
 /// be stashed: each restore splits its slab's mapping in three for a
 /// moment, and a restore that finds no mapping left cannot be done
@@ -458,9 +535,10 @@ unsafe fn stash_run(run: &[Job], alone: bool) -> bool {
     let lo = run[0].meta().bottom;
     let hi = run[run.len() - 1].meta().top;
     let _inside = fork_gate::enter();
+    let me = process_local::token();
     for job in run {
         job.slot.stray_faults.store(0, Ordering::Relaxed);
-        job.slot.stash.store(STASHING, Ordering::SeqCst);
+        job.slot.stash.store(word(STASHING, me), Ordering::SeqCst);
     }
     let copy_out = || {
         for job in run {
@@ -525,7 +603,7 @@ unsafe fn stash_run(run: &[Job], alone: bool) -> bool {
     }
     for job in run {
         job.slot.stash_meta.store(job.buf.as_ptr(), Ordering::Relaxed);
-        job.slot.stash.store(STASHED, Ordering::Release);
+        job.slot.stash.store(word(STASHED, me), Ordering::Release);
     }
     let stacks = run.len() as u64;
     COUNT_STASHED.fetch_add(stacks, Ordering::Relaxed);
@@ -540,7 +618,7 @@ unsafe fn stash_run(run: &[Job], alone: bool) -> bool {
 fn abandon(run: &[Job]) -> bool {
     COUNT_REFUSED.fetch_add(run.len() as u64, Ordering::Relaxed);
     for job in run {
-        job.slot.stash.store(NONE, Ordering::Release);
+        job.slot.stash.store(word(NONE, 0), Ordering::Release);
     }
     false
 }
@@ -561,45 +639,38 @@ fn abandon(run: &[Job]) -> bool {
 pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
     let Some((slot, seq)) = registry::find_usable(addr) else { return false };
     loop {
-        match slot.stash.load(Ordering::Acquire) {
+        match claim(slot) {
+            Claim::Restore => {
+                // The slot may have been reused by another stack since the
+                // lookup: the stash published in it says which stack it is
+                // now, and that one is restored (early, no harm done); the
+                // access is then made again.
+                // SAFETY: the stack is stashed, so its owner keeps the
+                // stash until the state is `RESTORED`.
+                let meta = unsafe { &*slot.stash_meta.load(Ordering::Relaxed) };
+                // SAFETY: the restore is ours (`RESTORING`), the buffer
+                // holds the stack's bytes. (The handler runs with
+                // asynchronous signals blocked.)
+                unsafe { put_back(meta) };
+                slot.stash.store(word(RESTORED, 0), Ordering::Release);
+                COUNT_RESTORED_ON_TOUCH.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            // Another thread of this process is busy with it, and the range
+            // faults until it is done.
+            Claim::Busy => {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
             // Not stashed: the fault raced the end of a stash's or a
             // restore's window (each thread can meet that at most once per
             // stash), or the stack was given back since the lookup; either
             // way the access is made again (and faults again, to be looked
             // up afresh, if the memory is no longer a stack's). A fault that
             // keeps coming back at a stack is not one of ours: pass it on.
-            NONE | RESTORED => {
+            Claim::NotStashed => {
                 return !slot.unchanged_since(seq)
                     || slot.stray_faults.fetch_add(1, Ordering::Relaxed) < STRAY_FAULTS;
-            }
-            STASHED => {
-                // (The handler runs with asynchronous signals blocked.)
-                let _inside = fork_gate::enter();
-                if slot
-                    .stash
-                    .compare_exchange(STASHED, RESTORING, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    // The slot may have been reused by another stack since
-                    // the lookup: the stash published in it says which
-                    // stack it is now, and that one is restored (early, no
-                    // harm done); the access is then made again.
-                    // SAFETY: the stack is stashed, so its owner keeps the
-                    // stash until the state is `RESTORED`.
-                    let meta = unsafe { &*slot.stash_meta.load(Ordering::Relaxed) };
-                    // SAFETY: the state is ours (`RESTORING`), the buffer
-                    // holds the stack's bytes.
-                    unsafe { put_back(meta) };
-                    slot.stash.store(RESTORED, Ordering::Release);
-                    COUNT_RESTORED_ON_TOUCH.fetch_add(1, Ordering::Relaxed);
-                    return true;
-                }
-            }
-            // STASHING, RESTORING: another thread is busy with it, and the
-            // range faults until it is done.
-            _ => {
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
             }
         }
     }
@@ -642,9 +713,9 @@ unsafe fn put_back(meta: &Meta) {
         unsafe { protect_or_die(lo, hi, libc::PROT_READ | libc::PROT_WRITE) };
         if !only_thread() {
             fatal(
-                b"cannot restore a stashed stack atomically: the process is out of memory mappings \
-                  (raise vm.max_map_count, for example sysctl -w vm.max_map_count=262144, or set \
-                  GREENERY_STASH=off)",
+                b"cannot restore a stashed stack atomically: the kernel refused a change of protection \
+                  (ENOMEM: the process is at vm.max_map_count, raise it with sysctl -w \
+                  vm.max_map_count=262144, or at its RLIMIT_DATA; or set GREENERY_STASH=off)",
                 err,
             );
         }
@@ -655,7 +726,41 @@ unsafe fn put_back(meta: &Meta) {
     unsafe {
         remove_guard(lo, hi);
         write_back(meta);
-        protect_or_die(lo, hi, libc::PROT_READ | libc::PROT_WRITE);
+        make_writable_again(lo, hi);
+    }
+}
+
+/// Makes a range that a restore made inaccessible read-write again, or
+/// aborts. Making it writable counts it against `RLIMIT_DATA` again (an
+/// inaccessible range is not data): if that is what refuses, the soft limit
+/// is raised to the hard one for the call. Async-signal-safe.
+///
+/// # Safety
+///
+/// As for [`protect`]; the range holds its stack's contents.
+unsafe fn make_writable_again(lo: usize, hi: usize) {
+    let read_write = libc::PROT_READ | libc::PROT_WRITE;
+    // SAFETY: guaranteed by the caller.
+    match unsafe { protect_retrying(lo, hi, read_write) } {
+        Err(err) if err.raw_os_error() == Some(libc::ENOMEM) => {
+            let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: getrlimit and setrlimit read and write the struct we
+            // pass; the soft limit goes back right after.
+            unsafe {
+                if libc::getrlimit(libc::RLIMIT_DATA, &mut limit) == 0 && limit.rlim_cur != limit.rlim_max {
+                    let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+                    libc::setrlimit(libc::RLIMIT_DATA, &raised);
+                    let done = protect(lo, hi, read_write);
+                    libc::setrlimit(libc::RLIMIT_DATA, &limit);
+                    if done.is_ok() {
+                        return;
+                    }
+                }
+                protect_or_die(lo, hi, read_write);
+            }
+        }
+        Err(err) => fatal(b"cannot change the protection of a stashed stack (mprotect failed)", err),
+        Ok(()) => {}
     }
 }
 
@@ -775,9 +880,9 @@ unsafe fn protect_or_die(lo: usize, hi: usize, prot: libc::c_int) {
     match unsafe { protect_retrying(lo, hi, prot) } {
         Ok(()) => {}
         Err(err) if err.raw_os_error() == Some(libc::ENOMEM) => fatal(
-            b"cannot change the protection of a stashed stack: the process is out of memory \
-              mappings (raise vm.max_map_count, for example sysctl -w vm.max_map_count=262144, \
-              or set GREENERY_STASH=off)",
+            b"cannot change the protection of a stashed stack (ENOMEM: the process is at \
+              vm.max_map_count, raise it with sysctl -w vm.max_map_count=262144, or at its \
+              RLIMIT_DATA; or set GREENERY_STASH=off)",
             err,
         ),
         Err(err) => fatal(b"cannot change the protection of a stashed stack (mprotect failed)", err),
@@ -811,14 +916,6 @@ fn errno_digits(err: &io::Error) -> [u8; 4] {
     digits
 }
 
-/// Waits while `busy(state)` holds (another thread is restoring).
-fn wait_while(slot: &Slot, busy: impl Fn(u8) -> bool) {
-    while busy(slot.stash.load(Ordering::Acquire)) {
-        // SAFETY: sched_yield has no preconditions.
-        unsafe { libc::sched_yield() };
-    }
-}
-
 /// Whether the calling thread is the process's only one. `false` if that
 /// cannot be read. Async-signal-safe: open(2), read(2), close(2) (made
 /// directly, see [`raw_sys`]) into a buffer on the stack.
@@ -837,34 +934,46 @@ fn only_thread() -> bool {
     fields.nth(17).is_some_and(|threads| threads == b"1")
 }
 
-/// Blocks the calling thread's asynchronous signals while it lives.
-/// Async-signal-safe.
-struct SignalsBlocked(libc::sigset_t);
+/// Blocks the calling thread's asynchronous signals while it lives,
+/// glibc's own included (its cancellation and set-id signals, which
+/// `pthread_sigmask` leaves alone: an asynchronous cancellation in the
+/// middle of a stash or restore would unwind out of it). Async-signal-safe:
+/// rt_sigprocmask(2), made directly.
+struct SignalsBlocked(u64);
+
+/// The kernel's signal set with the synchronous faults left out (blocking
+/// those is undefined).
+fn asynchronous_signals() -> u64 {
+    [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP, libc::SIGABRT]
+        .into_iter()
+        .fold(!0u64, |set, signal| set & !(1 << (signal - 1)))
+}
 
 impl SignalsBlocked {
     fn new() -> SignalsBlocked {
-        // SAFETY: the sets are plain data filled by libc's helpers, and
-        // pthread_sigmask only changes this thread's mask.
+        let block = asynchronous_signals();
+        let mut old = 0u64;
+        // SAFETY: rt_sigprocmask reads and writes the two 8-byte sets we
+        // pass (the kernel's sigset_t is 64 bits here), for this thread.
         unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            // Faults must still be delivered (blocking them is undefined).
-            for signal in
-                [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP, libc::SIGABRT]
-            {
-                libc::sigdelset(&mut all, signal);
-            }
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-            SignalsBlocked(old)
+            libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_BLOCK, &block, &mut old, 8);
         }
+        SignalsBlocked(old)
     }
 }
 
 impl Drop for SignalsBlocked {
     fn drop(&mut self) {
         // SAFETY: puts back the mask saved in `new`.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, ptr::null_mut()) };
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &self.0,
+                std::ptr::null_mut::<u64>(),
+                8,
+            );
+        }
     }
 }
 
