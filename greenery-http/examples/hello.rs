@@ -1,18 +1,24 @@
 //! The benchmark's server: every request gets `200 OK` and `Hello, World!`,
-//! on one hub, with keep-alive.
+//! with keep-alive, on one hub or on several.
 //!
 //! ```text
-//! cargo run --release -p greenery-http --example hello -- 127.0.0.1:PORT
+//! cargo run --release -p greenery-http --example hello -- 127.0.0.1:PORT [--threads N]
 //! ```
+//!
+//! With `--threads N` (default 1) it serves on N hubs, one per OS thread,
+//! each with a listener of its own on the address (`SO_REUSEPORT`: the
+//! kernel spreads the connections).
 //!
 //! SIGTERM or SIGINT (Ctrl-C) stops it gracefully: it stops accepting,
 //! closes idle connections, lets the requests in flight finish (for up to
 //! five seconds), and exits with status 0. A second signal during that
 //! wait ends it at once, with status 1.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use greenery::net::ServerThreads;
 use greenery::signal::signal_handler;
 use greenery_http::http::{Request, Response};
 use greenery_http::{Body, Server};
@@ -20,34 +26,43 @@ use greenery_http::{Body, Server};
 /// How long requests in flight may take to finish once a stop begins.
 const GRACE: Duration = Duration::from_secs(5);
 
+const USAGE: &str = "usage: hello [ADDRESS] [--threads N]   (default 127.0.0.1:8080, 1 thread)";
+
 fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    let server = Server::bind(addr.as_str(), |_request: Request<Body>| Response::new("Hello, World!"))
-        .unwrap_or_else(|err| {
-            eprintln!("hello: {err}"); // it names the address
-            std::process::exit(1);
-        });
-    let server = Rc::new(server);
+    let (addr, threads) = arguments().unwrap_or_else(|err| {
+        eprintln!("hello: {err}\n{USAGE}");
+        std::process::exit(2);
+    });
+    let servers = ServerThreads::start(threads, addr.as_str(), |_hub, listener| {
+        Server::new(listener, |_request: Request<Body>| Response::new("Hello, World!"))
+    })
+    .unwrap_or_else(|err| {
+        eprintln!("hello: {err}"); // it names the address
+        std::process::exit(1);
+    });
+    let stopping = Rc::new(Cell::new(false));
     let handlers = [libc::SIGTERM, libc::SIGINT].map(|signum| {
-        let server = server.clone();
+        let (servers, stopping) = (servers.clone(), stopping.clone());
         signal_handler(signum, move || {
-            if !server.is_serving() {
+            if stopping.replace(true) {
                 eprintln!("hello: stopping now");
                 std::process::exit(1);
             }
             eprintln!("hello: stopping (requests in flight have {} s to finish)", GRACE.as_secs());
-            if let Err(err) = server.stop(GRACE) {
-                eprintln!("hello: {err}");
-            }
+            servers.stop(GRACE);
         })
         .unwrap_or_else(|err| {
             eprintln!("hello: cannot handle signal {signum}: {err}");
             std::process::exit(1);
         })
     });
-    eprintln!("hello: listening on http://{}/", server.local_addr());
-    // Returns once a stop has finished: every request in flight answered.
-    if let Err(err) = server.serve_forever() {
+    eprintln!("hello: listening on http://{}/", servers.local_addr());
+    if threads > 1 {
+        eprintln!("hello: serving on {threads} threads, one hub each");
+    }
+    // Returns once every server has stopped: every request in flight
+    // answered. Meanwhile this thread's hub runs the signal handlers.
+    if let Err(err) = servers.wait() {
         eprintln!("hello: {err}");
         std::process::exit(1);
     }
@@ -55,4 +70,29 @@ fn main() {
         handler.cancel();
     }
     eprintln!("hello: stopped");
+}
+
+/// The address and the thread count from the command line.
+fn arguments() -> Result<(String, usize), String> {
+    let mut addr = None;
+    let mut threads = 1;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--threads" => {
+                let count = args.next().ok_or("--threads needs a number")?;
+                threads =
+                    count.parse::<usize>().ok().filter(|&threads| threads > 0).ok_or_else(|| {
+                        format!("--threads {count:?}: expected a number of threads, 1 or more")
+                    })?;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other if addr.is_none() && !other.starts_with('-') => addr = Some(other.to_owned()),
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    Ok((addr.unwrap_or_else(|| "127.0.0.1:8080".to_owned()), threads))
 }

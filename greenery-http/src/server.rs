@@ -450,3 +450,13 @@ mod tests {
         assert_eq!(at(1_795_599_600), "25/Nov/2026:09:40:00 +0000");
     }
 }
+
+impl greenery::net::Serve for Server {
+    fn serve_forever(&self) -> io::Result<()> {
+        Server::serve_forever(self)
+    }
+
+    fn stop(&self, timeout: Duration) -> Result<(), Deadlock> {
+        Server::stop(self, timeout)
+    }
+}

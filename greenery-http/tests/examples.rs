@@ -71,8 +71,14 @@ struct Hello {
 
 impl Hello {
     fn start() -> Hello {
+        Hello::start_with(&[])
+    }
+
+    /// Started with `args` after the address.
+    fn start_with(args: &[&str]) -> Hello {
         let mut child = Command::new(example("hello"))
             .arg("127.0.0.1:0")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -184,4 +190,32 @@ fn hello_answers_the_request_in_flight_then_exits_0_on_sigterm_and_sigint() {
         assert!(status.success(), "signal {signal}: hello exited with {status}; stderr:\n{stderr}");
         assert!(stderr.ends_with("hello: stopped\n"), "{stderr}");
     }
+}
+
+#[test]
+fn hello_on_two_threads_answers_and_stops_gracefully() {
+    let mut hello = Hello::start_with(&["--threads", "2"]);
+    // Many connections, spread over the two hubs by the kernel.
+    for _ in 0..50 {
+        let stream = TcpStream::connect(&hello.addr).unwrap();
+        stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        (&stream).write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert!(read_response(&mut reader).starts_with("HTTP/1.1 200 OK\r\n"));
+    }
+    hello.signal(libc::SIGTERM);
+    wait_until_refused(&hello.addr);
+    let (status, stderr) = hello.wait();
+    assert!(status.success(), "hello exited with {status}; stderr:\n{stderr}");
+    assert!(stderr.contains("serving on 2 threads"), "{stderr}");
+    assert!(stderr.ends_with("hello: stopped\n"), "{stderr}");
+}
+
+#[test]
+fn hello_rejects_a_bad_thread_count_with_its_usage() {
+    let output = Command::new(example("hello")).args(["127.0.0.1:0", "--threads", "none"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--threads \"none\": expected a number of threads"), "{stderr}");
+    assert!(stderr.contains("usage: hello"), "{stderr}");
 }

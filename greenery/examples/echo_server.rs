@@ -1,9 +1,10 @@
-//! A TCP echo server on one hub: every byte read is written back, each
-//! connection handled by straight-line blocking code in its own green
-//! thread, all of them on this one OS thread.
+//! A TCP echo server: every byte read is written back, each connection
+//! handled by straight-line blocking code in its own green thread, on one
+//! hub or, with `--threads N`, on N hubs (one per OS thread, each with a
+//! listener of its own on the address: `SO_REUSEPORT`).
 //!
 //! ```text
-//! cargo run --release --example echo_server -- 127.0.0.1:PORT
+//! cargo run --release --example echo_server -- 127.0.0.1:PORT [--threads N]
 //! ```
 //!
 //! Accepted sockets get `TCP_NODELAY`, so small echoes leave at once. Load
@@ -14,46 +15,56 @@
 //! closed), and exits with status 0. A second signal during that wait ends
 //! it at once, with status 1.
 
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use greenery::net::{StreamServer, TcpStream};
+use greenery::net::{ServerThreads, StreamServer, TcpStream};
 use greenery::signal::signal_handler;
 
 /// How long open connections may go on once a stop begins.
 const GRACE: Duration = Duration::from_secs(5);
 
+const USAGE: &str = "usage: echo_server [ADDRESS] [--threads N]   (default 127.0.0.1:7007, 1 thread)";
+
 fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:7007".to_owned());
-    let server = StreamServer::bind(addr.as_str(), echo).unwrap_or_else(|err| {
-        eprintln!("echo_server: {err}"); // it names the address
-        std::process::exit(1);
+    let (addr, threads) = arguments().unwrap_or_else(|err| {
+        eprintln!("echo_server: {err}\n{USAGE}");
+        std::process::exit(2);
     });
-    let server = Rc::new(server);
+    // Out of file descriptors, each server backs off and keeps serving the
+    // connections it has (and says so once per burst).
+    let servers =
+        ServerThreads::start(threads, addr.as_str(), |_hub, listener| StreamServer::new(listener, echo))
+            .unwrap_or_else(|err| {
+                eprintln!("echo_server: {err}"); // it names the address
+                std::process::exit(1);
+            });
+    let stopping = Rc::new(Cell::new(false));
     let handlers = [libc::SIGTERM, libc::SIGINT].map(|signum| {
-        let server = server.clone();
+        let (servers, stopping) = (servers.clone(), stopping.clone());
         signal_handler(signum, move || {
-            if !server.is_serving() {
+            if stopping.replace(true) {
                 eprintln!("echo_server: stopping now");
                 std::process::exit(1);
             }
             eprintln!("echo_server: stopping (open connections have {} s to finish)", GRACE.as_secs());
-            if let Err(err) = server.stop(GRACE) {
-                eprintln!("echo_server: {err}");
-            }
+            servers.stop(GRACE);
         })
         .unwrap_or_else(|err| {
             eprintln!("echo_server: cannot handle signal {signum}: {err}");
             std::process::exit(1);
         })
     });
-    eprintln!("echo_server: listening on {}", server.local_addrs()[0]);
-    // Out of file descriptors, the server backs off and keeps serving the
-    // connections it has (and says so once per burst). This returns once a
-    // stop has finished.
-    if let Err(err) = server.serve_forever() {
+    eprintln!("echo_server: listening on {}", servers.local_addr());
+    if threads > 1 {
+        eprintln!("echo_server: serving on {threads} threads, one hub each");
+    }
+    // Returns once every server has stopped; this thread's hub runs the
+    // signal handlers meanwhile.
+    if let Err(err) = servers.wait() {
         eprintln!("echo_server: {err}");
         std::process::exit(1);
     }
@@ -61,6 +72,31 @@ fn main() {
         handler.cancel();
     }
     eprintln!("echo_server: stopped");
+}
+
+/// The address and the thread count from the command line.
+fn arguments() -> Result<(String, usize), String> {
+    let mut addr = None;
+    let mut threads = 1;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--threads" => {
+                let count = args.next().ok_or("--threads needs a number")?;
+                threads =
+                    count.parse::<usize>().ok().filter(|&threads| threads > 0).ok_or_else(|| {
+                        format!("--threads {count:?}: expected a number of threads, 1 or more")
+                    })?;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other if addr.is_none() && !other.starts_with('-') => addr = Some(other.to_owned()),
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    Ok((addr.unwrap_or_else(|| "127.0.0.1:7007".to_owned()), threads))
 }
 
 /// Writes back everything `stream` reads, until the peer closes it.

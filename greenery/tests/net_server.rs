@@ -370,3 +370,51 @@ fn a_server_sets_the_backlog_it_is_given_and_names_the_address_it_cannot_bind() 
     }
     server.stop(GENEROUS).unwrap();
 }
+
+#[test]
+fn server_threads_spread_connections_over_their_hubs() {
+    use greenery::net::{ServerThreads, StreamServer};
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    let servers = ServerThreads::start(2, "127.0.0.1:0", |_hub, listener| {
+        StreamServer::new(listener, |mut stream, _peer| {
+            // Answers with the name of the thread (the hub) that serves it.
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            stream.write_all(name.as_bytes()).unwrap();
+        })
+    })
+    .unwrap();
+    assert_eq!(servers.threads(), 2);
+    let addr = servers.local_addr();
+    let mut served_by = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..200 {
+        let mut name = String::new();
+        std::net::TcpStream::connect(addr).unwrap().read_to_string(&mut name).unwrap();
+        *served_by.entry(name).or_default() += 1;
+    }
+    // The kernel spreads connections by their addresses: 200 connections
+    // from as many client ports all on one listener would be a 2^-199
+    // chance.
+    let hubs: Vec<&String> = served_by.keys().collect();
+    assert_eq!(hubs, ["greenery-server-0", "greenery-server-1"], "{served_by:?}");
+    // Stopped from another thread; waiting from this one.
+    let stopper = servers.clone();
+    std::thread::spawn(move || stopper.stop(Duration::from_secs(1))).join().unwrap();
+    servers.wait().unwrap();
+    assert!(std::net::TcpStream::connect(addr).is_err(), "nothing listens any more");
+}
+
+#[test]
+fn server_threads_that_cannot_bind_say_where_and_leave_nothing_running() {
+    use greenery::net::{ServerThreads, StreamServer};
+
+    // Taken without SO_REUSEPORT: no hub can share it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err =
+        ServerThreads::start(2, addr, |_hub, listener| StreamServer::new(listener, |_stream, _peer| {}))
+            .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(err.to_string().contains(&format!("cannot listen on {addr}")), "{err}");
+}

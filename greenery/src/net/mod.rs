@@ -55,7 +55,11 @@
 //!   green thread and write in another, use the same socket from both (one
 //!   reader, one writer) or a [`try_clone`](TcpStream::try_clone).
 //! - **Threads.** Sockets are `!Send`: each is registered with its thread's
-//!   hub. `into_std` and `from_std` move one across threads.
+//!   hub. `into_std` and `from_std` move one across threads. A server on
+//!   several cores runs one hub per thread, each with a listener of its own
+//!   on the same address ([`TcpListener::bind_reuse_port`],
+//!   [`ServerThreads`]); one listener shared by several hubs balances
+//!   badly.
 //! - **Any fd.** [`wait_readable`], [`wait_writable`] and [`wait_any`] make
 //!   other non-blocking code cooperative.
 //! - **Servers.** [`StreamServer`] runs a handler per TCP connection (capped
@@ -65,6 +69,7 @@
 
 mod addr;
 mod datagram_server;
+mod server_threads;
 pub(crate) mod socket;
 mod stream_server;
 mod tcp_listener;
@@ -77,6 +82,7 @@ mod wait;
 
 pub use addr::ToSocketAddrs;
 pub use datagram_server::DatagramServer;
+pub use server_threads::{Serve, ServerThreads};
 pub use stream_server::StreamServer;
 pub use tcp_listener::{Incoming, TcpListener, default_backlog};
 pub use tcp_stream::TcpStream;

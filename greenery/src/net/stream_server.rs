@@ -373,3 +373,13 @@ impl fmt::Debug for StreamServer {
             .finish_non_exhaustive()
     }
 }
+
+impl super::Serve for StreamServer {
+    fn serve_forever(&self) -> io::Result<()> {
+        StreamServer::serve_forever(self)
+    }
+
+    fn stop(&self, timeout: Duration) -> Result<(), Deadlock> {
+        StreamServer::stop(self, timeout)
+    }
+}

@@ -1,6 +1,6 @@
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 
 use super::TcpStream;
@@ -78,6 +78,40 @@ impl TcpListener {
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         each_addr(&addr, |addr| {
             let bound = mio::net::TcpListener::bind(addr).and_then(|listener| {
+                listen(&listener, default_backlog())?;
+                Ok(listener)
+            });
+            TcpListener::register(bound.map_err(|err| addr_error("cannot listen on", addr, err))?)
+        })
+    }
+
+    /// As [`bind`](Self::bind), with `SO_REUSEPORT` as well: several
+    /// listeners (one per hub, on as many OS threads) may bind the same
+    /// address, and the kernel spreads new connections over them. This is
+    /// how a server uses several cores (see
+    /// [`ServerThreads`](super::ServerThreads)): one listener shared by
+    /// several hubs would hand each connection to whichever hub wakes
+    /// first, which balances badly (one hub can take them all).
+    ///
+    /// Every listener on the address must set `SO_REUSEPORT`, and belong to
+    /// the same user.
+    ///
+    /// ```
+    /// use greenery::net::TcpListener;
+    ///
+    /// let first = TcpListener::bind_reuse_port("127.0.0.1:0").unwrap();
+    /// let addr = first.local_addr().unwrap();
+    /// let second = TcpListener::bind_reuse_port(addr).unwrap(); // the same port
+    /// assert_eq!(second.local_addr().unwrap(), addr);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`bind`](Self::bind); also if the address is bound without
+    /// `SO_REUSEPORT` by another socket.
+    pub fn bind_reuse_port<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        each_addr(&addr, |addr| {
+            let bound = reuse_port_listener(addr).and_then(|listener| {
                 listen(&listener, default_backlog())?;
                 Ok(listener)
             });
@@ -210,6 +244,44 @@ impl Iterator for Incoming<'_> {
 
 /// `listen(2)` on `listener` with `backlog` (capped at `c_int::MAX`; the
 /// kernel caps it further).
+/// A non-blocking TCP socket bound to `addr` with `SO_REUSEADDR` and
+/// `SO_REUSEPORT`, not yet listening.
+fn reuse_port_listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: socket(2) takes plain integers; the new fd is owned at once.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let on: libc::c_int = 1;
+    for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: setsockopt reads the `c_int` we pass, of the size we say,
+        // for an fd `socket` keeps open.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let (storage, len) = super::addr::to_sockaddr(addr);
+    // SAFETY: bind reads `len` bytes of the address we built, for an fd
+    // `socket` keeps open.
+    if unsafe { libc::bind(socket.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len) } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(mio::net::TcpListener::from_std(std::net::TcpListener::from(socket)))
+}
+
 fn listen(listener: &mio::net::TcpListener, backlog: u32) -> io::Result<()> {
     let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
     // SAFETY: listen(2) takes an fd, which `listener` owns and keeps open
