@@ -438,6 +438,16 @@ fn common_log_date(time: SystemTime) -> String {
     )
 }
 
+impl greenery::net::Serve for Server {
+    fn serve_forever(&self) -> io::Result<()> {
+        Server::serve_forever(self)
+    }
+
+    fn stop(&self, timeout: Duration) -> Result<(), Deadlock> {
+        Server::stop(self, timeout)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,15 +458,5 @@ mod tests {
         assert_eq!(at(0), "01/Jan/1970:00:00:00 +0000");
         assert_eq!(at(951_782_400), "29/Feb/2000:00:00:00 +0000");
         assert_eq!(at(1_795_599_600), "25/Nov/2026:09:40:00 +0000");
-    }
-}
-
-impl greenery::net::Serve for Server {
-    fn serve_forever(&self) -> io::Result<()> {
-        Server::serve_forever(self)
-    }
-
-    fn stop(&self, timeout: Duration) -> Result<(), Deadlock> {
-        Server::stop(self, timeout)
     }
 }
