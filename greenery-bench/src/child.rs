@@ -89,8 +89,16 @@ impl ServerProcess {
     /// listens on.
     pub(crate) fn start(command: &str, server: &str) -> Result<ServerProcess, String> {
         let exe = std::env::current_exe().map_err(|err| format!("cannot find this binary: {err}"))?;
-        let mut child = Command::new(exe)
-            .args([command, server])
+        let mut this = Command::new(exe);
+        this.args([command, server]);
+        ServerProcess::start_command(this)
+    }
+
+    /// Runs `command`, a server that follows the same protocol (it prints
+    /// its address on stdout and exits when its stdin closes), and waits for
+    /// the address.
+    pub(crate) fn start_command(mut command: Command) -> Result<ServerProcess, String> {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

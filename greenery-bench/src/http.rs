@@ -100,21 +100,265 @@ impl Server {
 /// The hidden server command: `args` is the rest of the command line after
 /// [`SERVER_COMMAND`].
 pub(crate) fn serve_child(args: &[String]) -> ExitCode {
-    let server = match args {
-        [arg] => Server::ALL.into_iter().find(|server| server.arg() == arg),
+    // `NAME` serves on one thread pinned to [`SERVER_CPU`]; `NAME:T` on T
+    // threads, unpinned.
+    let parsed = match args {
+        [arg] => {
+            let (name, threads) = match arg.split_once(':') {
+                Some((name, threads)) => (name, threads.parse::<usize>().ok().filter(|&t| t > 0)),
+                None => (arg.as_str(), None),
+            };
+            Server::ALL.into_iter().find(|server| server.arg() == name).map(|server| (server, threads))
+        }
         _ => None,
     };
-    let Some(server) = server else {
-        eprintln!("greenery-bench {SERVER_COMMAND}: expected `hyper`, `may` or `greenery`, got {args:?}");
+    let Some((server, threads)) = parsed else {
+        eprintln!(
+            "greenery-bench {SERVER_COMMAND}: expected `hyper`, `may` or `greenery`, with `:THREADS` or not, got {args:?}"
+        );
         return ExitCode::from(2);
     };
-    // Before any other thread starts: they all inherit the CPU.
-    pin_to(SERVER_CPU);
+    if threads.is_none() {
+        // Before any other thread starts: they all inherit the CPU.
+        pin_to(SERVER_CPU);
+    }
     set_up_server(SERVER_COMMAND);
-    if let Err(err) = server.serve() {
+    let served = match threads {
+        None => server.serve(),
+        Some(threads) => server.serve_on(threads),
+    };
+    if let Err(err) = served {
         eprintln!("greenery-bench {SERVER_COMMAND} {}: {err}", server.arg());
     }
     ExitCode::FAILURE
+}
+
+impl Server {
+    /// Serves on `threads` threads, each the server's own way: hyper on a
+    /// tokio multi-thread runtime with that many workers, may_minihttp with
+    /// that many may workers, greenery-http on that many hubs (one listener
+    /// each, `SO_REUSEPORT`).
+    fn serve_on(self, threads: usize) -> io::Result<()> {
+        match self {
+            Server::Hyper => serve_hyper_on(threads),
+            Server::May => {
+                may::config().set_workers(threads);
+                let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+                let server = may_minihttp::HttpServer(MayHello).start(addr)?;
+                announce(addr)?;
+                server.join().map_err(|_| io::Error::other("may_minihttp's accept loop panicked"))
+            }
+            Server::Greenery => {
+                use greenery_http::http::{Request, Response};
+                let servers =
+                    greenery::net::ServerThreads::start(threads, "127.0.0.1:0", |_hub, listener| {
+                        greenery_http::Server::new(listener, |_request: Request<greenery_http::Body>| {
+                            Response::new(std::str::from_utf8(BODY).expect("ASCII"))
+                        })
+                    })?;
+                announce(servers.local_addr())?;
+                servers.wait()
+            }
+        }
+    }
+}
+
+/// hyper 1 on a tokio multi-thread runtime with `threads` workers.
+fn serve_hyper_on(threads: usize) -> io::Result<()> {
+    async fn hello(
+        _request: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+        Ok(hyper::Response::new(Full::new(Bytes::from_static(BODY))))
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        announce(listener.local_addr()?)?;
+        let http = hyper::server::conn::http1::Builder::new();
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    eprintln!("# hyper server: accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            stream.set_nodelay(true)?;
+            let connection = http
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), hyper::service::service_fn(hello));
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+        }
+    })
+}
+
+/// Go's net/http answering the same, for the `http_threads` case: built
+/// with the machine's `go` at run time (nothing of it is committed but this
+/// source); `GOMAXPROCS` is its thread count.
+const GO_SERVER: &str = r#"package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+)
+
+func main() {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(listener.Addr().String())
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
+	body := []byte("Hello, World!")
+	http.Serve(listener, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(body)
+	}))
+}
+"#;
+
+/// Builds [`GO_SERVER`] with `go`, if it is installed: the binary's path,
+/// or why there is none.
+fn build_go_server() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("greenery-bench-go-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+    std::fs::write(dir.join("main.go"), GO_SERVER).map_err(|err| format!("main.go: {err}"))?;
+    let binary = dir.join("hello");
+    let output = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg("main.go")
+        .current_dir(&dir)
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", dir.join("cache"))
+        .output()
+        .map_err(|err| format!("cannot run go ({err}): install it (`apt-get install golang-go`)"))?;
+    if !output.status.success() {
+        return Err(format!("go build failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(binary)
+}
+
+/// One server configuration of the `http_threads` case.
+struct Configuration {
+    name: String,
+    threads: usize,
+    process: ServerProcess,
+}
+
+/// The `http_threads` case: each server on 1 and on 2 threads, unpinned,
+/// loaded by wrk -t1 -c50 sharing the machine's cores with it, in
+/// interleaved rounds of about `n` milliseconds in all per configuration.
+pub(crate) fn http_threads(n: u64) {
+    let wrk = match Wrk::find() {
+        Ok(_) => Wrk { prefix: vec![], pinning: "wrk and the servers unpinned".into() },
+        Err(problem) => {
+            eprintln!("http_threads: {problem}");
+            std::process::exit(1);
+        }
+    };
+    let total_secs = (n / 1000).max(1);
+    let rounds = total_secs.min(ROUNDS);
+    let round_secs = total_secs / rounds;
+    let mut configurations = Vec::new();
+    for server in Server::ALL {
+        for threads in [1, 2] {
+            let process = ServerProcess::start(SERVER_COMMAND, &format!("{}:{threads}", server.arg()))
+                .unwrap_or_else(|problem| {
+                    eprintln!("http_threads: {} server: {problem}", server.name());
+                    std::process::exit(1);
+                });
+            configurations.push(Configuration { name: server.name().to_owned(), threads, process });
+        }
+    }
+    match build_go_server() {
+        Ok(binary) => {
+            for threads in [1, 2] {
+                let mut command = Command::new(&binary);
+                command.env("GOMAXPROCS", threads.to_string());
+                match ServerProcess::start_command(command) {
+                    Ok(process) => {
+                        configurations.push(Configuration { name: "go".to_owned(), threads, process })
+                    }
+                    Err(problem) => eprintln!("# http_threads: go server: {problem}"),
+                }
+            }
+        }
+        Err(problem) => eprintln!("# http_threads: go figures skipped: {problem}"),
+    }
+    if rounds == ROUNDS {
+        for configuration in &configurations {
+            if let Err(problem) = wrk.run(configuration.process.addr, WARM_UP_SECS) {
+                eprintln!("http_threads: warm-up: {problem}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let mut results: Vec<Vec<Round>> = configurations.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (configuration, results) in configurations.iter().zip(&mut results) {
+            let process = &configuration.process;
+            let round = process.cpu().and_then(|before| {
+                let run = wrk.run(process.addr, round_secs)?;
+                Ok(Round { run, cpu: process.cpu()? - before })
+            });
+            match round {
+                Ok(round) => results.push(round),
+                Err(problem) => {
+                    eprintln!(
+                        "http_threads: {} on {} thread(s): {problem}",
+                        configuration.name, configuration.threads
+                    );
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+    let summaries: Vec<Summary> = results.iter().map(|rounds| Summary::of(rounds)).collect();
+    let mut errors = 0;
+    for (configuration, summary) in configurations.iter().zip(&summaries) {
+        let name = format!("{}_{}t", configuration.name, configuration.threads);
+        report(&format!("{name}_http_requests_per_s"), summary.requests_per_s, "requests/s");
+        report(&format!("{name}_http_cpu_ns_per_request"), summary.cpu_ns_per_request, "ns");
+        report(&format!("{name}_http_user_cpu_ns_per_request"), summary.user_cpu_ns_per_request, "ns");
+        errors += summary.errors;
+    }
+    // How each server's throughput and CPU per request change from one
+    // thread to two.
+    for pair in configurations.iter().zip(&summaries).collect::<Vec<_>>().chunks(2) {
+        if let [(one, one_summary), (two, two_summary)] = pair
+            && one.name == two.name
+        {
+            report(
+                &format!("{}_http_2t_vs_1t_requests_ratio", one.name),
+                two_summary.requests_per_s / one_summary.requests_per_s,
+                "x",
+            );
+            report(
+                &format!("{}_http_2t_vs_1t_cpu_per_request_ratio", one.name),
+                two_summary.cpu_ns_per_request / one_summary.cpu_ns_per_request,
+                "x",
+            );
+        }
+    }
+    drop(configurations);
+    eprintln!(
+        "# http_threads: wrk -t1 -c{CONNECTIONS}, {rounds} rounds of {round_secs} s per server and thread count, {}; \
+         on a 2-core machine wrk shares the cores with the servers",
+        wrk.pinning
+    );
+    if errors > 0 {
+        eprintln!("http_threads: wrk counted {errors} errors");
+        std::process::exit(1);
+    }
 }
 
 /// hyper 1's HTTP/1 server on a tokio current-thread runtime: a task per

@@ -132,6 +132,14 @@ const CASES: &[Case] = &[
         run: http::http,
     },
     Case {
+        name: "http_threads",
+        about: "the HTTP servers on 1 and on 2 threads each (greenery-http on 2 hubs, hyper on tokio multi-thread, \
+                may_minihttp with 2 workers, Go's net/http if `go` is installed), unpinned, against wrk -t1 -c50; N \
+                is milliseconds of load per configuration",
+        default_n: 6_000,
+        run: http::http_threads,
+    },
+    Case {
         name: "http_scale",
         about: "N keep-alive connections, one request each, held idle at once against an HTTP server in a \
                 child process: its memory per connection, and after they all closed (greenery-http vs hyper, \
