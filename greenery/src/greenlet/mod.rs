@@ -12,13 +12,19 @@
 //! use greenery::greenlet::{self, Greenlet};
 //!
 //! let main = greenlet::getcurrent();
-//! let pong = Greenlet::new(move |mut ball| loop {
-//!     let n = ball.downcast::<u32>().unwrap();
-//!     ball = main.switch(n + 1).unwrap(); // back to main, which resumes us
+//! let pong = Greenlet::new(move |ball| {
+//!     let mut n: u32 = ball.cast().unwrap();
+//!     loop {
+//!         n = main.switch_as(n + 1).unwrap(); // back to main, which resumes us
+//!     }
 //! });
-//! assert_eq!(pong.switch(1u32).unwrap().downcast::<u32>().ok(), Some(2));
-//! assert_eq!(pong.switch(10u32).unwrap().downcast::<u32>().ok(), Some(11));
+//! assert_eq!(pong.switch_as::<u32>(1u32).unwrap(), 2);
+//! assert_eq!(pong.switch_as::<u32>(10u32).unwrap(), 11);
 //! ```
+//!
+//! A switch carries a [`Value`] of any type; [`switch_as`](Greenlet::switch_as)
+//! takes it out as the type expected, or says which type arrived instead
+//! ([`SwitchError`]).
 //!
 //! # greenlet's API in greenery
 //!
@@ -28,6 +34,8 @@
 //! | `getcurrent()` | [`getcurrent()`] |
 //! | `g.switch(*args)`: the first switch calls `run(*args)` | [`g.switch(v)`](Greenlet::switch): the body receives `v` as its argument |
 //! | later switches return the args of the switch back | `switch` returns `Ok(value)`; a [`Value`] holds any `'static` type (`()` and small plain values without allocating) |
+//! | `x = g.switch(v)`, then `x` used as, say, an `int`: a `TypeError` where it is used if it is not one | [`let x: u32 = g.switch_as(v)?;`](Greenlet::switch_as) checks the type at the switch: [`SwitchError::WrongType`] names the type expected and the type that arrived, and holds the value; [`Value::cast`] does the same for a body's first value |
+//! | `except` around a `switch` catching what is thrown in | `switch` returns `Err(Thrown(v))`, `switch_as` `Err(SwitchError::Thrown(v))`; `?` converts [`Thrown`] and [`WrongType`] into a `SwitchError` |
 //! | `run` returns: the value goes to the parent | the parent's pending `switch` returns `Ok(value)` |
 //! | an exception in `run` goes to the parent | the panic continues in the parent, at its `switch` |
 //! | switching to a dead greenlet goes to its nearest live ancestor | the same; if that is the current greenlet, `switch` returns the value at once |
