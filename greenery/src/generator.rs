@@ -159,6 +159,9 @@ const CTRL_CLOSE: usize = 3;
 ///
 /// `I`: what [`resume`](Self::resume) sends in; `Y`: what the body yields;
 /// `R`: what it returns; `E`: what can be [`throw`](Self::throw)n into it.
+/// [`new`](Self::new) makes one; [`fallible`](Self::fallible) makes one
+/// whose body returns `Result<T, E>`, passing on what is thrown in with `?`
+/// (see [type inference](self#type-inference) for when to use which).
 ///
 /// Like [`Coroutine`](crate::Coroutine), a generator is `!Send` and `!Sync`
 /// and its types are `'static`; see the [coroutine module](crate::coroutine)
