@@ -84,6 +84,39 @@ impl Builder {
         Generator::build(body, self.name, self.stack_size)
     }
 
+    /// Creates a [`Generator`] whose body returns `Result<T, E>`, `E` being
+    /// the error that can be thrown in, like
+    /// [`Generator::fallible`] (which says why).
+    ///
+    /// ```
+    /// use greenery::Builder;
+    ///
+    /// let mut g = Builder::new().name("checked").fallible_generator(|co, ()| {
+    ///     co.try_yield("ready")?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(g.next(), Some("ready"));
+    /// assert!(g.throw(std::fmt::Error).is_ok()); // comes out as the body's `Err`
+    /// # Ok::<(), greenery::StackError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`coroutine`](Self::coroutine).
+    pub fn fallible_generator<I, Y, T, E, F>(
+        self,
+        body: F,
+    ) -> Result<Generator<I, Y, Result<T, E>, E>, StackError>
+    where
+        I: 'static,
+        Y: 'static,
+        T: 'static,
+        E: 'static,
+        F: FnOnce(&Co<I, Y, E>, I) -> Result<T, E> + 'static,
+    {
+        Generator::build(body, self.name, self.stack_size)
+    }
+
     /// Spawns a green thread on this thread's hub, like [`spawn`](crate::spawn),
     /// with this builder's name and stack size.
     ///

@@ -36,6 +36,7 @@
 //! | Python | greenery |
 //! |---|---|
 //! | `def gen(): ...` / `g = gen()` | [`Generator::new(\|co, first\| ...)`](Generator::new), or [`Builder::generator`](crate::Builder::generator) for a name and stack size |
+//! | a generator that lets what is thrown in propagate (any Python generator) | [`Generator::fallible(\|co, first\| ...)`](Generator::fallible): the body returns `Result<T, E>` and `?` passes the thrown `E` on; see [type inference](#type-inference) |
 //! | `x = yield v` | `let x = co.yield_(v);` |
 //! | `try: x = yield v` / `except E as e:` | `match co.try_yield(v) { Ok(x) => .., Err(e) => .. }`, or `co.try_yield(v)?` to let `e` propagate |
 //! | `next(g)` | `g.next()` ([`Iterator`], when `I = ()`), or `g.resume(())` |
@@ -55,9 +56,73 @@
 //! | `inspect.getgeneratorstate` | [`g.state()`](Generator::state): `Created`, `Suspended`, `Completed` |
 //! | `GEN_RUNNING`, `ValueError("generator already executing")` | cannot happen: `resume`, `throw` and `close` take `&mut self`, so while the body runs no one else can touch the generator (the compiler rejects what Python checks at run time) |
 //! | `r = yield from sub` | [`let r = co.yield_from(sub);`](Co::yield_from): yields, sends, throws and close all pass through to `sub` (PEP 380) |
+//! | `yield from sub`, then `sub` looked at (`gi_frame`, `getgeneratorstate(sub)`) | `co.yield_from(&mut sub)` borrows it: afterwards `sub.state()` is `Completed`, and a `sub` closed early keeps what it returned in [`sub.return_value()`](Generator::return_value) |
+//! | `yield from sub` on a `sub` that has started | it continues from its pending yield, which receives `I::default()` (Python: `None`) |
+//! | `yield from sub` on a `sub` that has finished: `None` | the return value it kept from iteration, if not taken yet; a panic otherwise (there is no value of every type to return) |
+//! | `yield from [10, 20]`, `yield from range(3)`: any iterable | [`co.yield_from_iter([10, 20])`](Co::yield_from_iter), or [`co.try_yield_from_iter(items)?`](Co::try_yield_from_iter) when errors can be thrown in: a throw is raised at the `yield from` (an iterator has no `throw`), and close unwinds from it |
+//! | `send(x)` while delegating to a list: `AttributeError` (only `None` is accepted) | the sent value is dropped: an iterator takes no input |
 //! | an uncaught exception in the body | a panic: it propagates to the caller of `resume`, and the generator is completed |
 //! | `StopIteration` raised inside a generator (PEP 479) | nothing to convert: Rust bodies return values, they do not raise them |
 //! | `g.__name__` | [`g.name()`](Generator::name): the builder's name or the closure's type name |
+//!
+//! # Type inference
+//!
+//! A generator's types come from its body: `I` from its second argument,
+//! `Y` from what it yields, `R` from what it returns, and `E` from the `Err`
+//! of [`Co::try_yield`]: a pattern that matches it, or a later
+//! [`throw`](Generator::throw). Two things need more:
+//!
+//! - `?` converts errors with `From`, so after `co.try_yield(v)?` the
+//!   body's error type `X` and `E` are linked only by `X: From<E>`. That
+//!   settles `E` when `X` is known (from the closure's return type, or an
+//!   `Err(..)` the body returns), since the only `From` that fits then is
+//!   `E = X`. It does not settle `X` from `E`: when the body ends in
+//!   `Ok(..)` and only a `throw` names the error, many types could be `X`,
+//!   and the compiler asks for annotations, pointing at the `Ok` or at the
+//!   closure's handle ("type annotations needed for `&Co<(), i32, _>`"):
+//!   hence the `|co: &Co<I, Y, E>, ..|` seen in ports, which settles `E`
+//!   but still not `X`. [`Generator::fallible`] takes a body that returns
+//!   `Result<T, E>`, the same `E` that is thrown in: `?` then converts `E`
+//!   into itself, and either side infers the other. It is Python's
+//!   behaviour too, where an exception thrown in and not handled comes out
+//!   of the generator.
+//! - A closure that is not written in the call (`let body = |co, x| ..;
+//!   Generator::new(body)`) has no expected signature to take its
+//!   arguments' types from: annotate them, `|co: &Co<I, Y, E>, x: I|`.
+//!
+//! `new` keeps its four free parameters, since a body may handle what is
+//! thrown in, return something else, or convert the error into a wider
+//! one; and a default `E = Infallible` would not help, as Rust does not
+//! use default type parameters in inference. `fallible` is the extra
+//! constructor for the case that did not infer.
+//!
+//! With `new`, this does not compile: nothing says what `Ok(())`'s error
+//! type is.
+//!
+//! ```compile_fail,E0282
+//! # use greenery::{Generator, GeneratorState};
+//! # struct Stop;
+//! let mut g = Generator::new(|co, ()| {
+//!     co.try_yield("working")?;
+//!     Ok(())
+//! });
+//! g.next();
+//! assert!(g.throw(Stop).is_ok());
+//! ```
+//!
+//! With `fallible`, it does:
+//!
+//! ```
+//! # use greenery::{Generator, GeneratorState};
+//! # struct Stop;
+//! let mut g = Generator::fallible(|co, ()| {
+//!     co.try_yield("working")?;
+//!     Ok(())
+//! });
+//! g.next();
+//! assert!(g.throw(Stop).is_ok()); // the body returned `Err(Stop)`
+//! assert_eq!(g.state(), GeneratorState::Completed);
+//! ```
 //!
 //! # Unwinding on close
 //!
@@ -69,7 +134,7 @@
 //! again, `close` reports [`CloseError`], and drop closes again until the
 //! body finishes.
 
-use std::borrow::Cow;
+use std::borrow::{BorrowMut, Cow};
 use std::convert::Infallible;
 use std::error::Error;
 use std::fmt;
@@ -94,6 +159,9 @@ const CTRL_CLOSE: usize = 3;
 ///
 /// `I`: what [`resume`](Self::resume) sends in; `Y`: what the body yields;
 /// `R`: what it returns; `E`: what can be [`throw`](Self::throw)n into it.
+/// [`new`](Self::new) makes one; [`fallible`](Self::fallible) makes one
+/// whose body returns `Result<T, E>`, passing on what is thrown in with `?`
+/// (see [type inference](self#type-inference) for when to use which).
 ///
 /// Like [`Coroutine`](crate::Coroutine), a generator is `!Send` and `!Sync`
 /// and its types are `'static`; see the [coroutine module](crate::coroutine)
@@ -248,6 +316,45 @@ impl<I: 'static, Y: 'static, R: 'static, E: 'static> Generator<I, Y, R, E> {
             returned: None,
             _marker: Marker::default(),
         })
+    }
+}
+
+impl<I: 'static, Y: 'static, T: 'static, E: 'static> Generator<I, Y, Result<T, E>, E> {
+    /// Creates a generator whose body returns `Result<T, E>`, `E` being the
+    /// error that can be [`throw`](Self::throw)n in: an error the body does
+    /// not handle comes out of it with `?`, as a Python exception does.
+    ///
+    /// This is [`new`](Self::new) with the body's error type tied to the
+    /// thrown one, which lets the compiler infer it: see
+    /// [type inference](self#type-inference) in the module documentation.
+    ///
+    /// ```
+    /// use greenery::{CoroutineResult::Return, Generator};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct ValueError(&'static str);
+    ///
+    /// // Python: def g(): yield 1; yield 2
+    /// //         it = g(); next(it); it.throw(ValueError("boom"))  # raises ValueError
+    /// let mut g = Generator::fallible(|co, ()| {
+    ///     co.try_yield(1)?;
+    ///     co.try_yield(2)?;
+    ///     Ok(())
+    /// });
+    /// assert_eq!(g.next(), Some(1));
+    /// assert_eq!(g.throw(ValueError("boom")), Ok(Return(Err(ValueError("boom")))));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As for [`new`](Self::new).
+    #[inline]
+    #[track_caller]
+    pub fn fallible<F>(body: F) -> Self
+    where
+        F: FnOnce(&Co<I, Y, E>, I) -> Result<T, E> + 'static,
+    {
+        Self::new(body)
     }
 }
 
@@ -490,17 +597,43 @@ impl<I, Y, E> Co<I, Y, E> {
     /// Delegates to `sub` until it returns, and returns what it returned
     /// (Python's `yield from`, PEP 380).
     ///
+    /// `sub` is a generator, moved in, or borrowed (`&mut sub`) to look at
+    /// it afterwards, as Python code can (its [`state`](Generator::state),
+    /// say, or what a delegate closed early returned, in its
+    /// [`return_value`](Generator::return_value)).
+    ///
     /// `sub` starts with `I::default()` (Python starts it with `None`);
     /// [`yield_from_with`](Self::yield_from_with) takes the first input
-    /// explicitly. Everything `sub` yields goes straight to this generator's
-    /// caller, and everything the caller sends or throws goes to `sub`.
-    /// Closing this generator closes `sub` first, then unwinds here.
+    /// explicitly (a `sub` that has started already gets it at its pending
+    /// yield, as Python's `next(sub)`). Everything `sub` yields goes
+    /// straight to this generator's caller, and everything the caller sends
+    /// or throws goes to `sub`. Closing this generator closes `sub` first,
+    /// then unwinds here.
+    ///
+    /// ```
+    /// use greenery::{Generator, GeneratorState};
+    ///
+    /// // Python: def inner(): yield 1; yield 2; return "inner done"
+    /// //         def outer(sub): r = yield from sub; yield r
+    /// let inner = Generator::new(|co, ()| {
+    ///     co.yield_(1.to_string());
+    ///     co.yield_(2.to_string());
+    ///     "inner done"
+    /// });
+    /// let mut outer = Generator::new(move |co, ()| {
+    ///     let mut inner = inner;
+    ///     let r = co.yield_from(&mut inner); // borrowed: still here afterwards
+    ///     co.yield_(format!("{r}; inner is {:?}", inner.state()));
+    /// });
+    /// assert_eq!(outer.by_ref().collect::<Vec<_>>(), ["1", "2", "inner done; inner is Completed"]);
+    /// ```
     ///
     /// # Panics
     ///
     /// If `sub` panics (the panic continues here), or if `sub` has completed
-    /// and its return value was already taken.
-    pub fn yield_from<R2>(&self, sub: Generator<I, Y, R2, E>) -> R2
+    /// and its return value was already taken (Python's `yield from` then
+    /// returns `None`; Rust has no value of every type to return).
+    pub fn yield_from<R2>(&self, sub: impl BorrowMut<Generator<I, Y, R2, E>>) -> R2
     where
         I: Default,
     {
@@ -509,17 +642,21 @@ impl<I, Y, E> Co<I, Y, E> {
 
     /// [`yield_from`](Self::yield_from), starting `sub` with `first`.
     ///
+    /// If `sub` has started already, `first` goes to its pending yield
+    /// instead (where Python's `yield from` sends `None`).
+    ///
     /// # Panics
     ///
     /// As for [`yield_from`](Self::yield_from).
-    pub fn yield_from_with<R2>(&self, mut sub: Generator<I, Y, R2, E>, first: I) -> R2 {
-        let mut step = match sub.resume(first) {
+    pub fn yield_from_with<R2>(&self, mut sub: impl BorrowMut<Generator<I, Y, R2, E>>, first: I) -> R2 {
+        let delegate = sub.borrow_mut();
+        let mut step = match delegate.resume(first) {
             Ok(step) => step,
-            Err(_) => match sub.returned.take() {
+            Err(_) => match delegate.returned.take() {
                 Some(value) => return value,
                 None => panic!(
                     "yield_from: generator '{}' has completed and its return value was taken",
-                    sub.name()
+                    delegate.name()
                 ),
             },
         };
@@ -531,14 +668,21 @@ impl<I, Y, E> Co<I, Y, E> {
             let value = Outgoing::new(value);
             // SAFETY: as in `try_yield`.
             let (word, ctrl) = unsafe { self.suspender.suspend(value.word()) };
-            // `sub` is suspended (it just yielded), so it can take any
+            // `delegate` is suspended (it just yielded), so it can take any
             // control word; the data is passed through untouched.
             step = match ctrl {
                 // SAFETY: a send carries an `I` and a throw an `E`, exactly
-                // what `sub` expects with the same control word.
-                CTRL_SEND | CTRL_THROW => unsafe { sub.step(word, ctrl) },
+                // what `delegate` expects with the same control word.
+                CTRL_SEND | CTRL_THROW => unsafe { delegate.step(word, ctrl) },
                 CTRL_CLOSE => {
-                    let ignored = sub.close().is_err();
+                    let ignored = match delegate.close() {
+                        Ok(returned) => {
+                            // Python drops it; a borrowed delegate keeps it.
+                            delegate.returned = returned;
+                            false
+                        }
+                        Err(CloseError { .. }) => true,
+                    };
                     drop(sub);
                     close_unwind(&self.suspender, ignored)
                 }
@@ -548,6 +692,51 @@ impl<I, Y, E> Co<I, Y, E> {
                 }
             };
         }
+    }
+
+    /// Yields every item of `items` in turn, then returns (Python's
+    /// `yield from` of a list, a range, or any other iterable that is not a
+    /// generator), or returns the error [`thrown`](Generator::throw) in
+    /// meanwhile.
+    ///
+    /// A plain iterator has no `throw` and no `close`, so, as PEP 380 says,
+    /// a throw is raised here at once (the rest of `items` is dropped) and
+    /// closing this generator unwinds it from here. An iterator takes no
+    /// input either: what is sent while it is delegated to is dropped
+    /// (Python passes on `None` as `next()` and raises `AttributeError` for
+    /// anything else). To pass sends and throws on to a generator, use
+    /// [`yield_from`](Self::yield_from); a generator given here is only
+    /// iterated.
+    ///
+    /// [`yield_from_iter`](Self::yield_from_iter) is the same for a generator
+    /// that nothing can be thrown into.
+    ///
+    /// ```
+    /// use greenery::{CoroutineResult::Yield, Generator};
+    ///
+    /// // Python: def g():
+    /// //             try:
+    /// //                 yield from [1, 2, 3]
+    /// //             except ValueError as e:
+    /// //                 yield "caught " + str(e)
+    /// let mut g = Generator::new(|co, ()| {
+    ///     if let Err(e) = co.try_yield_from_iter(["1", "2", "3"].map(String::from)) {
+    ///         co.try_yield(format!("caught {e}"))?;
+    ///     }
+    ///     Ok::<_, &str>(())
+    /// });
+    /// assert_eq!(g.next().as_deref(), Some("1"));
+    /// assert_eq!(g.throw("boom"), Ok(Yield("caught boom".to_string())));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The error thrown in while an item was yielded.
+    pub fn try_yield_from_iter(&self, items: impl IntoIterator<Item = Y>) -> Result<(), E> {
+        for item in items {
+            self.try_yield(item)?;
+        }
+        Ok(())
     }
 }
 
@@ -561,6 +750,33 @@ impl<I, Y> Co<I, Y, Infallible> {
         match self.try_yield(value) {
             Ok(input) => input,
             Err(never) => match never {},
+        }
+    }
+
+    /// Yields every item of `items` in turn (Python's `yield from` of a
+    /// list, a range, or any other iterable that is not a generator).
+    ///
+    /// What is sent meanwhile is dropped, and closing the generator unwinds
+    /// it from here; see [`try_yield_from_iter`](Self::try_yield_from_iter),
+    /// the same for a generator that can be thrown into.
+    ///
+    /// ```
+    /// use greenery::Generator;
+    ///
+    /// // Python: def g():
+    /// //             yield from [10, 20]
+    /// //             yield from range(3)
+    /// //             yield from "ab"
+    /// let g = Generator::new(|co, ()| {
+    ///     co.yield_from_iter([10, 20]);
+    ///     co.yield_from_iter(0..3);
+    ///     co.yield_from_iter("ab".chars().map(|c| c as i32));
+    /// });
+    /// assert_eq!(g.collect::<Vec<_>>(), [10, 20, 0, 1, 2, 97, 98]);
+    /// ```
+    pub fn yield_from_iter(&self, items: impl IntoIterator<Item = Y>) {
+        for item in items {
+            self.yield_(item);
         }
     }
 }

@@ -8,7 +8,7 @@
 //! `net` sockets (registered with their thread's poller); errors and plain
 //! data are `Send + Sync`.
 
-use greenery::greenlet::{Greenlet, GreenletLocal, ParentError, Thrown, Value};
+use greenery::greenlet::{Greenlet, GreenletLocal, ParentError, SwitchError, Thrown, Value, WrongType};
 use greenery::net::{
     Incoming, Interest, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixIncoming, UnixListener,
     UnixStream,
@@ -62,7 +62,10 @@ fn coroutines_generators_and_greenlets_stay_on_their_thread() {
         Co<u32, u32>,
         Greenlet,
         Value,
+        // They hold the value that arrived.
         Thrown,
+        WrongType,
+        SwitchError,
     );
 }
 

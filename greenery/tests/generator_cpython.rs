@@ -267,7 +267,7 @@ fn throw_conditions() {
 fn throw_into_just_opened_generator() {
     let trace = Trace::default();
     let captured = trace.finally("captured state released");
-    let mut f: Generator<(), (), Result<(), PyErr>, PyErr> = Generator::new({
+    let mut f = Generator::fallible({
         let trace = trace.clone();
         move |co, ()| {
             let _captured = captured;
@@ -288,11 +288,10 @@ fn throw_into_just_opened_generator() {
 // From CPython Lib/test/test_generators.py, GeneratorThrowTest.test_throw_after_none_exc_type.
 #[test]
 fn throw_handled_by_raising_another_error() {
-    let mut generator: Generator<(), (), Result<(), PyErr>, PyErr> =
-        Generator::new(|co, ()| match co.try_yield(()) {
-            Ok(()) => Ok(()),
-            Err(_) => Err(PyErr::Runtime),
-        });
+    let mut generator = Generator::fallible(|co, ()| match co.try_yield(()) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(PyErr::Runtime),
+    });
     assert_eq!(generator.resume(()), Ok(CoroutineResult::Yield(())));
     assert_eq!(
         generator.throw(PyErr::Value(String::new())),

@@ -295,7 +295,7 @@ fn close_pair(trace: &Trace) -> Generator<(), &'static str, Result<(), ValueErro
     let g2 = {
         let trace = trace.clone();
         move || {
-            Generator::new(move |co: &Co<(), &'static str, ValueError>, ()| {
+            Generator::new(move |co, ()| {
                 let _finally = trace.finally("Finishing g2");
                 trace.push("Starting g2");
                 co.try_yield("g2 spam")?;
@@ -409,7 +409,7 @@ fn returning_value_from_delegated_throw() {
     let g2 = {
         let trace = trace.clone();
         move || {
-            Generator::new(move |co: &Co<(), &'static str, LunchError>, ()| {
+            Generator::new(move |co, ()| {
                 trace.push("Starting g2");
                 let spam = || -> Result<(), LunchError> {
                     co.try_yield("g2 spam")?;
@@ -425,7 +425,7 @@ fn returning_value_from_delegated_throw() {
             })
         }
     };
-    let mut g: Generator<(), &'static str, Result<(), LunchError>, LunchError> = Generator::new({
+    let mut g = Generator::fallible({
         let trace = trace.clone();
         move |co, ()| {
             let _finally = trace.finally("Finishing g1");
@@ -463,7 +463,7 @@ fn catching_exception_from_subgen_and_returning() {
         let inner = {
             let trace = trace.clone();
             move || {
-                Generator::new(move |co: &Co<(), i32, ValueError>, ()| {
+                Generator::new(move |co, ()| {
                     if co.try_yield(1).is_err() {
                         trace.push("inner caught ValueError");
                     }
@@ -471,7 +471,7 @@ fn catching_exception_from_subgen_and_returning() {
                 })
             }
         };
-        let mut g: Generator<(), i32, Result<(), ValueError>, ValueError> = Generator::new({
+        let mut g = Generator::fallible({
             let trace = trace.clone();
             move |co, ()| {
                 let v = co.yield_from(inner());
@@ -693,7 +693,7 @@ fn chain(trace: &Trace) -> Generator<i32, String, Result<i32, ValueError>, Value
     let inner = {
         let trace = trace.clone();
         move || {
-            Generator::new(move |co: &Co<i32, String, ValueError>, first: i32| {
+            Generator::new(move |co, first: i32| {
                 let _finally = trace.finally("inner finally");
                 trace.push(format!("inner started with {first}"));
                 let mut sum = 0;
@@ -720,7 +720,7 @@ fn chain(trace: &Trace) -> Generator<i32, String, Result<i32, ValueError>, Value
     let middle = {
         let trace = trace.clone();
         move || {
-            Generator::new(move |co: &Co<i32, String, ValueError>, _| {
+            Generator::new(move |co, _| {
                 let _finally = trace.finally("middle finally");
                 let r = co.yield_from(inner())?;
                 trace.push(format!("middle got {r}"));

@@ -84,8 +84,7 @@ fn fallible(depth: u32, co: &Co<(), u32, String>, path: &RefCell<Vec<u32>>) -> R
 fn a_thrown_error_propagates_with_question_marks_through_every_level() {
     let path = Rc::new(RefCell::new(Vec::new()));
     let seen = path.clone();
-    let mut generator: Generator<(), u32, Result<u32, String>, String> =
-        Generator::new(move |co, ()| fallible(4, co, &seen));
+    let mut generator = Generator::new(move |co, ()| fallible(4, co, &seen));
     assert_eq!(generator.resume(()), Ok(CoroutineResult::Yield(7)));
     let outcome = generator.throw("spam".to_owned());
     assert_eq!(outcome, Ok(CoroutineResult::Return(Err("spam".to_owned()))));

@@ -29,7 +29,7 @@ fn main() {
     section("Stackful: yield from any depth of plain function calls");
     stackful();
 
-    section("yield from: delegation with a return value (PEP 380)");
+    section("yield from: delegation with a return value (PEP 380), and of any iterable");
     delegation();
 
     section("The coroutine primitive under it all");
@@ -368,6 +368,18 @@ fn delegation() {
     let yielded: Vec<_> = sentence.by_ref().collect();
     println!("yielded  {yielded:?}");
     println!("returned {:?} (the sum of what each `yield_from` returned)", sentence.return_value());
+
+    // Any iterable (Python's `yield from ["a", "list"]`), and a sub-generator
+    // borrowed, to look at it afterwards.
+    let mut mixed = Generator::new(|co, ()| {
+        co.yield_from_iter(["from", "a", "list"]);
+        let mut rest = words("then a generator");
+        let count = co.yield_from(&mut rest);
+        format!("{count} words from the generator, now {:?}", rest.state())
+    });
+    let yielded: Vec<_> = mixed.by_ref().collect();
+    println!("yielded  {yielded:?}");
+    println!("returned {:?}", mixed.return_value().unwrap_or_default());
 }
 
 fn primitive() {
@@ -402,7 +414,7 @@ fn stacks() {
         greenery::stack::default_size() / 1024
     );
     println!("finished stacks kept per thread for reuse: {}", greenery::stack::pool_limit());
-    let small = Builder::new().stack_size(16 * 1024).generator(|co: &Co<(), u32>, ()| co.yield_(1)).unwrap();
+    let small = Builder::new().stack_size(16 * 1024).generator(|co, ()| co.yield_(1u32)).unwrap();
     println!("a generator on a 16 KiB stack gets {} KiB", small.stack_size().unwrap() / 1024);
     println!(
         "overflowing a stack prints the coroutine's name and size, then aborts (see tests/stack_overflow.rs)"
@@ -415,24 +427,31 @@ fn greenlets() {
     let main = greenlet::getcurrent();
 
     // Ping-pong: each side switches straight to the other.
+    // `switch_as` switches and takes the value that comes back as the type
+    // expected.
     let to_main = main.clone();
-    let pong = Greenlet::new(move |mut ball| {
+    let pong = Greenlet::new(move |ball| {
+        let mut n: u32 = ball.cast().expect("a number");
         loop {
-            let n = ball.downcast::<u32>().expect("a number");
             println!("  pong got {n}, sends {}", n + 1);
-            ball = to_main.switch(n + 1).expect("nothing thrown");
+            n = to_main.switch_as(n + 1).expect("a number");
         }
     });
     let mut n = 0u32;
     for _ in 0..3 {
-        n = pong.switch(n).expect("nothing thrown").downcast().expect("a number");
+        n = pong.switch_as(n).expect("a number");
         println!("main got {n}");
     }
 
     // A body's return value goes to its parent (here: main).
-    let child = Greenlet::new(|work| format!("{} done", work.downcast::<u32>().expect("a number")));
-    let result = child.switch(42u32).expect("nothing thrown").downcast::<String>().expect("a string");
+    let child = Greenlet::new(|work| format!("{} done", work.cast::<u32>().expect("a number")));
+    let result: String = child.switch_as(42u32).expect("a string");
     println!("the child returned {result:?} to its parent; dead: {}", child.is_dead());
+
+    // A switch to a dead greenlet goes to its parent, here main, so the value
+    // comes straight back; `switch_as` names both types when it is not the one expected.
+    let err = child.switch_as::<u32>("late").unwrap_err();
+    println!("switch_as::<u32> to the dead child: {err}");
 
     // throw: raised at the target's pending switch, as an error value.
     let to_main = main.clone();
@@ -441,7 +460,7 @@ fn greenlets() {
         Ok(_) => "nothing was thrown".to_string(),
     });
     catcher.switch(()).expect("nothing thrown"); // runs up to its switch back to main
-    let caught = catcher.throw("oops").expect("nothing thrown").downcast::<String>().expect("a string");
+    let caught = catcher.throw("oops").expect("nothing thrown").cast::<String>().expect("a string");
     println!("throw: the catcher {caught} and returned");
 
     // kill: the target unwinds from its pending switch; destructors run.

@@ -12,13 +12,19 @@
 //! use greenery::greenlet::{self, Greenlet};
 //!
 //! let main = greenlet::getcurrent();
-//! let pong = Greenlet::new(move |mut ball| loop {
-//!     let n = ball.downcast::<u32>().unwrap();
-//!     ball = main.switch(n + 1).unwrap(); // back to main, which resumes us
+//! let pong = Greenlet::new(move |ball| {
+//!     let mut n: u32 = ball.cast().unwrap();
+//!     loop {
+//!         n = main.switch_as(n + 1).unwrap(); // back to main, which resumes us
+//!     }
 //! });
-//! assert_eq!(pong.switch(1u32).unwrap().downcast::<u32>().ok(), Some(2));
-//! assert_eq!(pong.switch(10u32).unwrap().downcast::<u32>().ok(), Some(11));
+//! assert_eq!(pong.switch_as::<u32>(1u32).unwrap(), 2);
+//! assert_eq!(pong.switch_as::<u32>(10u32).unwrap(), 11);
 //! ```
+//!
+//! A switch carries a [`Value`] of any type; [`switch_as`](Greenlet::switch_as)
+//! takes it out as the type expected, or says which type arrived instead
+//! ([`SwitchError`]).
 //!
 //! # greenlet's API in greenery
 //!
@@ -28,6 +34,8 @@
 //! | `getcurrent()` | [`getcurrent()`] |
 //! | `g.switch(*args)`: the first switch calls `run(*args)` | [`g.switch(v)`](Greenlet::switch): the body receives `v` as its argument |
 //! | later switches return the args of the switch back | `switch` returns `Ok(value)`; a [`Value`] holds any `'static` type (`()` and small plain values without allocating) |
+//! | `x = g.switch(v)`, then `x` used as, say, an `int`: a `TypeError` where it is used if it is not one | [`let x: u32 = g.switch_as(v)?;`](Greenlet::switch_as) checks the type at the switch: [`SwitchError::WrongType`] names the type expected and the type that arrived, and holds the value; [`Value::cast`] does the same for a body's first value |
+//! | `except` around a `switch` catching what is thrown in | `switch` returns `Err(Thrown(v))`, `switch_as` `Err(SwitchError::Thrown(v))`; `?` converts [`Thrown`] and [`WrongType`] into a `SwitchError` |
 //! | `run` returns: the value goes to the parent | the parent's pending `switch` returns `Ok(value)` |
 //! | an exception in `run` goes to the parent | the panic continues in the parent, at its `switch` |
 //! | switching to a dead greenlet goes to its nearest live ancestor | the same; if that is the current greenlet, `switch` returns the value at once |
@@ -76,13 +84,14 @@
 //! middle of a panic of its own would raise a panic inside a running
 //! destructor, which Rust turns into an abort.
 
+mod error;
 mod local;
 mod trace;
 mod value;
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell, RefCell};
-use std::error::Error;
 use std::fmt;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
@@ -91,10 +100,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use error::{ParentError, SwitchError, Thrown};
 pub use local::GreenletLocal;
 pub use trace::{Event, Tracer, gettrace, settrace};
 use value::TAG_BITS;
-pub use value::Value;
+pub use value::{Value, WrongType};
 
 use crate::arch::{self, StackPointer, Word, Words};
 use crate::raw::UnwindToken;
@@ -222,41 +232,6 @@ impl fmt::Debug for GreenletExit {
         f.write_str("GreenletExit")
     }
 }
-
-/// A value [`throw`](Greenlet::throw)n into the current greenlet, returned
-/// by its pending [`switch`](Greenlet::switch).
-#[derive(Debug)]
-pub struct Thrown(pub Value);
-
-impl fmt::Display for Thrown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a value was thrown into this greenlet")
-    }
-}
-
-impl Error for Thrown {}
-
-/// [`Greenlet::set_parent`] was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParentError {
-    main: bool,
-}
-
-impl ParentError {
-    /// Whether the greenlet was its thread's main greenlet, which has no
-    /// parent (rather than the new parent making a cycle).
-    pub fn is_main(&self) -> bool {
-        self.main
-    }
-}
-
-impl fmt::Display for ParentError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.main { "the main greenlet cannot have a parent" } else { "cyclic parent chain" })
-    }
-}
-
-impl Error for ParentError {}
 
 // ------------------------------------------------------------ thread state
 
@@ -623,6 +598,47 @@ impl Greenlet {
         let (words, ctrl) = unsafe { switch_to(&*target, value, CTRL_SWITCH | flags) };
         // SAFETY: every switch carries a value's words.
         unsafe { arrive(words, ctrl) }
+    }
+
+    /// [`switch`](Self::switch), taking what the current greenlet is resumed
+    /// with out as a `T`: the switch and the
+    /// [`downcast`](Value::downcast) in one call.
+    ///
+    /// ```
+    /// use greenery::greenlet::{self, Greenlet};
+    ///
+    /// let main = greenlet::getcurrent();
+    /// let doubler = Greenlet::new(move |first| {
+    ///     let mut n: u32 = first.downcast().unwrap();
+    ///     loop {
+    ///         n = main.switch_as(n * 2).unwrap();
+    ///     }
+    /// });
+    /// assert_eq!(doubler.switch_as::<u32>(21u32).unwrap(), 42);
+    /// let err = doubler.switch_as::<String>(1u32).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "the switch expected a value of type `alloc::string::String`, \
+    ///      but the greenlet was resumed with one of type `u32`"
+    /// );
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SwitchError::Thrown`] if a value is thrown into the current greenlet
+    /// (what `switch` reports as [`Thrown`]), [`SwitchError::WrongType`] if
+    /// the value that arrives is not a `T`: it names both types, and holds
+    /// the value.
+    ///
+    /// # Panics
+    ///
+    /// As for [`switch`](Self::switch).
+    #[inline]
+    pub fn switch_as<T: 'static>(&self, value: impl Any) -> Result<T, SwitchError> {
+        match self.switch(value) {
+            Ok(value) => value.cast::<T>().map_err(SwitchError::WrongType),
+            Err(Thrown(value)) => Err(SwitchError::Thrown(value)),
+        }
     }
 
     /// Raises `value` in this greenlet at its pending switch, which returns
@@ -1024,12 +1040,12 @@ impl Greenlet {
     /// given one.
     pub fn set_parent(&self, parent: &Greenlet) -> Result<(), ParentError> {
         if self.is_main() {
-            return Err(ParentError { main: true });
+            return Err(ParentError::new(true));
         }
         let mut ancestor = Some(parent.clone());
         while let Some(greenlet) = ancestor {
             if Rc::ptr_eq(&greenlet.0, &self.0) {
-                return Err(ParentError { main: false });
+                return Err(ParentError::new(false));
             }
             ancestor = greenlet.parent();
         }

@@ -1,6 +1,8 @@
-//! [`Value`]: what a greenlet switch carries.
+//! [`Value`]: what a greenlet switch carries, and [`WrongType`], what taking
+//! it out as the wrong type gives back.
 
-use std::any::{Any, TypeId};
+use std::any::{self, Any, TypeId};
+use std::error::Error;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{self, MaybeUninit};
@@ -10,7 +12,9 @@ use crate::arch::{Word, Words};
 
 /// A value passed by [`switch`](super::Greenlet::switch), returned by a
 /// greenlet's body, or [`throw`](super::Greenlet::throw)n: any `'static`
-/// type, checked when it is taken out with [`downcast`](Self::downcast).
+/// type, checked when it is taken out with [`downcast`](Self::downcast) or
+/// [`cast`](Self::cast) (or by [`switch_as`](super::Greenlet::switch_as),
+/// which switches and takes the value out in one call).
 ///
 /// Greenlets switch to each other freely, so the type a switch carries is not
 /// known until run time (Python's `switch(*args)` carries any objects).
@@ -28,8 +32,15 @@ use crate::arch::{Word, Words};
 /// assert_eq!(n.downcast::<u64>().ok(), Some(42));
 ///
 /// let text = Value::new(String::from("hello"));
-/// let not_a_number = text.downcast::<u64>().unwrap_err(); // handed back
-/// assert_eq!(not_a_number.downcast::<String>().ok().as_deref(), Some("hello"));
+/// assert_eq!(text.type_name(), "alloc::string::String");
+/// let text = text.downcast::<u64>().unwrap_err(); // handed back
+/// let not_a_number = text.cast::<u64>().unwrap_err(); // names both types
+/// assert_eq!(
+///     not_a_number.to_string(),
+///     "expected a value of type `u64`, found one of type `alloc::string::String`"
+/// );
+/// let text = not_a_number.into_value(); // handed back too
+/// assert_eq!(text.downcast::<String>().ok().as_deref(), Some("hello"));
 ///
 /// assert!(Value::new(()).is_empty());
 /// ```
@@ -40,8 +51,8 @@ pub struct Value {
     //
     //   tag          words
     //   TAG_EMPTY    -
-    //   TAG_INLINE   a `&'static TypeId`, then the value's bytes
-    //   TAG_BOXED    a `*mut dyn Any` from `Box::into_raw`
+    //   TAG_INLINE   a `&'static TypeInfo`, then the value's bytes
+    //   TAG_BOXED    a `*mut dyn Boxed` from `Box::into_raw`
     tag: usize,
     words: Words,
     /// A boxed value need not be `Send`, so neither is this.
@@ -63,13 +74,45 @@ const fn fits_inline<T: 'static>() -> bool {
 }
 
 // A fat pointer takes the two words.
-const _: () = assert!(mem::size_of::<*mut dyn Any>() == 2 * mem::size_of::<Word>());
+const _: () = assert!(mem::size_of::<*mut dyn Boxed>() == 2 * mem::size_of::<Word>());
 
-/// `T`'s type id, as a `'static` constant: its address identifies it in one
-/// word (if two addresses differ, the ids themselves are compared).
+/// A type's id and name, for an inline value's first word.
+///
+/// A type check compares `id` with [`type_id`] by address: both point at a
+/// 16-byte constant holding the id, which the linker stores once however
+/// many codegen units use it (equal plain constants of this size share a
+/// mergeable section). The `TypeInfo` itself, which holds a pointer, is not
+/// merged like that, so its own address would not do.
+struct TypeInfo {
+    id: &'static TypeId,
+    /// Called only to report a mismatch, so a plain function pointer will
+    /// do (`type_name` is not a `const fn`).
+    name: fn() -> &'static str,
+}
+
+/// `T`'s type id, as a `'static` constant: its address identifies the type
+/// in one word (if two addresses differ, the ids themselves are compared).
 #[inline(always)]
-fn type_ref<T: 'static>() -> &'static TypeId {
+fn type_id<T: 'static>() -> &'static TypeId {
     const { &TypeId::of::<T>() }
+}
+
+/// `T`'s [`TypeInfo`], as a `'static` constant.
+#[inline(always)]
+fn type_info<T: 'static>() -> &'static TypeInfo {
+    const { &TypeInfo { id: &TypeId::of::<T>(), name: any::type_name::<T> } }
+}
+
+/// What a boxed value is kept as: any `'static` type, which can also name
+/// itself (`dyn Any` cannot).
+trait Boxed: Any {
+    fn type_name(&self) -> &'static str;
+}
+
+impl<T: Any> Boxed for T {
+    fn type_name(&self) -> &'static str {
+        any::type_name::<T>()
+    }
 }
 
 /// Splits a two-word value into words.
@@ -102,21 +145,20 @@ unsafe fn join<T>(a: Word, b: Word) -> T {
 ///
 /// # Safety
 ///
-/// `word` must be the first word of an inline value: a `&'static TypeId`.
+/// `word` must be the first word of an inline value: a `&'static TypeInfo`.
 #[inline(always)]
 unsafe fn holds_type<T: 'static>(word: Word) -> bool {
     // SAFETY: guaranteed by the caller.
-    let id = unsafe { word.assume_init() } as *const TypeId;
-    // The same constant may sit at two addresses (one per codegen unit):
-    // then compare the ids themselves.
-    ptr::eq(id, type_ref::<T>()) || slow_type_check::<T>(id)
+    let id = unsafe { &*(word.assume_init() as *const TypeInfo) }.id;
+    // The same id may sit at two addresses (if the linker did not merge
+    // them): then compare the ids themselves.
+    ptr::eq(id, type_id::<T>()) || slow_type_check::<T>(id)
 }
 
 #[cold]
 #[inline(never)]
-fn slow_type_check<T: 'static>(id: *const TypeId) -> bool {
-    // SAFETY: `id` is a `&'static TypeId` (see `holds_type`).
-    unsafe { *id == TypeId::of::<T>() }
+fn slow_type_check<T: 'static>(id: &TypeId) -> bool {
+    *id == TypeId::of::<T>()
 }
 
 impl Value {
@@ -142,10 +184,10 @@ impl Value {
             // SAFETY: `T` fits in the word and is no more aligned; it has no
             // destructor, so a bitwise copy owns it fully.
             unsafe { ptr::write(data.as_mut_ptr().cast::<T>(), value) };
-            let id = Word::new(type_ref::<T>() as *const TypeId as usize);
-            Value { tag: TAG_INLINE, words: (id, data), _not_send: PhantomData }
+            let info = Word::new(type_info::<T>() as *const TypeInfo as usize);
+            Value { tag: TAG_INLINE, words: (info, data), _not_send: PhantomData }
         } else {
-            let boxed: Box<dyn Any> = Box::new(value);
+            let boxed: Box<dyn Boxed> = Box::new(value);
             Value { tag: TAG_BOXED, words: split(Box::into_raw(boxed)), _not_send: PhantomData }
         }
     }
@@ -155,10 +197,20 @@ impl Value {
     /// # Safety
     ///
     /// The value must be boxed.
-    unsafe fn boxed(&self) -> &dyn Any {
+    unsafe fn boxed(&self) -> &dyn Boxed {
         // SAFETY: guaranteed by the caller: the words are a pointer from
         // `Box::into_raw`, owned by this value.
-        unsafe { &*join::<*mut dyn Any>(self.words.0, self.words.1) }
+        unsafe { &*join::<*mut dyn Boxed>(self.words.0, self.words.1) }
+    }
+
+    /// The boxed value as `dyn Any`, for a value tagged `TAG_BOXED`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`boxed`](Self::boxed).
+    unsafe fn boxed_any(&self) -> &dyn Any {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.boxed() }
     }
 
     /// Whether an inline value (tagged `TAG_INLINE`) is a `T`.
@@ -181,11 +233,40 @@ impl Value {
             TAG_EMPTY => TypeId::of::<T>() == TypeId::of::<()>(),
             TAG_INLINE => self.inline_is::<T>(),
             // SAFETY: the tag says it is boxed.
-            _ => unsafe { self.boxed() }.is::<T>(),
+            _ => unsafe { self.boxed_any() }.is::<T>(),
         }
     }
 
-    /// Takes the `T` out, or hands the value back if it is not a `T`.
+    /// The name of the type inside, as [`std::any::type_name`] gives it
+    /// (`"()"` for the empty value): for messages, since such names are
+    /// neither unique nor stable.
+    ///
+    /// ```
+    /// use greenery::greenlet::Value;
+    ///
+    /// assert_eq!(Value::new(7u8).type_name(), "u8");
+    /// assert_eq!(Value::new(vec![1u8]).type_name(), "alloc::vec::Vec<u8>");
+    /// assert_eq!(Value::empty().type_name(), "()");
+    /// ```
+    pub fn type_name(&self) -> &'static str {
+        match self.tag {
+            TAG_EMPTY => "()",
+            TAG_INLINE => {
+                // SAFETY: an inline value's first word is a `&'static
+                // TypeInfo`.
+                let info = unsafe { &*(self.words.0.assume_init() as *const TypeInfo) };
+                (info.name)()
+            }
+            // SAFETY: the tag says it is boxed.
+            _ => unsafe { self.boxed() }.type_name(),
+        }
+    }
+
+    /// Takes the `T` out, or hands the value back if it is not a `T` (as
+    /// `Box<dyn Any>::downcast` does).
+    ///
+    /// [`cast`](Self::cast) does the same with an error that names both
+    /// types, for `?` and `unwrap`.
     #[inline(always)]
     pub fn downcast<T: 'static>(self) -> Result<T, Value> {
         match self.tag {
@@ -205,16 +286,47 @@ impl Value {
         }
     }
 
+    /// Takes the `T` out, like [`downcast`](Self::downcast), with an error
+    /// that names the type asked for and the type found.
+    ///
+    /// ```
+    /// use greenery::greenlet::{Value, WrongType};
+    ///
+    /// fn first_word(value: Value) -> Result<usize, WrongType> {
+    ///     let text: String = value.cast()?;
+    ///     Ok(text.split_whitespace().next().map_or(0, str::len))
+    /// }
+    /// assert_eq!(first_word(Value::new(String::from("green threads"))).unwrap(), 5);
+    /// let err = first_word(Value::new(7u8)).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "expected a value of type `alloc::string::String`, found one of type `u8`"
+    /// );
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`WrongType`] if the value is not a `T`; it hands the value back
+    /// ([`WrongType::into_value`]).
+    #[inline(always)]
+    pub fn cast<T: 'static>(self) -> Result<T, WrongType> {
+        match self.downcast::<T>() {
+            Ok(value) => Ok(value),
+            Err(value) => Err(WrongType::new::<T>(value)),
+        }
+    }
+
     #[inline]
     fn downcast_boxed<T: 'static>(self) -> Result<T, Value> {
         // SAFETY: the tag says it is boxed.
-        if !unsafe { self.boxed() }.is::<T>() {
+        if !unsafe { self.boxed_any() }.is::<T>() {
             return Err(self);
         }
         let value = mem::ManuallyDrop::new(self);
         // SAFETY: the pointer came from `Box::into_raw` and is owned by this
         // value, which we forget: the box takes over.
-        let boxed = unsafe { Box::from_raw(join::<*mut dyn Any>(value.words.0, value.words.1)) };
+        let boxed: Box<dyn Any> =
+            unsafe { Box::from_raw(join::<*mut dyn Boxed>(value.words.0, value.words.1)) };
         Ok(*boxed.downcast::<T>().expect("checked just above"))
     }
 
@@ -231,7 +343,7 @@ impl Value {
             }
             TAG_INLINE => None,
             // SAFETY: the tag says it is boxed.
-            _ => unsafe { self.boxed() }.downcast_ref::<T>(),
+            _ => unsafe { self.boxed_any() }.downcast_ref::<T>(),
         }
     }
 
@@ -269,7 +381,7 @@ impl Drop for Value {
 fn drop_boxed(a: Word, b: Word) {
     // SAFETY: only called by `Value::drop` with the words of a boxed value,
     // a pointer from `Box::into_raw` that the value owned.
-    drop(unsafe { Box::from_raw(join::<*mut dyn Any>(a, b)) });
+    drop(unsafe { Box::from_raw(join::<*mut dyn Boxed>(a, b)) });
 }
 
 impl Default for Value {
@@ -279,13 +391,72 @@ impl Default for Value {
 }
 
 impl fmt::Debug for Value {
+    /// The value's type (its contents need not be `Debug`):
+    /// `Value { type: "u32", .. }`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.tag {
-            TAG_EMPTY => f.write_str("Value(())"),
-            _ => f.write_str("Value(..)"),
-        }
+        f.debug_struct("Value").field("type", &self.type_name()).finish_non_exhaustive()
     }
 }
+
+/// [`Value::cast`] (or [`switch_as`](super::Greenlet::switch_as)) found a
+/// value of another type than the one asked for. It names both types, and
+/// hands the value back.
+///
+/// ```
+/// use greenery::greenlet::Value;
+///
+/// let err = Value::new("text").cast::<u32>().unwrap_err();
+/// assert_eq!((err.expected(), err.found()), ("u32", "&str"));
+/// assert_eq!(format!("{err:?}"), r#"WrongType { expected: "u32", found: "&str" }"#);
+/// assert_eq!(err.into_value().downcast::<&str>().ok(), Some("text"));
+/// ```
+pub struct WrongType(
+    // Boxed: a `Result<T, WrongType>` stays small, which keeps the frames
+    // of code that switches in a loop small too.
+    Box<Mismatch>,
+);
+
+struct Mismatch {
+    value: Value,
+    expected: &'static str,
+}
+
+impl WrongType {
+    #[cold]
+    #[inline(never)]
+    fn new<T: 'static>(value: Value) -> WrongType {
+        WrongType(Box::new(Mismatch { value, expected: any::type_name::<T>() }))
+    }
+
+    /// The name of the type that was asked for.
+    pub fn expected(&self) -> &'static str {
+        self.0.expected
+    }
+
+    /// The name of the type the value has.
+    pub fn found(&self) -> &'static str {
+        self.0.value.type_name()
+    }
+
+    /// The value, handed back.
+    pub fn into_value(self) -> Value {
+        self.0.value
+    }
+}
+
+impl fmt::Debug for WrongType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrongType").field("expected", &self.expected()).field("found", &self.found()).finish()
+    }
+}
+
+impl fmt::Display for WrongType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "expected a value of type `{}`, found one of type `{}`", self.expected(), self.found())
+    }
+}
+
+impl Error for WrongType {}
 
 #[cfg(test)]
 mod tests {
@@ -333,6 +504,35 @@ mod tests {
         assert_eq!(boxed.downcast_ref::<Vec<i32>>().map(Vec::len), Some(3));
         let boxed = boxed.downcast::<String>().unwrap_err();
         assert_eq!(boxed.downcast::<Vec<i32>>().ok(), Some(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn values_name_their_type_inline_boxed_and_empty() {
+        assert_eq!(Value::new(7u8).type_name(), "u8");
+        assert_eq!(Value::new('x').type_name(), "char");
+        assert_eq!(Value::new(String::new()).type_name(), "alloc::string::String");
+        assert_eq!(Value::new([0u64; 3]).type_name(), "[u64; 3]");
+        assert_eq!(Value::new(()).type_name(), "()");
+        assert_eq!(Value::new(Value::new(5u32)).type_name(), "u32");
+        assert_eq!(format!("{:?}", Value::new(5u32)), r#"Value { type: "u32", .. }"#);
+    }
+
+    #[test]
+    fn a_wrong_type_names_both_and_hands_the_value_back() {
+        for (value, found) in [
+            (Value::new(5u32), "u32"),
+            (Value::new(String::from("s")), "alloc::string::String"),
+            (Value::empty(), "()"),
+        ] {
+            let err = value.cast::<i64>().unwrap_err();
+            assert_eq!((err.expected(), err.found()), ("i64", found));
+            assert_eq!(
+                err.to_string(),
+                format!("expected a value of type `i64`, found one of type `{found}`")
+            );
+            assert_eq!(format!("{err:?}"), format!(r#"WrongType {{ expected: "i64", found: "{found}" }}"#));
+            assert_eq!(err.into_value().type_name(), found);
+        }
     }
 
     #[test]
