@@ -88,6 +88,10 @@ fn run_scenario(name: &str) -> Seen {
         "child-handler-touches-stack" => return child_handler_touches_stack(),
         "async-cancel-while-restoring" => return async_cancel_while_restoring(),
         "restore-under-a-data-limit" => return restore_under_a_data_limit(),
+        "fork-while-restoring-after-dropping-privileges" => {
+            return fork_while_restoring_after_dropping_privileges();
+        }
+        "child-keeps-no-parent-memory-descriptor" => return child_keeps_no_parent_memory_descriptor(),
         _ => {}
     }
     stack::set_stash_after(Some(Duration::from_millis(1)));
@@ -976,6 +980,127 @@ fn restore_under_a_data_limit() -> Seen {
     Seen { accesses: 1, wrong }
 }
 
+/// Drops the process's privileges (it becomes non-dumpable: its children
+/// cannot open `/proc/self/mem`): root gives up its user and group; others
+/// clear the dumpable flag.
+fn drop_privileges() {
+    // SAFETY: these calls only change the process's credentials and flags.
+    unsafe {
+        if libc::getuid() == 0 {
+            assert_eq!(libc::setresgid(65534, 65534, 65534), 0);
+            assert_eq!(libc::setresuid(65534, 65534, 65534), 0);
+        } else {
+            assert_eq!(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0), 0);
+        }
+    }
+}
+
+/// A process that dropped privileges after it opened `/proc/self/mem` forks
+/// again and again while another thread restores a large stashed stack on
+/// touch: a child that inherits a restore half done (the range
+/// inaccessible) and cannot open `/proc/self/mem` finishes it plainly, and
+/// reads the right value.
+fn fork_while_restoring_after_dropping_privileges() -> Seen {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    let _ = stack::stash_after(); // /proc/self/mem is open from here on
+    drop_privileges();
+    greenery::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            // A large live frame: each restore takes a while.
+            let values = [PATTERN; 64 * 1024];
+            LENT.store(&values[7] as *const u64 as u64, Ordering::Release);
+            let _keep = black_box(&values);
+            let reader = std::thread::spawn(|| {
+                while !STOP.load(Ordering::Relaxed) {
+                    touch_lent();
+                }
+            });
+            let forker = std::thread::spawn(|| {
+                let mut seen = Seen::default();
+                while !STOP.load(Ordering::Relaxed) {
+                    // SAFETY: the child reads mapped memory (its fault
+                    // handler is async-signal-safe) and calls _exit.
+                    let pid = unsafe { libc::fork() };
+                    if pid == 0 {
+                        let lent = LENT.load(Ordering::Acquire) as *const u64;
+                        // SAFETY: the lent value, copied into the child.
+                        let value = unsafe { std::ptr::read_volatile(lent) };
+                        // SAFETY: ends the child at once.
+                        unsafe { libc::_exit(if value == PATTERN { 0 } else { 1 }) };
+                    }
+                    seen.accesses += 1;
+                    if wait_for(pid, Duration::from_secs(5)) != Some(0) {
+                        seen.wrong += 1;
+                    }
+                }
+                seen
+            });
+            park_repeatedly();
+            STOP.store(true, Ordering::Relaxed);
+            while !(reader.is_finished() && forker.is_finished()) {
+                greenery::sleep(Duration::from_millis(1));
+            }
+            reader.join().unwrap();
+            let seen = forker.join().unwrap();
+            LENT.store(0, Ordering::Release);
+            add(seen, Seen { accesses: 0, wrong: HANDLER_WRONG.load(Ordering::Relaxed) })
+        })
+        .get()
+        .unwrap()
+}
+
+extern "C" fn child_touches_lent_quietly() {
+    touch_lent();
+}
+
+/// A child fork handler registered before greenery's restores a stashed
+/// stack (opening the child's own `/proc/self/mem` before greenery's handler
+/// runs): the child still closes the parent's descriptor, a read-write view
+/// of the parent's memory.
+fn child_keeps_no_parent_memory_descriptor() -> Seen {
+    // SAFETY: the handler only reads memory and atomics.
+    assert_eq!(unsafe { libc::pthread_atfork(None, None, Some(child_touches_lent_quietly)) }, 0);
+    stack::set_stash_after(Some(Duration::from_millis(1)));
+    let parent = std::process::id();
+    greenery::spawn(move || {
+        let values = [PATTERN; 64];
+        LENT.store(&values[3] as *const u64 as u64, Ordering::Release);
+        let _keep = black_box(&values);
+        let forker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20)); // the green thread is stashed
+            // SAFETY: the child reads its fd table and exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let parents = format!("/proc/{parent}/mem");
+                let leaked = std::fs::read_dir("/proc/self/fd")
+                    .map(|fds| {
+                        fds.flatten()
+                            .filter(|fd| {
+                                std::fs::read_link(fd.path())
+                                    .is_ok_and(|target| target.to_string_lossy() == parents)
+                            })
+                            .count()
+                    })
+                    .unwrap_or(9);
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(leaked as libc::c_int) };
+            }
+            wait_for(pid, Duration::from_secs(10))
+        });
+        while !forker.is_finished() {
+            greenery::sleep(Duration::from_millis(50));
+        }
+        let leaked = forker.join().unwrap();
+        LENT.store(0, Ordering::Release);
+        println!("handler_touches: {}", HANDLER_TOUCHES.load(Ordering::Relaxed));
+        Seen { accesses: 1, wrong: u64::from(leaked != Some(0)) }
+    })
+    .get()
+    .unwrap()
+}
+
 /// Waits up to `timeout` for child `pid` to exit; its exit code, or `None`
 /// if it was still running (it is then killed) or died of a signal.
 fn wait_for(pid: libc::pid_t, timeout: Duration) -> Option<i32> {
@@ -1016,7 +1141,7 @@ fn printed(outcome: &Outcome, label: &str) -> Option<u64> {
 }
 
 /// Scenarios that stash a few stacks, not thousands.
-const ONE_STASH: [&str; 9] = [
+const ONE_STASH: [&str; 10] = [
     "fork-prepare-touches-stack",
     "fork-after-dropping-privileges",
     "restore-at-the-mapping-limit",
@@ -1026,6 +1151,7 @@ const ONE_STASH: [&str; 9] = [
     "child-handler-touches-stack",
     "async-cancel-while-restoring",
     "restore-under-a-data-limit",
+    "child-keeps-no-parent-memory-descriptor",
 ];
 
 fn main() {
@@ -1066,6 +1192,11 @@ fn main() {
         ("a_child_fork_handler_that_runs_first_restores_a_stashed_stack", "child-handler-touches-stack"),
         ("an_asynchronous_cancellation_cannot_interrupt_a_restore", "async-cancel-while-restoring"),
         ("a_restore_under_a_lowered_data_limit_goes_on", "restore-under-a-data-limit"),
+        (
+            "a_child_that_cannot_open_its_memory_finishes_a_restore_it_inherited",
+            "fork-while-restoring-after-dropping-privileges",
+        ),
+        ("a_child_closes_its_parents_memory_descriptor", "child-keeps-no-parent-memory-descriptor"),
     ];
     let mut failures = Vec::new();
     for (test, scenario) in scenarios {

@@ -80,6 +80,7 @@ impl Drop for Inside {
 
 /// Before a fork: closes the gate and waits until no stash is inside.
 extern "C" fn prepare() {
+    proc_mem::before_fork();
     GATE.fetch_add(FORK, Ordering::Acquire);
     while GATE.load(Ordering::Acquire) & INSIDE != 0 {
         // SAFETY: sched_yield has no preconditions.

@@ -36,9 +36,21 @@ use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
 use super::{mmap, process_local, raw_sys};
 
-/// The last descriptor this process recorded, in memory a child inherits:
-/// the child's fork handler closes it (see [`forget_after_fork`]).
+/// The descriptor this process recorded, in memory a child inherits.
 static LAST_OPENED: AtomicI32 = AtomicI32::new(-1);
+
+/// [`LAST_OPENED`] as it was when a fork began (its prepare handler copies
+/// it): the one descriptor a child inherits and closes (see
+/// [`forget_after_fork`]). Anything the child opens before its handler runs
+/// (another library's fork handler may restore a stack) cannot have that
+/// number, which is still open there.
+static INHERITED: AtomicI32 = AtomicI32::new(-1);
+
+/// Before a fork: notes the descriptor the child will inherit.
+/// Async-signal-safe.
+pub(super) fn before_fork() {
+    INHERITED.store(LAST_OPENED.load(Ordering::Acquire), Ordering::Release);
+}
 
 /// What the probe in [`available`] found, if it ran in this process.
 static AVAILABLE: AtomicU8 = AtomicU8::new(UNPROBED);
@@ -72,12 +84,15 @@ pub(super) fn available() -> bool {
 /// if a fork handler that ran before this one opened it already, stays),
 /// and forgets the probe. Async-signal-safe.
 pub(super) fn forget_after_fork() {
-    let inherited = LAST_OPENED.swap(-1, Ordering::AcqRel);
+    let inherited = INHERITED.swap(-1, Ordering::AcqRel);
     if inherited >= 0 && process_local::mem_fd() != Some(inherited) {
-        // SAFETY: the descriptor greenery opened in the parent; the child
-        // has run nothing since the fork that could have reused its number
-        // (its own, opened since, is the one on the process-local page).
+        // SAFETY: the descriptor greenery opened in the parent, open here
+        // since the fork (what this process opened since cannot have its
+        // number; its own is the one on the process-local page).
         unsafe { raw_sys::close(inherited) };
+    }
+    if LAST_OPENED.load(Ordering::Acquire) == inherited {
+        LAST_OPENED.store(-1, Ordering::Release);
     }
     AVAILABLE.store(UNPROBED, Ordering::Relaxed);
 }

@@ -72,7 +72,11 @@
 //! ```
 //!
 //! `RESTORING` carries the token of the process whose thread restores; one
-//! carrying another process's token is taken over (see above).
+//! carrying another process's token is taken over (see above). Once the
+//! bytes are back, the restore says so (`RESTORING_WRITTEN`): one taken
+//! over from there only makes the range read-write, so that writes made to
+//! it since (it may have been read-write already when the fork happened)
+//! are kept.
 //!
 //! The stash (its [`Meta`] and the saved bytes, one allocation) belongs to
 //! the [`Stash`] handle, held by the stack's owner, and is published in the
@@ -95,6 +99,8 @@ const STASHING: u8 = 1;
 const STASHED: u8 = 2;
 const RESTORING: u8 = 3;
 const RESTORED: u8 = 4;
+/// A restore whose bytes are back; the range may still be inaccessible.
+const RESTORING_WRITTEN: u8 = 5;
 
 /// A slot's stash word: a state, marked with the token of the process whose
 /// thread set it ([`process_local::token`]).
@@ -350,7 +356,7 @@ impl Drop for Stash {
                 match claim(slot) {
                     // SAFETY: the stack is still mapped (see `stash_all`),
                     // the buffer holds its bytes, and the restore is ours.
-                    Claim::Restore => break unsafe { put_back(meta) },
+                    claim @ (Claim::Restore | Claim::Finish) => break unsafe { restore(meta, claim) },
                     // A thread of this process is restoring it (a fault).
                     Claim::Busy => {
                         // SAFETY: sched_yield has no preconditions.
@@ -374,8 +380,12 @@ impl Drop for Stash {
 /// What a thread that needs a stack back finds in its slot.
 enum Claim {
     /// The restore is the caller's now (the state says `RESTORING` with
-    /// this process's token).
+    /// this process's token): every step to do.
     Restore,
+    /// The caller took over a restore whose bytes were back already, left by
+    /// another process's thread: only making the range read-write again is
+    /// left (writing the bytes again would undo writes made since).
+    Finish,
     /// A thread of this process is stashing or restoring it: wait.
     Busy,
     /// It is not stashed (any more).
@@ -385,38 +395,44 @@ enum Claim {
 /// Takes the restore of `slot` if it is stashed, or if it is being
 /// restored by a thread of *another* process: this process is then a
 /// forked child of the one whose thread was restoring it when the fork
-/// copied the memory, and that thread does not exist here. The restore
-/// repeats every step, so a half-done one is finished.
-/// Async-signal-safe.
+/// copied the memory, and that thread does not exist here. Such a restore
+/// is finished from where it was: from the start if the bytes were not back
+/// yet (no write can have happened to the range meanwhile: it was
+/// inaccessible), else only its last step. Async-signal-safe.
 fn claim(slot: &Slot) -> Claim {
     let me = process_local::token();
     loop {
         let current = slot.stash.load(Ordering::Acquire);
-        match state_of(current) {
-            STASHED => {}
-            RESTORING if token_of(current) != me => {}
+        let foreign = token_of(current) != me;
+        let (next, claim) = match state_of(current) {
+            STASHED => (RESTORING, Claim::Restore),
+            RESTORING if foreign => (RESTORING, Claim::Restore),
+            RESTORING_WRITTEN if foreign => (RESTORING_WRITTEN, Claim::Finish),
             NONE | RESTORED => return Claim::NotStashed,
-            // STASHING, or RESTORING by this process: busy. (A stash left
+            // STASHING, or a restore by this process: busy. (A stash left
             // half done by another process cannot be finished: only a child
             // made without `fork(3)`'s handlers can see one.)
             _ => return Claim::Busy,
-        }
-        if slot
-            .stash
-            .compare_exchange(current, word(RESTORING, me), Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        };
+        if slot.stash.compare_exchange(current, word(next, me), Ordering::Acquire, Ordering::Relaxed).is_ok()
         {
-            return Claim::Restore;
+            return claim;
         }
     }
 }
 
-impl std::fmt::Debug for Stash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stash")
-            .field("top", &(self.meta().top as *const u8))
-            .field("len", &self.meta().len)
-            .finish()
+/// Does what [`claim`] gave the caller to do for `meta`'s stack.
+///
+/// # Safety
+///
+/// `claim` is `Restore` or `Finish`, for `meta`'s slot.
+unsafe fn restore(meta: &Meta, claim: Claim) {
+    match claim {
+        // SAFETY: guaranteed by the caller.
+        Claim::Restore => unsafe { put_back(meta) },
+        // SAFETY: as above; the bytes are back.
+        Claim::Finish => unsafe { make_writable_again(meta.bottom, meta.top) },
+        Claim::Busy | Claim::NotStashed => unreachable!("nothing to restore"),
     }
 }
 
@@ -640,7 +656,7 @@ pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
     let Some((slot, seq)) = registry::find_usable(addr) else { return false };
     loop {
         match claim(slot) {
-            Claim::Restore => {
+            claim @ (Claim::Restore | Claim::Finish) => {
                 // The slot may have been reused by another stack since the
                 // lookup: the stash published in it says which stack it is
                 // now, and that one is restored (early, no harm done); the
@@ -651,7 +667,7 @@ pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
                 // SAFETY: the restore is ours (`RESTORING`), the buffer
                 // holds the stack's bytes. (The handler runs with
                 // asynchronous signals blocked.)
-                unsafe { put_back(meta) };
+                unsafe { restore(meta, claim) };
                 slot.stash.store(word(RESTORED, 0), Ordering::Release);
                 COUNT_RESTORED_ON_TOUCH.fetch_add(1, Ordering::Relaxed);
                 return true;
@@ -726,8 +742,16 @@ unsafe fn put_back(meta: &Meta) {
     unsafe {
         remove_guard(lo, hi);
         write_back(meta);
-        make_writable_again(lo, hi);
     }
+    written(meta);
+    // SAFETY: as above.
+    unsafe { make_writable_again(lo, hi) };
+}
+
+/// Records that the bytes of `meta`'s stack are back (a fork from here on
+/// must not have them written again: see [`claim`]).
+fn written(meta: &Meta) {
+    meta.slot.stash.store(word(RESTORING_WRITTEN, process_local::token()), Ordering::Release);
 }
 
 /// Makes a range that a restore made inaccessible read-write again, or
@@ -769,18 +793,23 @@ unsafe fn make_writable_again(lo: usize, hi: usize) {
 ///
 /// # Safety
 ///
-/// The stack is stashed and readable-writable apart from its guard region;
-/// no other thread exists.
+/// The stack is stashed, and the restore the caller's; no other thread
+/// exists.
 unsafe fn put_back_alone(meta: &Meta) {
     let at = meta.top - meta.len;
     // The suspended frames' redzones are poisoned: writing them is this
     // copy's business (only with AddressSanitizer, see `sanitizer`).
     crate::sanitizer::forget_frames(at, meta.top);
-    // SAFETY: guaranteed by the caller.
+    // SAFETY: guaranteed by the caller. The range may have been left
+    // inaccessible by a restore a forked parent's thread had begun: with no
+    // other thread here, nobody sees it read-write before the bytes are
+    // back.
     unsafe {
+        protect_or_die(meta.bottom, meta.top, libc::PROT_READ | libc::PROT_WRITE);
         remove_guard(meta.bottom, meta.top);
         ptr::copy_nonoverlapping(meta.bytes(), at as *mut u8, meta.len);
     }
+    written(meta);
 }
 
 /// Copies the live part of a suspended stack out. With AddressSanitizer
@@ -988,6 +1017,57 @@ mod tests {
         assert!(!only_thread());
         drop(done);
         other.join().unwrap().unwrap_err();
+    }
+
+    /// A stack taken over from a restore that another process's thread had
+    /// begun: from the start if the bytes were not back yet, but only its
+    /// last step if they were (the range may have been written since).
+    #[test]
+    fn a_restore_taken_over_from_another_process_is_finished_from_where_it_was() {
+        if stash_after().is_none() {
+            return; // no stashing here
+        }
+        let stack = Stack::new(64 * 1024).unwrap();
+        let (bottom, top) = (stack.bottom(), stack.top());
+        // The stash covers the top 4 KiB (the stack's header is at the very
+        // top: the stash keeps it as it is); the test looks at its lowest
+        // 256 bytes.
+        let len = 4096;
+        let region = (top - len) as *mut u8;
+        let slot = stack.slot();
+        for (state, expected) in [(RESTORING, 0x0d), (RESTORING_WRITTEN, 0x2e)] {
+            // The stash, as the parent's stash left it: the stack's bytes,
+            // with the old values at the bottom.
+            let layout = Stash::layout(len);
+            // SAFETY: a non-zero layout; written below before use.
+            let buf = unsafe { alloc::alloc(layout) }.cast::<Meta>();
+            // SAFETY: freshly allocated for a `Meta` and `len` bytes; the
+            // stack's top `len` bytes are mapped and ours.
+            unsafe {
+                buf.write(Meta { slot, bottom, top, len });
+                let bytes = (*buf).bytes().cast_mut();
+                ptr::copy_nonoverlapping(region, bytes, len);
+                ptr::write_bytes(bytes, 0x0d, 256);
+            }
+            // The stack as the fork found it: its bytes back and written
+            // since, read-write.
+            // SAFETY: the stack's own memory, below its header.
+            unsafe { ptr::write_bytes(region, 0x2e, 256) };
+            slot.stash_meta.store(buf, Ordering::Relaxed);
+            let foreign = process_local::token() ^ 1;
+            slot.stash.store(word(state, foreign), Ordering::Release);
+            let taken = claim(slot);
+            assert!(matches!(taken, Claim::Restore | Claim::Finish));
+            // SAFETY: the meta describes this stack; the claim is ours.
+            unsafe { restore(&*buf, taken) };
+            // SAFETY: the stack's memory, read-write again.
+            let bytes = unsafe { std::slice::from_raw_parts(region, 256) };
+            assert!(bytes.iter().all(|&byte| byte == expected), "state {state}: {:?}", &bytes[..8]);
+            slot.stash_meta.store(ptr::null_mut(), Ordering::Relaxed);
+            slot.stash.store(word(NONE, 0), Ordering::Release);
+            // SAFETY: allocated above with this layout, used no more.
+            unsafe { alloc::dealloc(buf.cast(), layout) };
+        }
     }
 
     #[test]
