@@ -15,6 +15,8 @@ pub mod generator;
 pub mod greenlet;
 pub mod hub;
 pub mod net;
+#[cfg(feature = "patch")]
+pub mod patch;
 pub mod process;
 mod raw;
 mod sanitizer;

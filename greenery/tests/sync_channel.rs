@@ -203,7 +203,7 @@ fn a_putter_that_times_out_after_its_value_was_taken_has_delivered_it() {
     // Blocking the OS thread past both deadlines makes both timers fire in
     // one pass, the earlier first: the consumer takes the value after the
     // producer timed out, before the producer runs.
-    std::thread::sleep(Duration::from_millis(120));
+    sync_support::block_os_thread(Duration::from_millis(120));
     assert_eq!(consumer.get().unwrap(), Ok(1));
     assert_eq!(producer.get().unwrap(), Ok(()));
 }
@@ -226,7 +226,7 @@ fn a_getter_unwound_by_its_timeout_after_a_value_was_offered_to_it_leaves_it() {
     yield_now();
     // As above: the putter offers (waking `timed`), then `timed`'s timeout
     // unwinds it before it can take the value.
-    std::thread::sleep(Duration::from_millis(120));
+    sync_support::block_os_thread(Duration::from_millis(120));
     assert_eq!(timed.get().unwrap(), Err(TimedOut::from(Duration::from_millis(60))));
     assert_eq!(patient.get().unwrap(), Ok(7));
     assert_eq!(late_putter.get().unwrap(), Ok(()));

@@ -308,7 +308,7 @@ fn a_getter_unwound_by_its_timeout_after_a_value_was_put_for_it_leaves_the_value
     // Blocking the OS thread past both deadlines makes both timers fire in
     // one pass, the earlier first: the putter runs (and wakes `timed` for
     // its value), then `timed`'s timeout unwinds it before it can resume.
-    std::thread::sleep(Duration::from_millis(120));
+    sync_support::block_os_thread(Duration::from_millis(120));
     late_putter.join().unwrap();
     assert_eq!(timed.get().unwrap(), Err(TimedOut::from(Duration::from_millis(60))));
     assert_eq!(patient.get().unwrap(), Ok(7));

@@ -1340,6 +1340,12 @@ impl Greenlet {
         (taken.len(), more)
     }
 
+    /// A number that names this greenlet among the live ones (its
+    /// allocation's address).
+    pub(crate) fn addr(&self) -> usize {
+        Rc::as_ptr(&self.0) as usize
+    }
+
     /// Counts a [`NoStash`](crate::stack::NoStash) guard on this greenlet
     /// (`held`) or one fewer.
     pub(crate) fn hold_stack(&self, held: bool) {

@@ -91,6 +91,10 @@ struct FdState {
     closed: [Cell<bool>; 2],
     /// Who waits for the fd, per direction.
     waiters: [Cell<Option<Parked>>; 2],
+    /// The fd was taken off the poller already, by
+    /// [`Registration::close_now`]: the registration's drop must not touch
+    /// the poller (the number may belong to another file by then).
+    gone: Cell<bool>,
 }
 
 /// What waits for one direction of an fd.
@@ -276,6 +280,7 @@ impl Registration {
             ready: [Cell::new(true), Cell::new(true)],
             closed: [Cell::new(false), Cell::new(false)],
             waiters: [Cell::new(None), Cell::new(None)],
+            gone: Cell::new(false),
         });
         with_hub(|hub| {
             let token = hub.io.insert(state.clone());
@@ -518,13 +523,38 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// The fd is about to be closed by someone other than this
+    /// registration's owner (a `close` made on another green thread, seen by
+    /// the `patch` layer): takes it off the poller now, while the number is
+    /// still this file's, and wakes whoever waits on it; they find the fd
+    /// closed when they try again.
+    #[cfg(feature = "patch")]
+    pub(crate) fn close_now(&self) {
+        if self.state.gone.replace(true) {
+            return;
+        }
+        if let Some(hub) = existing_hub() {
+            let _ = hub.remote.registry().deregister(&mut SourceFd(&self.fd));
+        }
+        for direction in [Direction::Read, Direction::Write] {
+            self.state.closed[direction.index()].set(true);
+            self.state.ready[direction.index()].set(true);
+            self.state.wake(direction);
+        }
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         // During thread teardown the hub, and its poller, may be gone.
         if let Some(hub) = existing_hub() {
-            // The fd is still open (its owner closes it after this): removing
-            // it cannot fail in a way that leaves anything to clean up.
-            let _ = hub.remote.registry().deregister(&mut SourceFd(&self.fd));
+            if !self.state.gone.get() {
+                // The fd is still open (its owner closes it after this):
+                // removing it cannot fail in a way that leaves anything to
+                // clean up.
+                let _ = hub.remote.registry().deregister(&mut SourceFd(&self.fd));
+            }
             hub.io.remove(self.token);
         }
     }

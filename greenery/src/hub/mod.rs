@@ -103,6 +103,7 @@
 
 mod block_on;
 mod blocking;
+pub(crate) mod deferred;
 mod green_future;
 pub(crate) mod io;
 mod join_all;
@@ -291,6 +292,10 @@ pub(crate) struct Hub {
     spawned: Cell<u64>,
     /// Green threads that stay parked, to stash.
     sweep: sweep::Sweep,
+    /// The process that made the hub: a forked child has a copy of the hub
+    /// but shares its poller with the parent, and must not park on it.
+    #[cfg_attr(not(feature = "patch"), allow(dead_code))]
+    pid: u32,
 }
 
 thread_local! {
@@ -310,6 +315,14 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&Rc<Hub>) -> R) -> R {
 /// Whether this thread has a hub that is not being torn down.
 pub(crate) fn has_hub() -> bool {
     existing_hub().is_some()
+}
+
+/// Whether the running code may park: this thread has a hub of this
+/// process (not a forked child's copy of its parent's), and the code does
+/// not run on the hub itself (its loop, a timer callback, a link).
+#[cfg_attr(not(feature = "patch"), allow(dead_code))]
+pub(crate) fn may_park() -> bool {
+    existing_hub().is_some_and(|hub| !hub.is_current() && hub.pid == std::process::id())
 }
 
 /// This thread's hub, if it has one and is not being torn down.
@@ -355,6 +368,7 @@ fn create_hub() -> Rc<Hub> {
         io: io::IoTable::new(),
         spawned: Cell::new(0),
         sweep: sweep::Sweep::new(),
+        pid: std::process::id(),
     });
     HUB.with(|slot| *slot.borrow_mut() = Some(hub.clone()));
     hub
@@ -414,6 +428,7 @@ enum PastDeadline {
 }
 
 fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline) -> Wake {
+    deferred::raise_pending();
     let hub = with_hub(Rc::clone);
     if hub.is_current() {
         panic!(
@@ -485,6 +500,7 @@ fn raise_thrown(value: greenlet::Value) {
 /// Lets every other ready green thread run, then carries on (gevent's
 /// `sleep(0)`).
 pub fn yield_now() {
+    deferred::raise_pending();
     let waiter = Waiter::new();
     waiter.state.set(WaitState::Parked);
     waiter.wake();

@@ -195,7 +195,11 @@ where
     let name = name.unwrap_or(Cow::Borrowed(std::any::type_name::<F>()));
     let body = move |_: Value| {
         let shared = body_shared;
-        let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
+        // A kill or a timeout put off by a call that could not unwind (see
+        // `deferred`) ends the green thread as if it had unwound it.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(f))
+            .and_then(|value| super::deferred::take(|_| true).map_or(Ok(value), Err));
+        let outcome = match outcome {
             Ok(value) => Ok(value),
             Err(payload) if payload.is::<GreenletExit>() => Err(JoinError::killed()),
             Err(payload) => {

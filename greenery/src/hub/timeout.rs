@@ -49,6 +49,15 @@ impl TimeoutSignal {
     }
 }
 
+/// Resumes an unwinding that was put off (see `deferred`): a timeout's
+/// expiry is marked as unwinding again, as [`TimeoutSignal::raise`] does.
+pub(crate) fn resume(payload: crate::unwind::Payload) -> ! {
+    if let Some(expired) = payload.downcast_ref::<TimeoutExpired>() {
+        UNWINDING.set(Some(expired.id));
+    }
+    panic::resume_unwind(payload)
+}
+
 /// Whether a panic payload is an expired [`Timeout`]'s unwinding.
 pub(crate) fn is_timeout_expiry(payload: &(dyn std::any::Any + Send)) -> bool {
     payload.is::<TimeoutExpired>()
@@ -224,7 +233,11 @@ impl Timeout {
     /// timeouts' unwinding) continue.
     pub fn run<R>(&mut self, f: impl FnOnce() -> R) -> Result<R, TimedOut> {
         self.start();
-        let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+        // An expiry put off by a call that could not unwind (see
+        // `deferred`) counts as one that unwound `f`.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(f)).and_then(|value| {
+            super::deferred::take(|payload| self.is_expiry_of(&**payload)).map_or(Ok(value), Err)
+        });
         let fired = self.timer.is_some() && outcome.as_ref().err().is_some_and(|p| self.is_expiry_of(&**p));
         if let Some(timer) = self.timer.take() {
             with_hub(|hub| hub.cancel_timer(timer));

@@ -184,3 +184,25 @@ pub fn every_value_received_once_blocking(endpoint: Rc<impl Endpoint>) {
     received.sort_unstable();
     assert_eq!(received, (0..2000).collect::<Vec<_>>());
 }
+
+/// Blocks the OS thread (and so the hub) for `duration`, whatever the
+/// `patch` feature does to std's sleep: a raw system call, which no hook
+/// sees.
+pub fn block_os_thread(duration: Duration) {
+    let time = libc::timespec {
+        tv_sec: duration.as_secs() as libc::time_t,
+        tv_nsec: duration.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: a relative sleep on a timespec of our own; an interruption
+    // only ends it early, which the callers allow for (they wait longer than
+    // they need).
+    unsafe {
+        libc::syscall(
+            libc::SYS_clock_nanosleep,
+            libc::CLOCK_MONOTONIC,
+            0,
+            &time,
+            std::ptr::null_mut::<libc::timespec>(),
+        )
+    };
+}
