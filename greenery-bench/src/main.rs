@@ -34,6 +34,7 @@ mod http;
 mod hub;
 mod measure;
 mod net;
+mod patch;
 mod python;
 mod scale;
 
@@ -122,6 +123,13 @@ const CASES: &[Case] = &[
                 per connection, and after they all closed (vs tokio current-thread)",
         default_n: 10_000,
         run: echo_scale::echo_scale,
+    },
+    Case {
+        name: "patch",
+        about: "the patch feature's costs: a read the hooks pass to libc off a hub (vs libc's read), and std's \
+                TcpStream echo on a hub through the hooks (vs greenery's TcpStream); needs the bench's `patch` feature",
+        default_n: 2_000_000,
+        run: patch::patch,
     },
     Case {
         name: "http",

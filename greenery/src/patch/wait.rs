@@ -183,7 +183,10 @@ pub(super) fn block_on_fd(
     let mut poll = libc::pollfd { fd, events, revents: 0 };
     let timeout = deadline.map(|deadline| {
         let left = deadline.saturating_duration_since(Instant::now());
-        libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos() as libc::c_long }
+        libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos() as libc::c_long,
+        }
     });
     let timeout_ptr = timeout.as_ref().map_or(std::ptr::null(), |timeout| timeout as *const libc::timespec);
     // SAFETY: one live pollfd; the timeout, if any, lives across the call.
