@@ -67,8 +67,8 @@ mod measured {
     /// cooperative by the hooks) against greenery's.
     pub(super) fn echo(n: u64) {
         let [std_side, greenery_side] = measure::interleaved([
-            Peer::new(n, |k| std_round_trips(k)),
-            Peer::new(n, |k| greenery_round_trips(k)),
+            Peer::new(n, std_round_trips),
+            Peer::new(n, greenery_round_trips),
         ]);
         report_timing("greenery_patch_std_tcp_echo_roundtrip_ns", &std_side);
         report_timing("greenery_tcp_echo_roundtrip_ns", &greenery_side);
