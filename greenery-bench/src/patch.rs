@@ -66,10 +66,8 @@ mod measured {
     /// green threads of this thread's hub: std's `TcpStream` (made
     /// cooperative by the hooks) against greenery's.
     pub(super) fn echo(n: u64) {
-        let [std_side, greenery_side] = measure::interleaved([
-            Peer::new(n, std_round_trips),
-            Peer::new(n, greenery_round_trips),
-        ]);
+        let [std_side, greenery_side] =
+            measure::interleaved([Peer::new(n, std_round_trips), Peer::new(n, greenery_round_trips)]);
         report_timing("greenery_patch_std_tcp_echo_roundtrip_ns", &std_side);
         report_timing("greenery_tcp_echo_roundtrip_ns", &greenery_side);
         report_ratio("greenery_patch_std_vs_greenery_tcp_echo_ratio", &std_side, &greenery_side);

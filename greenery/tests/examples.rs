@@ -45,6 +45,11 @@ fn example(name: &str, args: &[&str]) -> Command {
             "--example",
             name,
         ]);
+        // Examples that need the hooks (`required-features = ["patch"]`)
+        // build only where this test binary was built with them too.
+        if cfg!(feature = "patch") {
+            build.args(["--features", "patch"]);
+        }
         // A cross build (`--target T`) puts its binaries in TARGET_DIR/T/PROFILE,
         // where T is inside the directory cargo tags as a cache.
         let above = profile_dir.parent().expect("a profile directory inside the target directory");
@@ -170,6 +175,29 @@ fn fetcher_times_out_exactly_the_slow_paths_and_keeps_the_servers_load_within_th
         .and_then(|most| most.parse().ok())
         .unwrap_or_else(|| panic!("the server's load in {summary:?}"));
     assert!((1..=8).contains(&most), "{summary}");
+}
+
+/// The stock redis client in green threads: the example's exit status says
+/// every value came back as written and every `BLPOP` got its own element.
+/// Its waiters' `BLPOP`s have a 10 s timeout and the pusher runs only once
+/// they all wait, so without the hooks the first one would hold the thread
+/// for 10 s and come back empty, failing the run; success means they
+/// waited together.
+#[cfg(feature = "patch")]
+#[test]
+fn redis_fanout_writes_reads_and_wakes_every_waiter_through_the_stock_client() {
+    if let Err(err) = Command::new("redis-server").arg("--version").output() {
+        let message = format!("skipped: redis-server cannot run ({err}; apt-get install redis-server)");
+        assert!(std::env::var_os("GREENERY_REQUIRE_SERVERS").is_none(), "{message}");
+        eprintln!("{message}");
+        return;
+    }
+    let stdout = run_ok(example("redis_fanout", &["-", "300", "20"]));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "stdout:\n{stdout}");
+    assert!(lines[0].starts_with("SET x 300 through 20 green threads: "), "{stdout}");
+    assert!(lines[1].starts_with("GET x 300 through 20 green threads: "), "{stdout}");
+    assert!(lines[2].starts_with("BLPOP x 20, all waiting at once, woken after 200 ms: "), "{stdout}");
 }
 
 #[test]

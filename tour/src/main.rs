@@ -52,6 +52,15 @@ fn main() {
     section("Child processes and signals, cooperatively");
     processes();
 
+    section("Blocking code, cooperative: std's own sleeps and sockets (the `patch` feature)");
+    patched();
+
+    section("Futures in green threads, green threads in futures");
+    futures();
+
+    section("Every core: a hub per thread, channels between them");
+    every_core();
+
     section("HTTP: greenery-http serves a few requests to itself");
     http();
 
@@ -483,4 +492,80 @@ fn greenlets() {
         exit.downcast::<GreenletExit>().ok(),
         victim.is_dead()
     );
+}
+
+fn patched() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    println!("hooks active: {}", greenery::patch::is_active());
+    // Plain std::thread::sleep in five green threads: with `patch`, each
+    // parks its green thread, and the five sleep at once.
+    let started = Instant::now();
+    let sleepers: Vec<_> =
+        (0..5).map(|_| greenery::spawn(|| std::thread::sleep(Duration::from_millis(100)))).collect();
+    greenery::hub::joinall(&sleepers, None, true).unwrap();
+    let took = started.elapsed();
+    println!("5 green threads x std::thread::sleep(100 ms): {} ms in all", took.as_millis() / 10 * 10);
+    // std's TcpListener and TcpStream, an echo between two green threads.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = greenery::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut line = [0u8; 12];
+        stream.read_exact(&mut line).unwrap();
+        stream.write_all(&line).unwrap();
+    });
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    client.write_all(b"std, on hub!").unwrap();
+    let mut echo = [0u8; 12];
+    client.read_exact(&mut echo).unwrap();
+    server.get().unwrap();
+    println!("std::net::TcpStream echo: {:?}", String::from_utf8_lossy(&echo));
+    println!("(stock clients work the same way: see the redis_fanout example)");
+}
+
+fn futures() {
+    use std::time::Duration;
+
+    // Any future, awaited from a green thread.
+    let value = greenery::block_on(async { 6 * 7 });
+    println!("greenery::block_on(async {{ 6 * 7 }}) = {value}");
+    // Green code awaited from async code.
+    let hub = greenery::hub::Handle::current();
+    let green = greenery::block_on(async move {
+        hub.spawn(|| {
+            greenery::sleep(Duration::from_millis(1));
+            "green code, awaited"
+        })
+        .await
+        .unwrap()
+    });
+    println!("Handle::spawn(..).await = {green:?}");
+    // A tokio-based future, on the shared tokio runtime.
+    let slept = greenery::tokio::run(async {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        "tokio's timer fired"
+    });
+    println!("greenery::tokio::run(tokio::time::sleep(..)) : {slept}");
+}
+
+fn every_core() {
+    use greenery::sync::mpsc;
+
+    let (tx, rx) = mpsc::unbounded::<(usize, u64)>();
+    let hubs = greenery::hub::cores().clamp(1, 2);
+    greenery::hub::run_on(hubs, |i| {
+        // Each hub runs green threads of its own and reports over a channel
+        // whose ends are Send.
+        let workers: Vec<_> = (0..100u64).map(|n| greenery::spawn(move || n)).collect();
+        let sum: u64 = workers.into_iter().map(|worker| worker.get().unwrap()).sum();
+        tx.send((i, sum)).unwrap();
+    });
+    drop(tx);
+    let mut reports: Vec<_> = rx.iter().collect();
+    reports.sort();
+    for (hub, sum) in reports {
+        println!("hub {hub}: 100 green threads summed to {sum}");
+    }
 }
