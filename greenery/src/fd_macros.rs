@@ -289,7 +289,8 @@ macro_rules! on_readable_method {
             /// Calls `callback` once the stream may be readable (data, its
             /// end, or an error to read), with `Err(TimedOut)` if `timeout`
             /// passes first, or `Err(NotConnected)` if the stream is dropped
-            /// first: a wait that holds no green thread, and so no stack.
+            /// first (or moved to another thread and used there): a wait
+            /// that holds no green thread, and so no stack.
             /// A server keeps a mostly idle connection this way and spawns a
             /// green thread for it when bytes arrive.
             ///

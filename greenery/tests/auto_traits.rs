@@ -4,9 +4,10 @@
 //! Coroutines, generators, greenlets and their handles are `!Send` and
 //! `!Sync` (a suspended stack can hold anything, thread-local addresses
 //! included, so it must stay on its thread); so are the `sync` primitives
-//! (they wake green threads of their own thread's hub), and so are the
-//! `net` sockets (registered with their thread's poller); errors and plain
-//! data are `Send + Sync`.
+//! (they wake green threads of their own thread's hub). The `net` sockets
+//! and child processes are `Send` but `!Sync`: they move to the hub of the
+//! thread that uses them, one thread at a time. Errors and plain data are
+//! `Send + Sync`.
 
 use greenery::greenlet::{Greenlet, GreenletLocal, ParentError, SwitchError, Thrown, Value, WrongType};
 use greenery::net::{
@@ -42,6 +43,15 @@ trait AmbiguousIfSync<A> {
 }
 impl<T: ?Sized> AmbiguousIfSync<()> for T {}
 impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
+
+macro_rules! send_not_sync {
+    ($($ty:ty),* $(,)?) => {
+        $(
+            is_send::<$ty>();
+            let _ = <$ty as AmbiguousIfSync<_>>::some_item;
+        )*
+    };
+}
 
 macro_rules! not_send_or_sync {
     ($($ty:ty),* $(,)?) => {
@@ -158,17 +168,21 @@ fn queues_and_channels_stay_on_their_thread_and_their_errors_cross_threads() {
 }
 
 #[test]
-fn sockets_stay_on_the_thread_whose_hub_they_are_registered_with() {
-    not_send_or_sync!(
+fn sockets_move_between_threads_but_are_used_by_one_at_a_time() {
+    send_not_sync!(
         TcpListener,
         TcpStream,
         UdpSocket,
         UnixListener,
         UnixStream,
         UnixDatagram,
-        Incoming<'static>,
-        UnixIncoming<'static>,
+        greenery::process::Child,
+        greenery::process::ChildStdin,
+        greenery::process::ChildStdout,
+        greenery::process::ChildStderr,
     );
+    // Iterators that borrow a listener: a `&` of a `!Sync` type stays put.
+    not_send_or_sync!(Incoming<'static>, UnixIncoming<'static>);
     is_send::<Interest>();
     is_sync::<Interest>();
 }

@@ -56,8 +56,9 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
+use super::remote::Doorbell;
 use super::timer::TimerId;
-use super::{Task, Waiter, Wake, existing_hub, park, with_hub};
+use super::{Hub, Task, Waiter, Wake, existing_hub, park, with_hub};
 
 /// Which readiness a wait is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +93,7 @@ struct FdState {
     /// Who waits for the fd, per direction.
     waiters: [Cell<Option<Parked>>; 2],
     /// The fd was taken off the poller already, by
-    /// [`Registration::close_now`]: the registration's drop must not touch
+    /// [`Registered::close_now`]: the registration's drop must not touch
     /// the poller (the number may belong to another file by then).
     gone: Cell<bool>,
 }
@@ -228,15 +229,23 @@ impl IoTable {
         }
     }
 
+    /// The state of the fd behind `token`, if the entry is still its.
+    #[inline]
+    fn state(&self, token: Token) -> Option<Rc<FdState>> {
+        let (index, generation) = untoken(token);
+        match self.entries.borrow().get(index) {
+            Some(Entry { generation: current, state: Some(state) }) if *current == generation => {
+                Some(state.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// Marks the fd behind `token` ready as the poll reported, and wakes
     /// whoever waits for that.
     pub(super) fn dispatch(&self, token: Token, event: Readiness) {
-        let (index, generation) = untoken(token);
-        let state = match self.entries.borrow().get(index) {
-            Some(Entry { generation: current, state: Some(state) }) if *current == generation => {
-                state.clone()
-            }
-            _ => return, // deregistered since the event was queued
+        let Some(state) = self.state(token) else {
+            return; // deregistered since the event was queued
         };
         let directions = [
             (Direction::Read, event.readable, event.read_closed || event.error),
@@ -264,35 +273,54 @@ pub(super) struct Readiness {
     pub(super) error: bool,
 }
 
-/// A non-blocking fd registered with this thread's hub; see the module
-/// documentation. `!Send`: it belongs to this thread's poller.
-pub(crate) struct Registration {
+/// An fd's entry in this thread's hub, with what waits on it: the
+/// operations of a registration. `!Send`. A [`Registration`] owns one; a
+/// [`MovableRegistration`] looks its own up on the thread that uses it.
+pub(crate) struct Registered {
     token: Token,
     fd: RawFd,
     state: Rc<FdState>,
+}
+
+/// A non-blocking fd registered with this thread's hub; see the module
+/// documentation. `!Send`: it belongs to this thread's poller. Dropping it
+/// deregisters the fd.
+pub(crate) struct Registration(Registered);
+
+impl std::ops::Deref for Registration {
+    type Target = Registered;
+
+    fn deref(&self) -> &Registered {
+        &self.0
+    }
+}
+
+/// Adds `fd` to `hub`'s table and poller.
+fn register(hub: &Hub, fd: RawFd) -> io::Result<Registered> {
+    let state = Rc::new(FdState {
+        ready: [Cell::new(true), Cell::new(true)],
+        closed: [Cell::new(false), Cell::new(false)],
+        waiters: [Cell::new(None), Cell::new(None)],
+        gone: Cell::new(false),
+    });
+    let token = hub.io.insert(state.clone());
+    let interest = Interest::READABLE | Interest::WRITABLE;
+    if let Err(err) = hub.remote.registry().register(&mut SourceFd(&fd), token, interest) {
+        hub.io.remove(token);
+        return Err(err);
+    }
+    Ok(Registered { token, fd, state })
 }
 
 impl Registration {
     /// Registers `fd`, which must be non-blocking and stay open until the
     /// registration is dropped.
     pub(crate) fn new(fd: RawFd) -> io::Result<Registration> {
-        let state = Rc::new(FdState {
-            ready: [Cell::new(true), Cell::new(true)],
-            closed: [Cell::new(false), Cell::new(false)],
-            waiters: [Cell::new(None), Cell::new(None)],
-            gone: Cell::new(false),
-        });
-        with_hub(|hub| {
-            let token = hub.io.insert(state.clone());
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            if let Err(err) = hub.remote.registry().register(&mut SourceFd(&fd), token, interest) {
-                hub.io.remove(token);
-                return Err(err);
-            }
-            Ok(Registration { token, fd, state })
-        })
+        with_hub(|hub| register(hub, fd)).map(Registration)
     }
+}
 
+impl Registered {
     /// Parks the current green thread until the fd may be ready for
     /// `direction`, or `deadline` passes.
     ///
@@ -301,7 +329,7 @@ impl Registration {
     /// `TimedOut` when the deadline passes; `ResourceBusy` when another
     /// green thread already waits on this fd for the same direction.
     pub(crate) fn wait(&self, direction: Direction, deadline: Option<Instant>) -> io::Result<()> {
-        Registration::wait_many(&[(self, direction)], deadline)
+        Registered::wait_many(&[(self, direction)], deadline)
     }
 
     /// Parks the current green thread until one of `waits` may be ready, or
@@ -310,11 +338,8 @@ impl Registration {
     /// # Errors
     ///
     /// As for [`wait`](Self::wait).
-    pub(crate) fn wait_many(
-        waits: &[(&Registration, Direction)],
-        deadline: Option<Instant>,
-    ) -> io::Result<()> {
-        Registration::park_on(waits, deadline, true)
+    pub(crate) fn wait_many(waits: &[(&Registered, Direction)], deadline: Option<Instant>) -> io::Result<()> {
+        Registered::park_on(waits, deadline, true)
     }
 
     /// Parks the current green thread until the fd may be ready for
@@ -326,11 +351,11 @@ impl Registration {
     ///
     /// As for [`wait`](Self::wait).
     pub(crate) fn wait_in_background(&self, direction: Direction) -> io::Result<()> {
-        Registration::park_on(&[(self, direction)], None, false)
+        Registered::park_on(&[(self, direction)], None, false)
     }
 
     fn park_on(
-        waits: &[(&Registration, Direction)],
+        waits: &[(&Registered, Direction)],
         deadline: Option<Instant>,
         keeps_hub_alive: bool,
     ) -> io::Result<()> {
@@ -361,7 +386,7 @@ impl Registration {
         // However the park ends (a kill or a Timeout unwinds through it), no
         // slot may keep this waiter.
         struct Clear<'a> {
-            waits: &'a [(&'a Registration, Direction)],
+            waits: &'a [(&'a Registered, Direction)],
             waiter: &'a Rc<Waiter>,
             keeps_hub_alive: bool,
         }
@@ -523,7 +548,7 @@ impl Registration {
     }
 }
 
-impl Registration {
+impl Registered {
     /// The fd is about to be closed by someone other than this
     /// registration's owner (a `close` made on another green thread, seen by
     /// the `patch` layer): takes it off the poller now, while the number is
@@ -563,5 +588,205 @@ impl Drop for Registration {
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registration").field("fd", &self.fd).finish()
+    }
+}
+
+/// A registration that follows its fd from thread to thread: what makes
+/// greenery's sockets `Send`.
+///
+/// # Protocol
+///
+/// - **Home.** The fd is registered with one hub at a time, its *home*:
+///   an entry in that hub's table and the fd in that hub's poller. The
+///   registration keeps the home hub's [`Doorbell`] (which also holds the
+///   home's poller registry, so the epoll instance outlives its thread if
+///   need be) and the entry's token.
+/// - **Use.** Every operation starts with [`here`](Self::here): on the
+///   home hub's thread it finds the entry (the generation in the token
+///   makes sure it is this fd's) and acts on it as a [`Registration`]
+///   would. On any other thread, the fd *moves*: it leaves the old home
+///   and is registered with this thread's hub, which becomes its home.
+///   Readiness starts over as "may be ready", as for a new registration.
+/// - **Leaving** a home, from another thread: the fd is taken off the old
+///   home's poller at once (epoll allows that from any thread), and the
+///   old hub is asked, through its doorbell, to drop the entry on its own
+///   thread; events it collected for the token before then find the entry
+///   still there and change nothing that matters, events after find no
+///   entry. Whatever still waits in the old entry (a callback from
+///   `on_readable`) is called there with `NotConnected`, as when a socket
+///   is closed. If the old home's thread has ended, nothing is left to
+///   drop.
+/// - **Moves happen only between uses.** The registration is `Send` but
+///   not `Sync`, and every wait borrows it: a value can only reach another
+///   thread while nothing on the old one is parked on it.
+pub(crate) struct MovableRegistration {
+    fd: RawFd,
+    home: RefCell<Option<Home>>,
+}
+
+/// Where a [`MovableRegistration`] is registered.
+struct Home {
+    hub: Doorbell,
+    token: Token,
+}
+
+impl MovableRegistration {
+    /// Registers `fd` (non-blocking, open until the registration is
+    /// dropped) with this thread's hub.
+    pub(crate) fn new(fd: RawFd) -> io::Result<MovableRegistration> {
+        let home = with_hub(|hub| {
+            let registered = register(hub, fd)?;
+            Ok::<_, io::Error>(Home { hub: hub.remote.doorbell(), token: registered.token })
+        })?;
+        Ok(MovableRegistration { fd, home: RefCell::new(Some(home)) })
+    }
+
+    /// The fd's entry in this thread's hub, moving it here first if its home
+    /// is another thread's hub (see the protocol above).
+    ///
+    /// # Errors
+    ///
+    /// If the fd cannot be registered with this thread's hub.
+    #[inline]
+    pub(crate) fn here(&self) -> io::Result<Registered> {
+        with_hub(|hub| {
+            if let Some(home) = &*self.home.borrow()
+                && hub.remote.is(&home.hub)
+                && let Some(state) = hub.io.state(home.token)
+            {
+                return Ok(Registered { token: home.token, fd: self.fd, state });
+            }
+            self.move_to(hub)
+        })
+    }
+
+    #[cold]
+    fn move_to(&self, hub: &Hub) -> io::Result<Registered> {
+        if let Some(home) = self.home.borrow_mut().take() {
+            home.leave(self.fd);
+        }
+        let registered = register(hub, self.fd)?;
+        *self.home.borrow_mut() = Some(Home { hub: hub.remote.doorbell(), token: registered.token });
+        Ok(registered)
+    }
+}
+
+impl Home {
+    /// Takes the fd off this home: at once on its own thread, else off its
+    /// poller now and out of its table on its thread.
+    fn leave(self, fd: RawFd) {
+        match existing_hub() {
+            Some(hub) if hub.remote.is(&self.hub) => {
+                let _ = hub.remote.registry().deregister(&mut SourceFd(&fd));
+                if hub.io.state(self.token).is_some() {
+                    hub.io.remove(self.token);
+                }
+            }
+            _ => {
+                // The fd is open (its owner closes it after this), so the
+                // number names the file registered there.
+                let _ = self.hub.registry().deregister(&mut SourceFd(&fd));
+                let token = self.token;
+                self.hub.run(move || {
+                    if let Some(hub) = existing_hub()
+                        && hub.io.state(token).is_some()
+                    {
+                        hub.io.remove(token);
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl Drop for MovableRegistration {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.get_mut().take() {
+            home.leave(self.fd);
+        }
+    }
+}
+
+impl std::fmt::Debug for MovableRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MovableRegistration").field("fd", &self.fd).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsRawFd, RawFd};
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    /// The fds an epoll instance watches, from its `/proc/self/fdinfo`
+    /// entry (one `tfd:` line per watched fd).
+    fn watched_by(epoll: &Doorbell) -> Vec<RawFd> {
+        let info =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", epoll.registry().as_raw_fd())).unwrap();
+        info.lines()
+            .filter_map(|line| line.strip_prefix("tfd:"))
+            .map(|rest| rest.split_whitespace().next().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    fn this_hub() -> Doorbell {
+        with_hub(|hub| hub.remote.doorbell())
+    }
+
+    fn has_entry(token: Token) -> bool {
+        with_hub(|hub| hub.io.state(token).is_some())
+    }
+
+    #[test]
+    fn a_registration_used_on_another_thread_leaves_its_old_hub_and_joins_the_new_one() {
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let fd = ours.as_raw_fd();
+        let registration = MovableRegistration::new(fd).unwrap();
+        let first = this_hub();
+        let first_token = registration.home.borrow().as_ref().unwrap().token;
+        assert!(watched_by(&first).contains(&fd) && has_entry(first_token));
+
+        let (registration, second) = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let second = this_hub();
+                    assert!(!watched_by(&second).contains(&fd));
+                    let registered = registration.here().unwrap();
+                    // Moved: in this hub's poller and table, out of the
+                    // first hub's poller at once.
+                    assert!(watched_by(&second).contains(&fd));
+                    assert!(has_entry(registered.token));
+                    assert!(!watched_by(&first).contains(&fd));
+                    drop(registered);
+                    (registration, second)
+                })
+                .join()
+                .unwrap()
+        });
+        // The first hub drops its entry when it next polls (the other
+        // thread asked it to, through its doorbell, before ending).
+        crate::sleep(std::time::Duration::from_millis(1));
+        assert!(!has_entry(first_token));
+        // Dropped here, away from its home: out of the second poller.
+        drop(registration);
+        assert!(!watched_by(&second).contains(&fd));
+        assert!(!watched_by(&first).contains(&fd));
+    }
+
+    #[test]
+    fn a_registration_used_at_home_stays_in_its_entry() {
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let registration = MovableRegistration::new(ours.as_raw_fd()).unwrap();
+        let token = registration.home.borrow().as_ref().unwrap().token;
+        for _ in 0..3 {
+            assert_eq!(registration.here().unwrap().token, token);
+        }
+        drop(registration);
+        assert!(!has_entry(token));
+        assert!(!watched_by(&this_hub()).contains(&ours.as_raw_fd()));
     }
 }

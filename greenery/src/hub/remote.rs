@@ -20,6 +20,11 @@ struct Shared {
     /// Callbacks sent from other threads, to run on the hub.
     queue: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     waker: Waker,
+    /// The poller's registry, for fds (not borrowed from the poll, which the
+    /// loop holds while it waits). Here, rather than in [`Remote`], so that
+    /// a socket that moved to another thread can still take its fd off this
+    /// poller (see `io::MovableRegistration`).
+    registry: Registry,
     /// [`Handle`]s alive and blocking tasks in flight: while any exist,
     /// something outside may still wake the hub, so it is not deadlocked.
     external: AtomicUsize,
@@ -28,9 +33,6 @@ struct Shared {
 /// The loop's poller and the queue other threads feed.
 pub(super) struct Remote {
     poll: RefCell<Poll>,
-    /// The poller's registry, for fds (not borrowed from `poll`, which the
-    /// loop holds while it waits).
-    registry: Registry,
     events: RefCell<Events>,
     shared: Arc<Shared>,
 }
@@ -40,17 +42,22 @@ impl Remote {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
-        let shared = Arc::new(Shared { queue: Mutex::new(Vec::new()), waker, external: AtomicUsize::new(0) });
-        Ok(Remote {
-            poll: RefCell::new(poll),
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Vec::new()),
+            waker,
             registry,
-            events: RefCell::new(Events::with_capacity(1024)),
-            shared,
-        })
+            external: AtomicUsize::new(0),
+        });
+        Ok(Remote { poll: RefCell::new(poll), events: RefCell::new(Events::with_capacity(1024)), shared })
     }
 
     pub(super) fn registry(&self) -> &Registry {
-        &self.registry
+        &self.shared.registry
+    }
+
+    /// Whether `doorbell` rings this hub.
+    pub(super) fn is(&self, doorbell: &Doorbell) -> bool {
+        Arc::ptr_eq(&self.shared, &doorbell.0)
     }
 
     /// Whether anything outside the hub's own queues can still wake it.
@@ -98,6 +105,10 @@ impl Remote {
 
     pub(super) fn handle(&self) -> Handle {
         Handle::new(self.shared.clone())
+    }
+
+    pub(super) fn doorbell(&self) -> Doorbell {
+        Doorbell(self.shared.clone())
     }
 }
 
@@ -183,6 +194,11 @@ impl Doorbell {
     pub(super) fn run(&self, callback: impl FnOnce() + Send + 'static) {
         self.0.queue.lock().unwrap_or_else(|poison| poison.into_inner()).push(Box::new(callback));
         let _ = self.0.waker.wake();
+    }
+
+    /// The hub's poller registry, usable from any thread.
+    pub(super) fn registry(&self) -> &Registry {
+        &self.0.registry
     }
 }
 

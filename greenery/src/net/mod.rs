@@ -54,9 +54,14 @@
 //!   here the second gets [`ResourceBusy`](std::io::ErrorKind::ResourceBusy). To read in one
 //!   green thread and write in another, use the same socket from both (one
 //!   reader, one writer) or a [`try_clone`](TcpStream::try_clone).
-//! - **Threads.** Sockets are `!Send`: each is registered with its thread's
-//!   hub. `into_std` and `from_std` move one across threads. A server on
-//!   several cores runs one hub per thread, each with a listener of its own
+//! - **Threads.** Sockets are `Send` (not `Sync`): a socket is registered
+//!   with the hub of the thread that uses it, and one moved to another
+//!   thread (over a channel, in a connection pool, in a closure) registers
+//!   with that thread's hub on its first use there, mid-connection if need
+//!   be, leaving its old hub. A crate whose transport must be `Send + Sync`
+//!   and that takes `&mut self` (ureq's `Transport`) gets the `Sync` from a
+//!   [`std::sync::Mutex`] reached through `get_mut`, which takes no lock.
+//!   A server on several cores runs one hub per thread, each with a listener of its own
 //!   on the same address ([`TcpListener::bind_reuse_port`],
 //!   [`ServerThreads`]); one listener shared by several hubs balances
 //!   badly.

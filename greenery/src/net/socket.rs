@@ -1,17 +1,21 @@
 //! What every socket type shares: its registration with the hub and its
 //! timeouts.
+//!
+//! A socket is `Send`: its registration follows it to the thread that uses
+//! it (see `hub::io::MovableRegistration`), so each operation starts by
+//! finding the fd's entry in this thread's hub.
 
 use std::cell::Cell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::hub::io::{Direction, Registration};
+use crate::hub::io::{Direction, MovableRegistration};
 
-/// A non-blocking socket registered with this thread's hub.
+/// A non-blocking socket registered with the hub of the thread that uses it.
 pub(crate) struct Socket<S: AsRawFd> {
     // Declared first, so dropped first: deregistered while the fd is open.
-    registration: Registration,
+    registration: MovableRegistration,
     io: S,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
@@ -20,7 +24,7 @@ pub(crate) struct Socket<S: AsRawFd> {
 impl<S: AsRawFd> Socket<S> {
     /// Registers `io`, which must already be non-blocking.
     pub(crate) fn new(io: S) -> io::Result<Socket<S>> {
-        let registration = Registration::new(io.as_raw_fd())?;
+        let registration = MovableRegistration::new(io.as_raw_fd())?;
         Ok(Socket { registration, io, read_timeout: Cell::new(None), write_timeout: Cell::new(None) })
     }
 
@@ -49,7 +53,7 @@ impl<S: AsRawFd> Socket<S> {
         deadline: Option<Instant>,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.registration.retry(Direction::Read, deadline, || op(&self.io))
+        self.registration.here()?.retry(Direction::Read, deadline, || op(&self.io))
     }
 
     /// A stream read into `len` bytes: as [`read_with`](Self::read_with),
@@ -59,11 +63,13 @@ impl<S: AsRawFd> Socket<S> {
     pub(crate) fn read_stream(
         &self,
         len: usize,
-        op: impl FnMut(&S) -> io::Result<usize>,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let read = self.read_with(op)?;
+        let registered = self.registration.here()?;
+        let deadline = deadline(self.read_timeout.get());
+        let read = registered.retry(Direction::Read, deadline, || op(&self.io))?;
         if read > 0 && read < len {
-            self.registration.drained(Direction::Read);
+            registered.drained(Direction::Read);
         }
         Ok(read)
     }
@@ -74,11 +80,13 @@ impl<S: AsRawFd> Socket<S> {
     pub(crate) fn write_stream(
         &self,
         len: usize,
-        op: impl FnMut(&S) -> io::Result<usize>,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let written = self.write_with(op)?;
+        let registered = self.registration.here()?;
+        let deadline = deadline(self.write_timeout.get());
+        let written = registered.retry(Direction::Write, deadline, || op(&self.io))?;
         if written < len {
-            self.registration.drained(Direction::Write);
+            registered.drained(Direction::Write);
         }
         Ok(written)
     }
@@ -99,13 +107,17 @@ impl<S: AsRawFd> Socket<S> {
         mut op: impl FnMut(&S) -> io::Result<usize>,
     ) -> std::task::Poll<io::Result<usize>> {
         use std::task::Poll;
+        let registered = match self.registration.here() {
+            Ok(registered) => registered,
+            Err(err) => return Poll::Ready(Err(err)),
+        };
         loop {
-            match self.registration.poll_ready(direction, cx) {
+            match registered.poll_ready(direction, cx) {
                 Poll::Ready(Ok(())) => {}
                 other => return other.map(|ready| ready.map(|()| 0)),
             }
             match op(&self.io) {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.registration.drained(direction),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => registered.drained(direction),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Ok(moved) => {
                     let short = match direction {
@@ -113,7 +125,7 @@ impl<S: AsRawFd> Socket<S> {
                         Direction::Write => moved < len,
                     };
                     if short {
-                        self.registration.drained(direction);
+                        registered.drained(direction);
                     }
                     return Poll::Ready(Ok(moved));
                 }
@@ -126,19 +138,19 @@ impl<S: AsRawFd> Socket<S> {
     #[inline]
     pub(crate) fn write_with<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
         let deadline = deadline(self.write_timeout.get());
-        self.registration.retry(Direction::Write, deadline, || op(&self.io))
+        self.registration.here()?.retry(Direction::Write, deadline, || op(&self.io))
     }
 
     /// Waits until the socket may be writable, by `deadline` (a connect in
     /// progress completes this way).
     pub(crate) fn wait_writable(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.registration.wait(Direction::Write, deadline)
+        self.registration.here()?.wait(Direction::Write, deadline)
     }
 
     /// Waits until the socket may be readable, without keeping the hub from
     /// declaring a deadlock (for a watcher nobody waits for).
     pub(crate) fn wait_readable_in_background(&self) -> io::Result<()> {
-        self.registration.wait_in_background(Direction::Read)
+        self.registration.here()?.wait_in_background(Direction::Read)
     }
 
     /// Calls `callback` on the hub once the socket may be readable, or with
@@ -148,7 +160,7 @@ impl<S: AsRawFd> Socket<S> {
         timeout: Option<Duration>,
         callback: Box<dyn FnOnce(io::Result<()>)>,
     ) -> io::Result<()> {
-        self.registration.on_ready(Direction::Read, deadline(timeout), callback)
+        self.registration.here()?.on_ready(Direction::Read, deadline(timeout), callback)
     }
 
     pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {

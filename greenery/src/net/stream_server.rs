@@ -51,7 +51,8 @@ use super::{TcpListener, TcpStream};
 ///   server that was not stopped closes its listeners (their accept loops
 ///   are killed) and leaves the running handlers to finish on their own.
 ///
-/// `!Send`, like the sockets it owns.
+/// `!Send`: its handler and the green threads it runs belong to this
+/// thread's hub. For several threads, see [`ServerThreads`](super::ServerThreads).
 pub struct StreamServer {
     listeners: RefCell<Vec<TcpListener>>,
     addrs: Vec<SocketAddr>,

@@ -58,7 +58,8 @@ pub fn default_backlog() -> u32 {
 /// ```
 ///
 /// Accepted streams are non-blocking and registered with this thread's hub.
-/// `!Send`, like [`TcpStream`].
+/// `Send`, like [`TcpStream`]: moved to another thread, it accepts there
+/// on that thread's hub.
 #[derive(Debug)]
 pub struct TcpListener {
     socket: Socket<mio::net::TcpListener>,

@@ -36,9 +36,33 @@ use super::socket::{Socket, deadline};
 /// [`try_clone`](Self::try_clone) are separate registrations, so one green
 /// thread may read a clone while another writes the original.
 ///
-/// `!Send`: the socket is registered with this thread's hub. To move it to
-/// another thread, [`into_std`](Self::into_std) and [`from_std`](Self::from_std)
-/// it there.
+/// `Send`, not `Sync`: the socket is registered with the hub of the thread
+/// that uses it. Moved to another thread, it registers with that thread's
+/// hub on its first read, write or wait there, and leaves the old one (a
+/// callback of [`on_readable`](Self::on_readable) still pending on the old
+/// hub is called there with `NotConnected`). Each thread must have its own
+/// hub running for its waits to end: any thread does, as soon as it uses
+/// greenery.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use greenery::net::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+/// let (mut served, _) = listener.accept().unwrap();
+/// client.write_all(b"ping").unwrap();
+/// // The accepted connection goes on on another thread's hub.
+/// let server = std::thread::spawn(move || {
+///     let mut ping = [0; 4];
+///     served.read_exact(&mut ping).unwrap();
+///     served.write_all(b"pong").unwrap();
+/// });
+/// let mut pong = [0; 4];
+/// client.read_exact(&mut pong).unwrap();
+/// assert_eq!(&pong, b"pong");
+/// server.join().unwrap();
+/// ```
 #[derive(Debug)]
 pub struct TcpStream {
     socket: Socket<std::net::TcpStream>,

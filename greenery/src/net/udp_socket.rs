@@ -25,7 +25,7 @@ use super::socket::Socket;
 /// ```
 ///
 /// Timeouts and the one-waiter-per-direction rule are as for
-/// [`TcpStream`](super::TcpStream). `!Send`.
+/// [`TcpStream`](super::TcpStream). `Send`, not `Sync`, as a `TcpStream` is.
 #[derive(Debug)]
 pub struct UdpSocket {
     socket: Socket<std::net::UdpSocket>,

@@ -22,7 +22,7 @@ use super::socket::Socket;
 /// assert_eq!(receiver.get().unwrap(), b"hi");
 /// ```
 ///
-/// `!Send`, like the other sockets.
+/// `Send`, not `Sync`, like the other sockets.
 #[derive(Debug)]
 pub struct UnixDatagram {
     socket: Socket<std::os::unix::net::UnixDatagram>,

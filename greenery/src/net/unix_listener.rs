@@ -31,7 +31,7 @@ use super::socket::Socket;
 /// std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 ///
-/// `!Send`, like [`UnixStream`].
+/// `Send`, like [`UnixStream`].
 #[derive(Debug)]
 pub struct UnixListener {
     socket: Socket<mio::net::UnixListener>,

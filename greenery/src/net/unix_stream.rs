@@ -27,7 +27,7 @@ use super::socket::Socket;
 /// ```
 ///
 /// Timeouts and the one-waiter-per-direction rule are as for
-/// [`TcpStream`](super::TcpStream). `!Send`.
+/// [`TcpStream`](super::TcpStream). `Send`, not `Sync`, as a `TcpStream` is.
 #[derive(Debug)]
 pub struct UnixStream {
     socket: Socket<std::os::unix::net::UnixStream>,

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
-use crate::hub::io::{Direction, Registration};
+use crate::hub::io::{Direction, Registered, Registration};
 
 use super::socket::deadline;
 
@@ -80,13 +80,13 @@ pub fn wait_any(fds: &[(BorrowedFd<'_>, Interest)], timeout: Option<Duration>) -
                 registrations.push((raw, Registration::new(raw).map_err(already_registered)?));
             }
         }
-        let waits: Vec<(&Registration, Direction)> = fds
+        let waits: Vec<(&Registered, Direction)> = fds
             .iter()
             .map(|(fd, interest)| {
                 let registration = registrations
                     .iter()
                     .find(|(raw, _)| *raw == fd.as_raw_fd())
-                    .map(|(_, registration)| registration)
+                    .map(|(_, registration)| &**registration)
                     .expect("registered above");
                 let direction = match interest {
                     Interest::Readable => Direction::Read,
@@ -95,7 +95,7 @@ pub fn wait_any(fds: &[(BorrowedFd<'_>, Interest)], timeout: Option<Duration>) -
                 (registration, direction)
             })
             .collect();
-        Registration::wait_many(&waits, deadline)?;
+        Registered::wait_many(&waits, deadline)?;
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{fds, real};
 use crate::hub::deferred;
-use crate::hub::io::{Direction, Registration};
+use crate::hub::io::{Direction, Registered, Registration};
 
 /// Why a wait ended without readiness.
 pub(super) enum Failed {
@@ -92,12 +92,12 @@ pub(super) fn park_on_any(
         let generation = fds::get(fd).map_or(0, fds::Entry::generation);
         registrations.push(registration(fd, generation)?);
     }
-    let pairs: Vec<(&Registration, Direction)> = registrations
+    let pairs: Vec<(&Registered, Direction)> = registrations
         .iter()
         .zip(waits)
-        .map(|(registration, &(_, direction))| (&**registration, direction))
+        .map(|(registration, &(_, direction))| (&***registration, direction))
         .collect();
-    match catch(|| Registration::wait_many(&pairs, deadline))? {
+    match catch(|| Registered::wait_many(&pairs, deadline))? {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == io::ErrorKind::TimedOut => Err(Failed::TimedOut),
         Err(err) if err.kind() == io::ErrorKind::ResourceBusy => {

@@ -42,8 +42,9 @@
 //!   [`Command::timeout`] and [`Child::wait_with_output_timeout`] kill it
 //!   (Python's `subprocess.run(timeout=...)`). A [`Timeout`](crate::Timeout)
 //!   around any call works too; the child is then left as it is.
-//! - **Threads.** A `Child` and its pipes are `!Send`: they are registered
-//!   with the hub of the thread that spawned the child.
+//! - **Threads.** A `Child` and its pipes are `Send`, as sockets are: each
+//!   is registered with the hub of the thread that uses it, and moves to
+//!   another thread's hub on its first use there.
 
 mod child;
 mod command;
