@@ -186,3 +186,13 @@ fn sockets_move_between_threads_but_are_used_by_one_at_a_time() {
     is_send::<Interest>();
     is_sync::<Interest>();
 }
+
+#[test]
+fn threadsafe_primitives_and_channels_cross_threads() {
+    is_send::<greenery::sync::threadsafe::Event>();
+    is_sync::<greenery::sync::threadsafe::Event>();
+    is_send::<greenery::sync::threadsafe::AsyncResult<String, String>>();
+    is_sync::<greenery::sync::threadsafe::AsyncResult<String, String>>();
+    is_send::<greenery::sync::mpsc::Sender<String>>();
+    is_send::<greenery::sync::mpsc::Receiver<String>>();
+}

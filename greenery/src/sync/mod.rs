@@ -53,11 +53,12 @@
 //! thread, and neither do the things it waits on. Between threads (hubs on
 //! several cores, plain OS threads, async code), [`mpsc`] has channels whose
 //! ends are `Send`: a blocking send or receive parks only the green thread
-//! (or blocks a plain thread). A value or an event for a green thread on
-//! another hub travels through one (a [`bounded`](mpsc::bounded) channel of
-//! one is a `Send` one-shot result), or its signalling code runs on that
+//! (or blocks a plain thread); [`threadsafe`] has an `Event` and an
+//! `AsyncResult` that are `Send + Sync`, set on any thread and waited for
+//! on any other, hub or not. Or the signalling code runs on the waiters'
 //! hub with [`Handle`](crate::hub::Handle).
 
+mod anywhere;
 mod async_result;
 mod channel;
 mod condvar;
@@ -77,6 +78,7 @@ mod queue_error;
 mod queue_iter;
 mod rlock;
 mod semaphore;
+pub mod threadsafe;
 mod tracker;
 
 use std::time::{Duration, Instant};

@@ -63,8 +63,10 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+use super::anywhere::wait_anywhere;
 
 /// A channel with room for `capacity` values (at least 1): a send into a
 /// full channel waits for room.
@@ -180,7 +182,7 @@ impl<T> Sender<T> {
     /// [`SendError`], with the value, if the receiver is gone or closed the
     /// channel.
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        wait(self.send_async(value), None).unwrap_or_else(|_| unreachable!("no deadline"))
+        wait_anywhere(self.send_async(value), None).unwrap_or_else(|_| unreachable!("no deadline"))
     }
 
     /// As [`send`](Self::send), giving up after `timeout`.
@@ -192,7 +194,7 @@ impl<T> Sender<T> {
     /// with the value.
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), TrySendError<T>> {
         let mut send = pin!(self.send_async(value));
-        match wait(send.as_mut(), Some(Instant::now() + timeout)) {
+        match wait_anywhere(send.as_mut(), Some(Instant::now() + timeout)) {
             Ok(outcome) => outcome.map_err(|SendError(value)| TrySendError::Disconnected(value)),
             Err(()) => Err(TrySendError::Full(send.as_mut().take_value())),
         }
@@ -328,7 +330,7 @@ impl<T> Receiver<T> {
     /// [`RecvError`] once every sender is gone (or the channel is closed)
     /// and nothing is left.
     pub fn recv(&self) -> Result<T, RecvError> {
-        wait(self.recv_async(), None).unwrap_or_else(|_| unreachable!("no deadline"))
+        wait_anywhere(self.recv_async(), None).unwrap_or_else(|_| unreachable!("no deadline"))
     }
 
     /// As [`recv`](Self::recv), giving up after `timeout`.
@@ -339,7 +341,7 @@ impl<T> Receiver<T> {
     /// [`TryRecvError::Disconnected`] once every sender is gone and nothing
     /// is left.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, TryRecvError> {
-        match wait(self.recv_async(), Some(Instant::now() + timeout)) {
+        match wait_anywhere(self.recv_async(), Some(Instant::now() + timeout)) {
             Ok(outcome) => outcome.map_err(|RecvError| TryRecvError::Disconnected),
             Err(()) => Err(TryRecvError::Empty),
         }
@@ -455,52 +457,6 @@ impl<'a, T> IntoIterator for &'a Receiver<T> {
 
     fn into_iter(self) -> Iter<'a, T> {
         self.iter()
-    }
-}
-
-/// Runs `future` to completion on this thread: in `block_on` if the thread
-/// has a hub (only the calling green thread waits), else by parking the
-/// thread. `Err(())` if `deadline` passed first.
-fn wait<F: Future>(future: F, deadline: Option<Instant>) -> Result<F::Output, ()> {
-    if crate::hub::has_hub() {
-        return match deadline {
-            None => Ok(crate::block_on(future)),
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                crate::with_timeout(left, || crate::block_on(future)).map_err(drop)
-            }
-        };
-    }
-    let mut future = pin!(future);
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return Ok(output);
-        }
-        match deadline {
-            None => std::thread::park(),
-            Some(deadline) => {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(());
-                }
-                std::thread::park_timeout(deadline - now);
-            }
-        }
-    }
-}
-
-/// A waker that unparks a plain OS thread.
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
     }
 }
 
