@@ -15,7 +15,6 @@ pub mod generator;
 pub mod greenlet;
 pub mod hub;
 pub mod net;
-#[cfg(feature = "patch")]
 pub mod patch;
 pub mod process;
 mod raw;

@@ -14,11 +14,15 @@
 //! greenery = { version = "0.1", features = ["patch"] }
 //! ```
 //!
+//! Without the feature this module holds only [`is_active`], which then
+//! answers `false`.
+//!
 //! Nothing else changes in the program: std's `TcpStream`, the `redis`
 //! crate's synchronous client, `ureq`, `std::thread::sleep` on green threads
 //! now let the other green threads run while they wait.
 //!
 //! ```
+//! # if !greenery::patch::is_active() { return; } // would block without the feature
 //! use std::io::{Read, Write};
 //!
 //! // Plain std sockets, each in a green thread: with the `patch` feature
@@ -118,17 +122,41 @@
 //! - A descriptor closed by **another OS thread** while a green thread waits
 //!   on it wakes nothing; the wait ends with its timeout, if it has one.
 
+#[cfg(feature = "patch")]
 mod fds;
+#[cfg(feature = "patch")]
 mod hooks;
+#[cfg(feature = "patch")]
 pub(crate) mod real;
+#[cfg(feature = "patch")]
 mod wait;
 
 /// Whether the `patch` feature's hooks are in this program: the program's
 /// own calls to the C library's `read` reach greenery's.
 ///
+/// This function is there with or without the feature (it answers `false`
+/// without it), so that code built either way can ask; Cargo turns a
+/// feature on for every user of a crate when one of them asks for it.
+///
+/// ```
+/// assert_eq!(greenery::patch::is_active(), cfg!(feature = "patch"));
+/// ```
+#[cfg(not(feature = "patch"))]
+pub fn is_active() -> bool {
+    false
+}
+
+/// Whether the `patch` feature's hooks are in this program: the program's
+/// own calls to the C library's `read` reach greenery's.
+///
+/// This function is there with or without the feature (it answers `false`
+/// without it), so that code built either way can ask; Cargo turns a
+/// feature on for every user of a crate when one of them asks for it.
+///
 /// ```
 /// assert!(greenery::patch::is_active());
 /// ```
+#[cfg(feature = "patch")]
 pub fn is_active() -> bool {
     // A pipe made through the patched `pipe2` is tracked; one the hooks do
     // not see would not be.
