@@ -103,12 +103,15 @@
 
 mod block_on;
 mod blocking;
+mod dump;
 mod green_future;
 pub(crate) mod io;
 mod join_all;
 mod join_error;
 mod join_handle;
 mod link;
+mod monitor;
+mod record;
 mod remote;
 pub(crate) mod report;
 mod run_on;
@@ -123,15 +126,18 @@ use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use block_on::block_on;
 pub use blocking::spawn_blocking;
+pub use dump::{DumpOnSignal, dump, dump_on_signal, format_dump};
 pub use green_future::GreenFuture;
 pub use join_all::{JoinAllError, joinall, killall, wait_any};
 pub use join_error::JoinError;
 pub use join_handle::JoinHandle;
 pub use link::LinkId;
+pub use monitor::{BlockingReport, max_blocking_time, set_max_blocking_time};
 pub use remote::Handle;
 pub use report::{ErrorHandler, ErrorReport, print_error, reset_error_handler, set_error_handler};
 pub use run_on::{cores, run_on};
@@ -141,6 +147,7 @@ pub use timeout::{TimedOut, Timeout, with_timeout};
 pub(crate) use timeout::{is_timeout_expiry, timeout_expiry_message};
 
 pub(crate) use join_handle::AnyJoinHandle;
+pub(crate) use record::{Record, Wait};
 pub(crate) use thread::{make as make_green_thread, spawn_with};
 pub(crate) use wait_queue::WaitQueue;
 
@@ -291,6 +298,16 @@ pub(crate) struct Hub {
     spawned: Cell<u64>,
     /// Green threads that stay parked, to stash.
     sweep: sweep::Sweep,
+    /// When the loop last polled: the time parks record as their start.
+    now: Cell<Instant>,
+    /// What the monitor and the dump see of this hub.
+    watch: Arc<monitor::Watch>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        monitor::unregister_hub();
+    }
 }
 
 thread_local! {
@@ -343,6 +360,9 @@ fn create_hub() -> Rc<Hub> {
         .greenlet(|_| run_loop())
         .unwrap_or_else(|err| panic!("cannot start the hub: {err}"));
     hub_greenlet.set_parent(&main).expect("the main greenlet is no descendant of the hub");
+    let remote =
+        remote::Remote::new().unwrap_or_else(|err| panic!("cannot create the hub's event loop: {err}"));
+    let watch = monitor::register_hub(&hub_greenlet, &main, remote.doorbell());
     let hub = Rc::new(Hub {
         greenlet: hub_greenlet,
         main,
@@ -350,11 +370,12 @@ fn create_hub() -> Rc<Hub> {
         timers: RefCell::new(Timers::new()),
         idlers: RefCell::new(Vec::new()),
         main_waiter: RefCell::new(None),
-        remote: remote::Remote::new()
-            .unwrap_or_else(|err| panic!("cannot create the hub's event loop: {err}")),
+        remote,
         io: io::IoTable::new(),
         spawned: Cell::new(0),
         sweep: sweep::Sweep::new(),
+        now: Cell::new(Instant::now()),
+        watch,
     });
     HUB.with(|slot| *slot.borrow_mut() = Some(hub.clone()));
     hub
@@ -390,7 +411,8 @@ impl Hub {
 /// any) passes, or nothing can wake it any more.
 ///
 /// `waiter` must be the current greenlet's (from [`Waiter::new`]), already
-/// placed wherever it will be woken from.
+/// placed wherever it will be woken from; `what` says what that is (for
+/// [`dump`]).
 ///
 /// If the greenlet is killed while parked, this unwinds (with the kill's
 /// payload) and the waiter is left stale.
@@ -399,8 +421,8 @@ impl Hub {
 ///
 /// When called on the hub itself (from a hub callback): the hub cannot wait
 /// for itself.
-pub(crate) fn park(waiter: &Rc<Waiter>, deadline: Option<Instant>) -> Wake {
-    park_until(waiter, deadline, PastDeadline::TimesOut)
+pub(crate) fn park(waiter: &Rc<Waiter>, what: Wait, deadline: Option<Instant>) -> Wake {
+    park_until(waiter, what, deadline, PastDeadline::TimesOut)
 }
 
 /// What [`park_until`] does with a deadline that has already passed.
@@ -413,7 +435,7 @@ enum PastDeadline {
     Yields,
 }
 
-fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline) -> Wake {
+fn park_until(waiter: &Rc<Waiter>, what: Wait, deadline: Option<Instant>, past: PastDeadline) -> Wake {
     let hub = with_hub(Rc::clone);
     if hub.is_current() {
         panic!(
@@ -426,11 +448,13 @@ fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline
     }
     waiter.state.set(WaitState::Parked);
     hub.sweep.parked(&waiter.greenlet);
+    waiter.greenlet.record().parked(what, hub.now.get(), deadline);
     let timer = deadline
         .map(|at| hub.timers.borrow_mut().insert(at, TimerAction::Wake(waiter.clone(), Wake::TimedOut)));
     let is_main = waiter.greenlet.is_main();
     if is_main {
         *hub.main_waiter.borrow_mut() = Some(waiter.clone());
+        monitor::waiting_changed(1);
     }
     // Whatever happens at the switch (a kill unwinds through it), the waiter
     // must end up idle and its timer gone.
@@ -443,6 +467,10 @@ fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline
         fn drop(&mut self) {
             self.waiter.state.set(WaitState::Idle);
             self.waiter.greenlet.note_resumed();
+            self.waiter.greenlet.record().resumed();
+            if self.is_main {
+                monitor::waiting_changed(-1);
+            }
             // During thread teardown the hub may be gone, and its timers
             // with it.
             if let Some(hub) = existing_hub() {
@@ -513,7 +541,7 @@ pub fn sleep(duration: Duration) {
         return yield_now();
     }
     let waiter = Waiter::new();
-    park_until(&waiter, Some(Instant::now() + duration), PastDeadline::Yields);
+    park_until(&waiter, Wait::Sleep, Some(Instant::now() + duration), PastDeadline::Yields);
 }
 
 /// Blocks until the hub has nothing else to run: every ready green thread has
@@ -525,7 +553,7 @@ pub fn sleep(duration: Duration) {
 pub fn idle() -> Result<(), Deadlock> {
     let waiter = Waiter::new();
     with_hub(|hub| hub.idlers.borrow_mut().push(waiter.clone()));
-    match park(&waiter, None) {
+    match park(&waiter, Wait::Idle, None) {
         Wake::Deadlock => Err(Deadlock),
         _ => Ok(()),
     }
@@ -543,6 +571,7 @@ fn run_ready(hub: &Hub) -> usize {
     let batch = hub.ready.borrow().len();
     for _ in 0..batch {
         let Some(task) = hub.ready.borrow_mut().pop_front() else { break };
+        monitor::beat();
         match task {
             Task::Resume(waiter) => {
                 // It may have been killed since it was woken.
@@ -594,11 +623,21 @@ fn run_loop() {
             continue;
         }
         let wait = hub.sweep.limit_wait(wait, now);
+        let idle = wait != Some(Duration::ZERO);
+        if idle {
+            monitor::polling(true);
+        }
         let remote_tasks = hub.remote.poll(wait, |token, readiness| hub.io.dispatch(token, readiness));
+        if idle {
+            monitor::polling(false);
+        }
         for task in remote_tasks {
             hub.schedule(task);
         }
         fire_timers(&hub);
+        if monitor::report_pending(&hub.watch) {
+            monitor::deliver_pending(&hub.watch);
+        }
         // With the time read before the poll: a sweep that fell due during
         // it starts on the next turn, which then does not wait.
         hub.sweep.run(now);
@@ -607,6 +646,7 @@ fn run_loop() {
 
 fn fire_timers(hub: &Hub) {
     let now = Instant::now();
+    hub.now.set(now);
     loop {
         let action = hub.timers.borrow_mut().pop_due(now);
         match action {
@@ -617,6 +657,22 @@ fn fire_timers(hub: &Hub) {
             None => break,
         }
     }
+}
+
+/// The addresses of the greenlets the run queue will resume, start or kill
+/// (for [`dump`]).
+fn ready_greenlets(hub: &Hub) -> Vec<usize> {
+    hub.ready
+        .borrow()
+        .iter()
+        .filter_map(|task| match task {
+            Task::Resume(waiter) if waiter.state.get() == WaitState::Woken => Some(waiter.greenlet.address()),
+            Task::Start(greenlet, _) | Task::Kill(greenlet) | Task::Throw(greenlet, _) => {
+                Some(greenlet.address())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 #[cold]

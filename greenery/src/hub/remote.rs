@@ -99,6 +99,10 @@ impl Remote {
     pub(super) fn handle(&self) -> Handle {
         Handle::new(self.shared.clone())
     }
+
+    pub(super) fn doorbell(&self) -> Doorbell {
+        Doorbell(self.shared.clone())
+    }
 }
 
 /// A `Send + Sync` handle to one thread's hub, for other threads: it runs
@@ -182,6 +186,11 @@ impl Doorbell {
     /// Runs `callback` on the hub, as [`Handle::run`] does.
     pub(super) fn run(&self, callback: impl FnOnce() + Send + 'static) {
         self.0.queue.lock().unwrap_or_else(|poison| poison.into_inner()).push(Box::new(callback));
+        let _ = self.0.waker.wake();
+    }
+
+    /// Wakes the hub's loop, to look at what it was told.
+    pub(super) fn wake(&self) {
         let _ = self.0.waker.wake();
     }
 }
