@@ -28,9 +28,13 @@ fn a_dump_names_each_kind_of_wait() {
     let mut threads = Vec::new();
 
     let waiting = event.clone();
-    threads.push(Builder::new().name("on-event").spawn(move || drop(waiting.wait())));
+    threads.push(Builder::new().name("on-event").spawn(move || {
+        let _ = waiting.wait();
+    }));
     let getting = queue.clone();
-    threads.push(Builder::new().name("on-queue").spawn(move || drop(getting.get())));
+    threads.push(Builder::new().name("on-queue").spawn(move || {
+        let _ = getting.get();
+    }));
     let guard = mutex.lock().unwrap();
     let locking = mutex.clone();
     threads.push(Builder::new().name("on-mutex").spawn(move || drop(locking.lock())));
@@ -40,13 +44,15 @@ fn a_dump_names_each_kind_of_wait() {
     };
     threads.push(Builder::new().name("on-fd").spawn(move || {
         let mut buffer = [0u8; 8];
-        drop(std::io::Read::read(&mut &reader_end, &mut buffer));
+        let _ = std::io::Read::read(&mut &reader_end, &mut buffer);
     }));
     threads.push(Builder::new().name("sleeper").spawn(|| greenery::sleep(Duration::from_secs(60))));
     let sleeper_id = threads.last().unwrap().id();
     let joined = Builder::new().name("joined").spawn(|| greenery::sleep(Duration::from_secs(60)));
     let joined_id = joined.id();
-    threads.push(Builder::new().name("joiner").spawn(move || drop(joined.join())));
+    threads.push(Builder::new().name("joiner").spawn(move || {
+        let _ = joined.join();
+    }));
     threads.push(Builder::new().name("on-future").spawn(|| greenery::block_on(future::pending::<()>())));
     let (release, blocked) = mpsc::channel::<()>();
     let on_pool = Builder::new().name("on-pool").spawn(move || hub::spawn_blocking(move || blocked.recv()));
@@ -121,7 +127,9 @@ fn a_dump_asks_the_other_hubs_and_names_the_blocked_ones() {
         .spawn(move || {
             let event = Rc::new(Event::new());
             let waiting = event.clone();
-            let waiter = Builder::new().name("far-away").spawn(move || drop(waiting.wait()));
+            let waiter = Builder::new().name("far-away").spawn(move || {
+                let _ = waiting.wait();
+            });
             greenery::sleep(Duration::from_millis(1));
             ready_tx.send(()).unwrap();
             // Keep the hub running its loop until told to stop.
@@ -168,7 +176,9 @@ fn scenario_dump_on_signal() {
     }
     let event = Rc::new(Event::new());
     let waiting = event.clone();
-    let waiter = Builder::new().name("signalled").spawn(move || drop(waiting.wait()));
+    let waiter = Builder::new().name("signalled").spawn(move || {
+        let _ = waiting.wait();
+    });
     greenery::sleep(Duration::from_millis(1));
     let dumping = hub::dump_on_signal(libc::SIGUSR1).unwrap();
     // SAFETY: raise only sends this thread a signal, which has a handler.
@@ -199,7 +209,9 @@ fn a_stashed_green_thread_is_shown_as_stashed() {
     greenery::stack::set_stash_after(Some(Duration::from_millis(1)));
     let event = Rc::new(Event::new());
     let waiting = event.clone();
-    let idle = Builder::new().name("idle").spawn(move || drop(waiting.wait()));
+    let idle = Builder::new().name("idle").spawn(move || {
+        let _ = waiting.wait();
+    });
     greenery::sleep(Duration::from_millis(30)); // several sweeps
     let dump = hub::format_dump();
     event.set();

@@ -30,6 +30,12 @@
 //! with [`spawn_blocking`], or break a long computation up with
 //! [`yield_now`].
 //!
+//! The monitor reports such a call once it holds the hub for longer than
+//! [`max_blocking_time`] (1 s unless `GREENERY_MAX_BLOCKING_TIME` or
+//! [`set_max_blocking_time`] says otherwise): which green thread, for how
+//! long, and a backtrace of where it is ([`BlockingReport`]). [`dump`]
+//! shows every green thread of every hub, and what each waits for.
+//!
 //! # gevent's API in greenery
 //!
 //! | gevent | greenery |
@@ -48,6 +54,8 @@
 //! | `hub.handle_error`, `hub.print_exception` | [`set_error_handler`], [`print_error`]: one handler per thread, for every report |
 //! | `hub.threadpool.spawn(f)` | [`spawn_blocking`] |
 //! | `hub.loop.run_callback_threadsafe(f)` | [`Handle::run`] |
+//! | the monitor thread, `max_blocking_time` | [`max_blocking_time`], [`set_max_blocking_time`], `GREENERY_MAX_BLOCKING_TIME`; reports carry a [`BlockingReport`] |
+//! | `print_run_info()`, `format_run_info()` | [`dump`], [`format_dump`], [`dump_on_signal`] |
 //!
 //! # Protocol
 //!
@@ -94,6 +102,11 @@
 //!   the memory that finished ones left for reuse (stack pages, malloc's
 //!   free memory): after a burst, the process returns to about its
 //!   memory before it.
+//! - **Watching.** Each time the loop hands the thread to a task, and
+//!   around each wait for events, it stores a counter that the process's
+//!   monitor thread reads (the `monitor` module); each green thread has a
+//!   record of who spawned it and what it is parked on, which [`dump`]
+//!   reads (the `record` module). Both cost a few plain stores.
 //! - **Threads.** Each OS thread has its own hub. Handles to green threads
 //!   are `!Send`; [`Handle`] is the `Send` way to run something on another
 //!   thread's hub, and it wakes that hub's loop. A green thread never moves

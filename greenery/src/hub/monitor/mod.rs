@@ -136,6 +136,9 @@ pub(super) fn error_handler_changed(default: bool) {
 /// A hub, as the monitor and the dump see it.
 pub(crate) struct Watch {
     pulse: PulseRef,
+    /// The process the hub was made in: a child made by `fork` inherits the
+    /// list, but not the threads of the hubs its parent had.
+    pid: u32,
     /// The hub's thread, for signals (its kernel thread id) and reports.
     tid: libc::pid_t,
     thread: String,
@@ -157,9 +160,10 @@ pub(crate) struct Watch {
 struct PulseRef(*const Pulse);
 
 // SAFETY: the pointer is only dereferenced while the watch is registered
-// (under `HUBS`'s lock), and a watch leaves the list before its thread
-// exits (`WATCH`'s destructor), so the thread-local it points to is alive;
-// its fields are atomics.
+// (under `HUBS`'s lock) and made in this process (a child made by `fork`
+// has copies of its parent's watches, whose threads it does not have), and
+// a watch leaves the list before its thread exits (`WATCH`'s destructor),
+// so the thread-local it points to is alive; its fields are atomics.
 unsafe impl Send for PulseRef {}
 // SAFETY: as above.
 unsafe impl Sync for PulseRef {}
@@ -223,6 +227,7 @@ pub(super) fn register_hub(hub_greenlet: &Greenlet, main: &Greenlet, doorbell: D
     let thread = std::thread::current();
     let watch = Arc::new(Watch {
         pulse: PulseRef(PULSE.with(std::ptr::from_ref)),
+        pid: std::process::id(),
         tid: capture::gettid(),
         thread: thread.name().map_or_else(|| format!("{:?}", thread.id()), str::to_owned),
         doorbell,
@@ -248,9 +253,11 @@ pub(super) fn unregister_hub() {
     drop(registration);
 }
 
-/// The hubs of the process, at this moment.
+/// The hubs of the process, at this moment (in a child made by `fork`,
+/// only those made in the child).
 pub(super) fn hubs() -> Vec<Arc<Watch>> {
-    lock(&HUBS).clone()
+    let pid = std::process::id();
+    lock(&HUBS).iter().filter(|watch| watch.pid == pid).cloned().collect()
 }
 
 /// This thread's hub's watch, if it has a hub.
@@ -464,9 +471,10 @@ fn look(threshold: Duration) {
     {
         let hubs = lock(&HUBS);
         let now = Instant::now();
-        for watch in hubs.iter() {
-            // SAFETY: registered watches' threads are alive (see `PulseRef`),
-            // and we hold the list's lock.
+        let pid = std::process::id();
+        for watch in hubs.iter().filter(|watch| watch.pid == pid) {
+            // SAFETY: the threads of this process's registered watches are
+            // alive (see `PulseRef`), and we hold the list's lock.
             let pulse = unsafe { &*watch.pulse.0 };
             let beat = pulse.beat.load(Ordering::Relaxed);
             let mut seen = lock(&watch.seen);
