@@ -1119,8 +1119,8 @@ impl Greenlet {
     }
 }
 
-/// The running greenlet's green thread id (0 if it is not a green thread).
-pub(crate) fn current_green_thread_id() -> u64 {
+/// The id in the running greenlet's record (see [`Record`]).
+pub(crate) fn current_record_id() -> u64 {
     // SAFETY: the current greenlet is alive: it is running.
     unsafe { &*current_inner() }.record.id()
 }

@@ -180,11 +180,10 @@ fn describe_this_hub() -> String {
     for thread in &threads {
         let record = thread.record();
         let _ = write!(text, "  green thread {} '{}'", record.id(), thread.name());
-        let (spawner, by_main) = record.spawner();
-        let by = match (spawner, by_main) {
-            (0, true) => "main".to_owned(),
-            (0, false) => "the hub or a greenlet".to_owned(),
-            (id, _) => format!("green thread {id}"),
+        let by = match record.spawner() {
+            record::MAIN => "main".to_owned(),
+            0 => "the hub or a greenlet".to_owned(),
+            id => format!("green thread {id}"),
         };
         let _ = write!(text, " (spawned by {by}");
         if let Some(at) = record.spawned_at() {

@@ -376,6 +376,7 @@ fn create_hub() -> Rc<Hub> {
     let remote =
         remote::Remote::new().unwrap_or_else(|err| panic!("cannot create the hub's event loop: {err}"));
     let watch = monitor::register_hub(&hub_greenlet, &main, remote.doorbell());
+    main.record().set_main();
     let hub = Rc::new(Hub {
         greenlet: hub_greenlet,
         main,

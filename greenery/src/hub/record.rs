@@ -88,16 +88,16 @@ impl fmt::Display for Wait {
     }
 }
 
+/// The `id` of a thread's main greenlet in its record.
+pub(crate) const MAIN: u64 = u64::MAX;
+
 /// What the hub keeps in every greenlet: see the module documentation.
 pub(crate) struct Record {
-    /// The green thread's id (0: not a green thread: a main greenlet, a
-    /// hub, a greenlet made by hand).
+    /// The green thread's id; [`MAIN`] for a thread's main greenlet once it
+    /// has a hub; 0 for any other greenlet (a hub, a greenlet made by hand).
     id: Cell<u64>,
-    /// The id of the green thread that spawned it (0: none; see `by_main`).
+    /// The `id` of the greenlet that spawned it.
     spawner: Cell<u64>,
-    /// Whether it was spawned by its thread's main greenlet (rather than by
-    /// the hub, in a callback, or by a greenlet made by hand).
-    by_main: Cell<bool>,
     spawned_at: Cell<Option<&'static Location<'static>>>,
     wait: Cell<Wait>,
     since: Cell<Option<Instant>>,
@@ -113,7 +113,6 @@ impl Record {
         Record {
             id: Cell::new(0),
             spawner: Cell::new(0),
-            by_main: Cell::new(false),
             spawned_at: Cell::new(None),
             wait: Cell::new(Wait::Nothing),
             since: Cell::new(None),
@@ -126,10 +125,9 @@ impl Record {
 
     /// Makes this the record of a new green thread of this thread's hub:
     /// links it into the list of live green threads.
-    pub(super) fn register(&self, id: u64, spawner: u64, by_main: bool, at: &'static Location<'static>) {
+    pub(super) fn register(&self, id: u64, spawner: u64, at: &'static Location<'static>) {
         self.id.set(id);
         self.spawner.set(spawner);
-        self.by_main.set(by_main);
         self.spawned_at.set(Some(at));
         LIVE.with(|live| live.push(self));
         super::monitor::waiting_changed(1);
@@ -168,8 +166,15 @@ impl Record {
         self.id.get()
     }
 
-    pub(super) fn spawner(&self) -> (u64, bool) {
-        (self.spawner.get(), self.by_main.get())
+    /// The `id` of the greenlet that spawned it ([`MAIN`] for the main
+    /// greenlet, 0 for the hub or a greenlet made by hand).
+    pub(super) fn spawner(&self) -> u64 {
+        self.spawner.get()
+    }
+
+    /// Marks this as the record of its thread's main greenlet.
+    pub(super) fn set_main(&self) {
+        self.id.set(MAIN);
     }
 
     pub(crate) fn spawned_at(&self) -> Option<&'static Location<'static>> {

@@ -184,8 +184,7 @@ where
     T: 'static,
 {
     let at = std::panic::Location::caller();
-    let (id, hub_greenlet, by_main) =
-        with_hub(|hub| (hub.next_id(), hub.greenlet.clone(), hub.main.is_current()));
+    let (id, hub_greenlet) = with_hub(|hub| (hub.next_id(), hub.greenlet.clone()));
     let shared = Rc::new(Shared {
         id,
         outcome: RefCell::new(None),
@@ -214,7 +213,7 @@ where
         shared.complete(outcome);
     };
     let greenlet = Greenlet::lazy(body, name, stack_size, hub_greenlet);
-    greenlet.record().register(id, crate::greenlet::current_green_thread_id(), by_main, at);
+    greenlet.record().register(id, crate::greenlet::current_record_id(), at);
     JoinHandle { shared, greenlet }
 }
 

@@ -218,15 +218,18 @@ pub(super) fn take(tid: libc::pid_t) -> Outcome {
     loop {
         match EXCHANGE.state.load(Ordering::Acquire) {
             TAKEN => break,
-            ASKED if asked.elapsed() >= ANSWER_TIME => {
-                if EXCHANGE.state.compare_exchange(ASKED, IDLE, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-                {
-                    return Err(format!(
-                        "the thread did not take signal {} within {} s (it may block signals)",
-                        signal(),
-                        ANSWER_TIME.as_secs()
-                    ));
-                }
+            ASKED
+                if asked.elapsed() >= ANSWER_TIME
+                    && EXCHANGE
+                        .state
+                        .compare_exchange(ASKED, IDLE, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok() =>
+            {
+                return Err(format!(
+                    "the thread did not take signal {} within {} s (it may block signals)",
+                    signal(),
+                    ANSWER_TIME.as_secs()
+                ));
             }
             _ => {}
         }

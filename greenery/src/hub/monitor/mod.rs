@@ -571,7 +571,9 @@ impl BlockingReport {
             Some(running) if running.address == watch.main_greenlet => {
                 ("main".to_owned(), "(the main greenlet)".to_owned(), None, None)
             }
-            Some(running) if running.id == 0 => (running.name.clone(), "(a greenlet)".to_owned(), None, None),
+            Some(running) if running.id == 0 || running.id == super::record::MAIN => {
+                (running.name.clone(), "(a greenlet)".to_owned(), None, None)
+            }
             Some(running) => {
                 let at = running.spawned_at.map(|at| format!(", spawned at {at}")).unwrap_or_default();
                 (
