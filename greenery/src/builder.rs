@@ -123,6 +123,7 @@ impl Builder {
     /// The stack is taken when the green thread starts; if none can be had
     /// then, the green thread never runs and its
     /// [`get`](crate::JoinHandle::get) returns an error naming the limit.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> crate::JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -141,6 +142,7 @@ impl Builder {
     /// worker.start();
     /// assert_eq!(worker.get().unwrap(), 1);
     /// ```
+    #[track_caller]
     pub fn unstarted<F, T>(self, f: F) -> crate::JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,

@@ -160,7 +160,7 @@ impl fmt::Debug for SignalHandler {
     }
 }
 
-fn check(signum: c_int) -> io::Result<()> {
+pub(crate) fn check(signum: c_int) -> io::Result<()> {
     if !(1..NSIG as c_int).contains(&signum) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -299,6 +299,10 @@ fn run(name: &str, scenario: fn()) {
 }
 
 fn main() {
+    // The monitor's thread would make this process multi-threaded from its
+    // first hub on: keep it off while the scenarios below need this to be
+    // the only thread.
+    let monitor = greenery::hub::set_max_blocking_time(None);
     stack::set_stash_after(Some(PERIOD));
     if !supported() {
         println!("stashing is not supported here (no guard regions): checking behaviour only");
@@ -313,6 +317,7 @@ fn main() {
     );
     run("stashing_can_be_turned_off", stashing_can_be_turned_off);
     // From here on the process has other threads.
+    greenery::hub::set_max_blocking_time(monitor);
     let (stop, idle) = std::sync::mpsc::channel::<()>();
     let other = std::thread::spawn(move || idle.recv());
     run("parked_stacks_come_back_intact (shared)", || parked_stacks_come_back_intact(true));

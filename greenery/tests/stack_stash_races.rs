@@ -504,6 +504,9 @@ fn fork_after_dropping_privileges() -> Seen {
 /// to spare, and with a single thread, it restores the stack plainly
 /// instead of aborting.
 fn restore_at_the_mapping_limit() -> Seen {
+    // The monitor's thread would make this process multi-threaded: keep it
+    // off, so that the stash sees a single thread.
+    greenery::hub::set_max_blocking_time(None);
     stack::set_stash_after(Some(Duration::from_millis(1)));
     let parked = greenery::spawn(|| {
         let values = black_box([PATTERN; 64]);

@@ -107,6 +107,7 @@ use value::TAG_BITS;
 pub use value::{Value, WrongType};
 
 use crate::arch::{self, StackPointer, Word, Words};
+use crate::hub::Record;
 use crate::raw::UnwindToken;
 use crate::sanitizer;
 use crate::stack::{self, Limit, Stack, StackError};
@@ -208,6 +209,8 @@ struct Inner {
     /// Live [`NoStash`](crate::stack::NoStash) guards made on it: while
     /// there are any, its stack is not stashed.
     no_stash: Cell<u32>,
+    /// What the hub knows about it (for `hub::dump` and the monitor).
+    record: Record,
 }
 
 /// A handle to a greenlet: see the [module documentation](self).
@@ -312,6 +315,7 @@ fn create_main() -> Option<*const Inner> {
             parked: ParkedLinks::new(),
             stash: Cell::new(None),
             no_stash: Cell::new(0),
+            record: Record::new(),
         }));
         let inner = Rc::as_ptr(&main_greenlet.0);
         *main.0.borrow_mut() = Some(main_greenlet);
@@ -513,6 +517,7 @@ impl Greenlet {
             parked: ParkedLinks::new(),
             stash: Cell::new(None),
             no_stash: Cell::new(0),
+            record: Record::new(),
         }))
     }
 }
@@ -800,6 +805,7 @@ impl Greenlet {
     fn discard_unstarted(&self) {
         let inner = &self.0;
         debug_assert!(inner.state.get().is_unstarted());
+        inner.record.unregister();
         if inner.state.replace(State::Dead) == State::Lazy {
             drop(inner.lazy.take());
             return;
@@ -966,6 +972,7 @@ where
 #[cfg_attr(greenery_asan, sanitize(address = "off"))]
 fn finish(this: &Inner, outcome: Result<Value, Payload>) -> ! {
     this.state.set(State::Dead);
+    this.record.unregister();
     let (kind, value) = match outcome {
         Ok(value) => (CTRL_RETURN, value),
         Err(payload) if payload.is::<GreenletExit>() => {
@@ -1089,6 +1096,69 @@ impl Greenlet {
     pub fn ptr_eq(&self, other: &Greenlet) -> bool {
         Rc::ptr_eq(&self.0, &other.0)
     }
+}
+
+// ------------------------------------------------------------ the hub's record
+
+impl Greenlet {
+    /// What the hub knows about this greenlet.
+    #[inline]
+    pub(crate) fn record(&self) -> &Record {
+        &self.0.record
+    }
+
+    /// A handle to the greenlet whose record `record` is.
+    ///
+    /// # Safety
+    ///
+    /// `record` must point to the record of a live greenlet.
+    pub(crate) unsafe fn from_record(record: *const Record) -> Greenlet {
+        let inner = record.cast::<u8>().wrapping_sub(mem::offset_of!(Inner, record)).cast::<Inner>();
+        // SAFETY: a record is only ever a field of an `Inner`, which lives
+        // in an `Rc` (guaranteed alive by the caller).
+        unsafe { handle(inner) }
+    }
+
+    /// Whether the greenlet is suspended with its stack stashed.
+    pub(crate) fn is_stashed(&self) -> bool {
+        self.0.state.get() == State::Stashed
+    }
+
+    /// Whether the greenlet is suspended and has not started.
+    pub(crate) fn is_unstarted(&self) -> bool {
+        self.0.state.get().is_unstarted()
+    }
+
+    /// The greenlet's address, to tell greenlets apart without a handle.
+    pub(crate) fn address(&self) -> usize {
+        Rc::as_ptr(&self.0).addr()
+    }
+}
+
+/// The id in the running greenlet's record (see [`Record`]).
+pub(crate) fn current_record_id() -> u64 {
+    // SAFETY: the current greenlet is alive: it is running.
+    unsafe { &*current_inner() }.record.id()
+}
+
+/// What a signal handler that interrupted this thread may learn about the
+/// running greenlet: its address, its record, and its name (pointer and
+/// length). Null and empty if the thread has no greenlet yet.
+///
+/// Async-signal-safe: one read of a thread-local that has no destructor and
+/// was initialised at compile time (so reading it registers and allocates
+/// nothing), then plain reads of fields of a live greenlet that never change
+/// (`name`, and the address of `record`). The running greenlet is alive
+/// while it runs, and the interrupted code cannot drop it under us.
+pub(crate) fn running_for_signal() -> (usize, *const Record, *const u8, usize) {
+    let current = THREAD.with(|thread| thread.current.get());
+    if current.is_null() {
+        return (0, ptr::null(), ptr::null(), 0);
+    }
+    // SAFETY: a current greenlet that is set is alive (see above); only
+    // immutable fields are read.
+    let inner = unsafe { &*current };
+    (current.addr(), &raw const inner.record, inner.name.as_ptr(), inner.name.len())
 }
 
 impl Clone for Greenlet {

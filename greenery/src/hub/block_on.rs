@@ -187,7 +187,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
             }
         }
         let waited = Waited;
-        park(&waiter, None);
+        park(&waiter, super::Wait::BlockOn, None);
         drop(waited);
         signal.notified.store(false, Ordering::Relaxed);
     }

@@ -151,6 +151,6 @@ where
         }
         // Only the job's completion wakes us, and it keeps the hub alive
         // meanwhile: no deadlock can be reported here.
-        park(&waiter, None);
+        park(&waiter, super::Wait::Blocking, None);
     }
 }

@@ -405,7 +405,15 @@ impl Registered {
             }
         }
         let _clear = Clear { waits, waiter: &waiter, keeps_hub_alive };
-        match park(&waiter, deadline) {
+        let what = match waits {
+            [(registration, direction), others @ ..] => super::Wait::Io {
+                fd: registration.fd,
+                direction: *direction,
+                others: u32::try_from(others.len()).unwrap_or(u32::MAX),
+            },
+            [] => super::Wait::Nothing,
+        };
+        match park(&waiter, what, deadline) {
             Wake::Notified => Ok(()),
             Wake::TimedOut => Err(io::Error::new(io::ErrorKind::TimedOut, "the operation timed out")),
             Wake::Deadlock => Err(io::Error::other(super::Deadlock)),

@@ -6,7 +6,7 @@ use std::error::Error;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{Deadlock, JoinHandle, WaitQueue, Waiter, Wake};
+use super::{Deadlock, JoinHandle, Wait, WaitQueue, Waiter, Wake};
 
 /// Why [`joinall`] stopped waiting without every green thread finished.
 #[derive(Clone, PartialEq, Eq)]
@@ -118,7 +118,7 @@ pub fn joinall<'a, T: 'a>(
             break;
         }
         let waiter = Waiter::new();
-        match WaitQueue::wait_any(&queues, &waiter, deadline) {
+        match WaitQueue::wait_any(&queues, &waiter, Wait::JoinAny(queues.len()), deadline) {
             Wake::Notified => {}
             Wake::TimedOut => break,
             Wake::Deadlock => return Err(Deadlock.into()),
@@ -208,7 +208,7 @@ pub fn wait_any<T>(handles: &[JoinHandle<T>]) -> Result<usize, Deadlock> {
         }
         let waiter = Waiter::new();
         let queues: Vec<&WaitQueue> = handles.iter().map(JoinHandle::joiners).collect();
-        if WaitQueue::wait_any(&queues, &waiter, None) == Wake::Deadlock {
+        if WaitQueue::wait_any(&queues, &waiter, Wait::JoinAny(queues.len()), None) == Wake::Deadlock {
             return Err(Deadlock);
         }
     }

@@ -52,6 +52,7 @@ impl<T: 'static> JoinHandle<T> {
     /// worker.start();
     /// assert_eq!(worker.get().unwrap(), "ran");
     /// ```
+    #[track_caller]
     pub fn new<F>(f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -246,7 +247,7 @@ impl<T> JoinHandle<T> {
     fn wait_until(&self, deadline: Option<Instant>, for_links: bool) -> Result<bool, Deadlock> {
         let done = || self.is_ready() && !(for_links && self.shared.links_scheduled.get());
         while !done() {
-            match self.shared.joiners.wait(deadline) {
+            match self.shared.joiners.wait_for(super::Wait::Join(self.shared.id), deadline) {
                 Wake::Notified => {}
                 Wake::TimedOut => return Ok(done()),
                 Wake::Deadlock => return Err(Deadlock),

@@ -30,6 +30,12 @@
 //! with [`spawn_blocking`], or break a long computation up with
 //! [`yield_now`].
 //!
+//! The monitor reports such a call once it holds the hub for longer than
+//! [`max_blocking_time`] (1 s unless `GREENERY_MAX_BLOCKING_TIME` or
+//! [`set_max_blocking_time`] says otherwise): which green thread, for how
+//! long, and a backtrace of where it is ([`BlockingReport`]). [`dump`]
+//! shows every green thread of every hub, and what each waits for.
+//!
 //! # gevent's API in greenery
 //!
 //! | gevent | greenery |
@@ -48,6 +54,8 @@
 //! | `hub.handle_error`, `hub.print_exception` | [`set_error_handler`], [`print_error`]: one handler per thread, for every report |
 //! | `hub.threadpool.spawn(f)` | [`spawn_blocking`] |
 //! | `hub.loop.run_callback_threadsafe(f)` | [`Handle::run`] |
+//! | the monitor thread, `max_blocking_time` | [`max_blocking_time`], [`set_max_blocking_time`], `GREENERY_MAX_BLOCKING_TIME`; reports carry a [`BlockingReport`] |
+//! | `print_run_info()`, `format_run_info()` | [`dump`], [`format_dump`], [`dump_on_signal`] |
 //!
 //! # Protocol
 //!
@@ -94,6 +102,11 @@
 //!   the memory that finished ones left for reuse (stack pages, malloc's
 //!   free memory): after a burst, the process returns to about its
 //!   memory before it.
+//! - **Watching.** Each time the loop hands the thread to a task, and
+//!   around each wait for events, it stores a counter that the process's
+//!   monitor thread reads (the `monitor` module); each green thread has a
+//!   record of who spawned it and what it is parked on, which [`dump`]
+//!   reads (the `record` module). Both cost a few plain stores.
 //! - **Threads.** Each OS thread has its own hub. Handles to green threads
 //!   are `!Send`; [`Handle`] is the `Send` way to run something on another
 //!   thread's hub, and it wakes that hub's loop. A green thread never moves
@@ -104,12 +117,15 @@
 mod block_on;
 mod blocking;
 pub(crate) mod deferred;
+mod dump;
 mod green_future;
 pub(crate) mod io;
 mod join_all;
 mod join_error;
 mod join_handle;
 mod link;
+mod monitor;
+mod record;
 mod remote;
 pub(crate) mod report;
 mod run_on;
@@ -124,15 +140,18 @@ use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use block_on::block_on;
 pub use blocking::spawn_blocking;
+pub use dump::{DumpOnSignal, dump, dump_on_signal, format_dump};
 pub use green_future::GreenFuture;
 pub use join_all::{JoinAllError, joinall, killall, wait_any};
 pub use join_error::JoinError;
 pub use join_handle::JoinHandle;
 pub use link::LinkId;
+pub use monitor::{BlockingReport, max_blocking_time, set_max_blocking_time};
 pub use remote::Handle;
 pub use report::{ErrorHandler, ErrorReport, print_error, reset_error_handler, set_error_handler};
 pub use run_on::{cores, run_on};
@@ -142,6 +161,7 @@ pub use timeout::{TimedOut, Timeout, with_timeout};
 pub(crate) use timeout::{is_timeout_expiry, timeout_expiry_message};
 
 pub(crate) use join_handle::AnyJoinHandle;
+pub(crate) use record::{Record, Wait};
 pub(crate) use thread::{make as make_green_thread, spawn_with};
 pub(crate) use wait_queue::WaitQueue;
 
@@ -296,6 +316,16 @@ pub(crate) struct Hub {
     /// but shares its poller with the parent, and must not park on it.
     #[cfg_attr(not(feature = "patch"), allow(dead_code))]
     pid: u32,
+    /// When the loop last polled: the time parks record as their start.
+    now: Cell<Instant>,
+    /// What the monitor and the dump see of this hub.
+    watch: Arc<monitor::Watch>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        monitor::unregister_hub();
+    }
 }
 
 thread_local! {
@@ -356,6 +386,10 @@ fn create_hub() -> Rc<Hub> {
         .greenlet(|_| run_loop())
         .unwrap_or_else(|err| panic!("cannot start the hub: {err}"));
     hub_greenlet.set_parent(&main).expect("the main greenlet is no descendant of the hub");
+    let remote =
+        remote::Remote::new().unwrap_or_else(|err| panic!("cannot create the hub's event loop: {err}"));
+    let watch = monitor::register_hub(&hub_greenlet, &main, remote.doorbell());
+    main.record().set_main();
     let hub = Rc::new(Hub {
         greenlet: hub_greenlet,
         main,
@@ -363,12 +397,13 @@ fn create_hub() -> Rc<Hub> {
         timers: RefCell::new(Timers::new()),
         idlers: RefCell::new(Vec::new()),
         main_waiter: RefCell::new(None),
-        remote: remote::Remote::new()
-            .unwrap_or_else(|err| panic!("cannot create the hub's event loop: {err}")),
+        remote,
         io: io::IoTable::new(),
         spawned: Cell::new(0),
         sweep: sweep::Sweep::new(),
         pid: std::process::id(),
+        now: Cell::new(Instant::now()),
+        watch,
     });
     HUB.with(|slot| *slot.borrow_mut() = Some(hub.clone()));
     hub
@@ -404,7 +439,8 @@ impl Hub {
 /// any) passes, or nothing can wake it any more.
 ///
 /// `waiter` must be the current greenlet's (from [`Waiter::new`]), already
-/// placed wherever it will be woken from.
+/// placed wherever it will be woken from; `what` says what that is (for
+/// [`dump`]).
 ///
 /// If the greenlet is killed while parked, this unwinds (with the kill's
 /// payload) and the waiter is left stale.
@@ -413,8 +449,8 @@ impl Hub {
 ///
 /// When called on the hub itself (from a hub callback): the hub cannot wait
 /// for itself.
-pub(crate) fn park(waiter: &Rc<Waiter>, deadline: Option<Instant>) -> Wake {
-    park_until(waiter, deadline, PastDeadline::TimesOut)
+pub(crate) fn park(waiter: &Rc<Waiter>, what: Wait, deadline: Option<Instant>) -> Wake {
+    park_until(waiter, what, deadline, PastDeadline::TimesOut)
 }
 
 /// What [`park_until`] does with a deadline that has already passed.
@@ -427,7 +463,7 @@ enum PastDeadline {
     Yields,
 }
 
-fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline) -> Wake {
+fn park_until(waiter: &Rc<Waiter>, what: Wait, deadline: Option<Instant>, past: PastDeadline) -> Wake {
     deferred::raise_pending();
     let hub = with_hub(Rc::clone);
     if hub.is_current() {
@@ -441,11 +477,13 @@ fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline
     }
     waiter.state.set(WaitState::Parked);
     hub.sweep.parked(&waiter.greenlet);
+    waiter.greenlet.record().parked(what, hub.now.get(), deadline);
     let timer = deadline
         .map(|at| hub.timers.borrow_mut().insert(at, TimerAction::Wake(waiter.clone(), Wake::TimedOut)));
     let is_main = waiter.greenlet.is_main();
     if is_main {
         *hub.main_waiter.borrow_mut() = Some(waiter.clone());
+        monitor::waiting_changed(1);
     }
     // Whatever happens at the switch (a kill unwinds through it), the waiter
     // must end up idle and its timer gone.
@@ -458,6 +496,10 @@ fn park_until(waiter: &Rc<Waiter>, deadline: Option<Instant>, past: PastDeadline
         fn drop(&mut self) {
             self.waiter.state.set(WaitState::Idle);
             self.waiter.greenlet.note_resumed();
+            self.waiter.greenlet.record().resumed();
+            if self.is_main {
+                monitor::waiting_changed(-1);
+            }
             // During thread teardown the hub may be gone, and its timers
             // with it.
             if let Some(hub) = existing_hub() {
@@ -529,7 +571,7 @@ pub fn sleep(duration: Duration) {
         return yield_now();
     }
     let waiter = Waiter::new();
-    park_until(&waiter, Some(Instant::now() + duration), PastDeadline::Yields);
+    park_until(&waiter, Wait::Sleep, Some(Instant::now() + duration), PastDeadline::Yields);
 }
 
 /// Blocks until the hub has nothing else to run: every ready green thread has
@@ -541,7 +583,7 @@ pub fn sleep(duration: Duration) {
 pub fn idle() -> Result<(), Deadlock> {
     let waiter = Waiter::new();
     with_hub(|hub| hub.idlers.borrow_mut().push(waiter.clone()));
-    match park(&waiter, None) {
+    match park(&waiter, Wait::Idle, None) {
         Wake::Deadlock => Err(Deadlock),
         _ => Ok(()),
     }
@@ -559,6 +601,7 @@ fn run_ready(hub: &Hub) -> usize {
     let batch = hub.ready.borrow().len();
     for _ in 0..batch {
         let Some(task) = hub.ready.borrow_mut().pop_front() else { break };
+        monitor::beat();
         match task {
             Task::Resume(waiter) => {
                 // It may have been killed since it was woken.
@@ -610,11 +653,21 @@ fn run_loop() {
             continue;
         }
         let wait = hub.sweep.limit_wait(wait, now);
+        let idle = wait != Some(Duration::ZERO);
+        if idle {
+            monitor::polling(true);
+        }
         let remote_tasks = hub.remote.poll(wait, |token, readiness| hub.io.dispatch(token, readiness));
+        if idle {
+            monitor::polling(false);
+        }
         for task in remote_tasks {
             hub.schedule(task);
         }
         fire_timers(&hub);
+        if monitor::report_pending(&hub.watch) {
+            monitor::deliver_pending(&hub.watch);
+        }
         // With the time read before the poll: a sweep that fell due during
         // it starts on the next turn, which then does not wait.
         hub.sweep.run(now);
@@ -623,6 +676,7 @@ fn run_loop() {
 
 fn fire_timers(hub: &Hub) {
     let now = Instant::now();
+    hub.now.set(now);
     loop {
         let action = hub.timers.borrow_mut().pop_due(now);
         match action {
@@ -633,6 +687,22 @@ fn fire_timers(hub: &Hub) {
             None => break,
         }
     }
+}
+
+/// The addresses of the greenlets the run queue will resume, start or kill
+/// (for [`dump`]).
+fn ready_greenlets(hub: &Hub) -> Vec<usize> {
+    hub.ready
+        .borrow()
+        .iter()
+        .filter_map(|task| match task {
+            Task::Resume(waiter) if waiter.state.get() == WaitState::Woken => Some(waiter.greenlet.address()),
+            Task::Start(greenlet, _) | Task::Kill(greenlet) | Task::Throw(greenlet, _) => {
+                Some(greenlet.address())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 #[cold]

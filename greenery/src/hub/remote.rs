@@ -200,6 +200,11 @@ impl Doorbell {
     pub(super) fn registry(&self) -> &Registry {
         &self.0.registry
     }
+
+    /// Wakes the hub's loop, to look at what it was told.
+    pub(super) fn wake(&self) {
+        let _ = self.0.waker.wake();
+    }
 }
 
 /// Counts a piece of outside work (a blocking task) as able to wake the hub

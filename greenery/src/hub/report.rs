@@ -15,6 +15,8 @@ use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
+use super::monitor::{self, BlockingReport};
+
 /// An error that could not be propagated, as handed to the error handler
 /// (gevent's `handle_error(context, type, value, tb)`).
 ///
@@ -29,11 +31,12 @@ pub struct ErrorReport<'a> {
     message: &'a str,
     payload: Option<&'a (dyn Any + Send)>,
     green_thread: Option<u64>,
+    blocking: Option<&'a BlockingReport>,
 }
 
 impl<'a> ErrorReport<'a> {
     pub(crate) fn new(name: &'a str, what: &'a str, message: &'a str) -> Self {
-        ErrorReport { name, what, message, payload: None, green_thread: None }
+        ErrorReport { name, what, message, payload: None, green_thread: None, blocking: None }
     }
 
     pub(crate) fn with_payload(mut self, payload: &'a (dyn Any + Send)) -> Self {
@@ -43,6 +46,11 @@ impl<'a> ErrorReport<'a> {
 
     pub(crate) fn with_green_thread(mut self, id: u64) -> Self {
         self.green_thread = Some(id);
+        self
+    }
+
+    pub(crate) fn with_blocking(mut self, blocking: &'a BlockingReport) -> Self {
+        self.blocking = Some(blocking);
         self
     }
 
@@ -76,6 +84,14 @@ impl<'a> ErrorReport<'a> {
     pub fn green_thread(&self) -> Option<u64> {
         self.green_thread
     }
+
+    /// What the monitor saw, when the report is about a hub that did not come
+    /// back to its loop for longer than
+    /// [`max_blocking_time`](crate::hub::max_blocking_time): which green
+    /// thread held it, for how long, and where.
+    pub fn blocking(&self) -> Option<&'a BlockingReport> {
+        self.blocking
+    }
 }
 
 impl fmt::Display for ErrorReport<'_> {
@@ -95,6 +111,7 @@ impl fmt::Debug for ErrorReport<'_> {
             .field("what", &self.what)
             .field("message", &self.message)
             .field("green_thread", &self.green_thread)
+            .field("blocking", &self.blocking)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +134,11 @@ thread_local! {
 /// dropped, a deadlock nobody waits to be told about. A handler that panics
 /// is reported on stderr, with the report it was given.
 ///
+/// A report of the [monitor](crate::hub::max_blocking_time) about this
+/// thread's hub comes to the handler once the hub is back in its loop (the
+/// default handler has it written to stderr at once, by the monitor's
+/// thread, while the hub is still blocked).
+///
 /// ```
 /// use std::cell::RefCell;
 /// use std::rc::Rc;
@@ -137,6 +159,7 @@ thread_local! {
 /// panic: see [`std::panic::set_hook`]. In a test, the test harness keeps
 /// that message out of a passing test's output.)
 pub fn set_error_handler(handler: impl Fn(&ErrorReport<'_>) + 'static) -> Option<ErrorHandler> {
+    monitor::error_handler_changed(false);
     HANDLER.with(|slot| slot.borrow_mut().replace(Rc::new(handler)))
 }
 
@@ -144,7 +167,13 @@ pub fn set_error_handler(handler: impl Fn(&ErrorReport<'_>) + 'static) -> Option
 /// default, [`print_error`]); returns the one it replaces. Pass it what
 /// [`set_error_handler`] returned.
 pub fn reset_error_handler(previous: Option<ErrorHandler>) -> Option<ErrorHandler> {
+    monitor::error_handler_changed(previous.is_none());
     HANDLER.with(|slot| std::mem::replace(&mut *slot.borrow_mut(), previous))
+}
+
+/// Whether this thread's error handler is the default one.
+pub(crate) fn uses_default_handler() -> bool {
+    HANDLER.try_with(|slot| slot.borrow().is_none()).unwrap_or(true)
 }
 
 /// The default error handler (gevent's `print_exception`): writes the

@@ -138,6 +138,7 @@ impl<T: 'static> Shared<T> {
 /// let answer = greenery::spawn(|| 6 * 7);
 /// assert_eq!(answer.get().unwrap(), 42);
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -147,6 +148,7 @@ where
 }
 
 /// Spawns a green thread that starts after `delay` (gevent's `spawn_later`).
+#[track_caller]
 pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -158,6 +160,7 @@ where
 }
 
 /// [`spawn`] with a name and a stack size ([`Builder::spawn`](crate::Builder::spawn)).
+#[track_caller]
 pub(crate) fn spawn_with<F, T>(
     f: F,
     name: Option<Cow<'static, str>>,
@@ -172,12 +175,15 @@ where
     handle
 }
 
-/// Makes a green thread, not started.
+/// Makes a green thread, not started; [`dump`](super::dump) shows the
+/// caller as where it was spawned.
+#[track_caller]
 pub(crate) fn make<F, T>(f: F, name: Option<Cow<'static, str>>, stack_size: Option<usize>) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
+    let at = std::panic::Location::caller();
     let (id, hub_greenlet) = with_hub(|hub| (hub.next_id(), hub.greenlet.clone()));
     let shared = Rc::new(Shared {
         id,
@@ -185,7 +191,7 @@ where
         finished: Cell::new(0),
         successful: Cell::new(false),
         start: Cell::new(Start::No),
-        joiners: WaitQueue::new(),
+        joiners: WaitQueue::new("join"),
         links: RefCell::new(Vec::new()),
         links_scheduled: Cell::new(false),
         next_link: Cell::new(0),
@@ -211,6 +217,7 @@ where
         shared.complete(outcome);
     };
     let greenlet = Greenlet::lazy(body, name, stack_size, hub_greenlet);
+    greenlet.record().register(id, crate::greenlet::current_record_id(), at);
     JoinHandle { shared, greenlet }
 }
 

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::{Waiter, Wake, park};
+use super::{Wait, Waiter, Wake, park};
 
 /// Greenlets waiting for something, woken first come, first served.
 ///
@@ -15,14 +15,22 @@ use super::{Waiter, Wake, park};
 /// takes its waiter out as it leaves. A greenlet that was woken but leaves
 /// before it could act on it (it was killed, or timed out in the same turn)
 /// passes the wake-up on to the next in line, so no wake-up is lost.
-#[derive(Default)]
 pub(crate) struct WaitQueue {
     waiters: RefCell<VecDeque<Rc<Waiter>>>,
+    /// What the primitive it belongs to is, for [`dump`](super::dump):
+    /// `"Event"`, `"Queue.get"`, ...
+    what: &'static str,
 }
 
 impl WaitQueue {
-    pub(crate) const fn new() -> Self {
-        WaitQueue { waiters: RefCell::new(VecDeque::new()) }
+    /// A queue of the primitive `what` (`"Event"`, `"Queue.get"`, ...).
+    pub(crate) const fn new(what: &'static str) -> Self {
+        WaitQueue { waiters: RefCell::new(VecDeque::new()), what }
+    }
+
+    /// What a greenlet parked here waits on.
+    fn primitive(&self) -> Wait {
+        Wait::Primitive(self.what, std::ptr::from_ref(self).addr())
     }
 
     /// Parks the current greenlet at the back of the queue until a
@@ -31,7 +39,13 @@ impl WaitQueue {
     /// Wake-ups can be spurious (a passed-on one may find the condition gone
     /// again): callers check their condition in a loop.
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Wake {
-        self.wait_handoff(deadline, || {})
+        self.wait_as(self.primitive(), deadline, || {})
+    }
+
+    /// [`wait`](Self::wait), for something that is better described as
+    /// `what` than as the queue's primitive (the end of a green thread).
+    pub(crate) fn wait_for(&self, what: Wait, deadline: Option<Instant>) -> Wake {
+        self.wait_as(what, deadline, || {})
     }
 
     /// [`wait`](Self::wait) for a hand-off, where whoever notifies hands
@@ -43,6 +57,10 @@ impl WaitQueue {
     /// wake-up on to the next in line, as with `wait`; if nobody is left to
     /// pass it to, `unclaimed` is called to take back what was handed over.
     pub(crate) fn wait_handoff(&self, deadline: Option<Instant>, unclaimed: impl FnOnce()) -> Wake {
+        self.wait_as(self.primitive(), deadline, unclaimed)
+    }
+
+    fn wait_as(&self, what: Wait, deadline: Option<Instant>, unclaimed: impl FnOnce()) -> Wake {
         let waiter = Waiter::new();
         self.waiters.borrow_mut().push_back(waiter.clone());
         struct Leave<'a, F: FnOnce()> {
@@ -68,15 +86,21 @@ impl WaitQueue {
         }
         let leave =
             Leave { queue: self, waiter: &waiter, acted: Cell::new(false), unclaimed: Some(unclaimed) };
-        let reason = park(&waiter, deadline);
+        let reason = park(&waiter, what, deadline);
         leave.acted.set(reason == Wake::Notified);
         reason
     }
 
     /// Parks the current greenlet in several queues at once, with one waiter,
     /// until one of them wakes it (or the deadline passes, or a deadlock). It
-    /// leaves every queue before returning.
-    pub(crate) fn wait_any(queues: &[&WaitQueue], waiter: &Rc<Waiter>, deadline: Option<Instant>) -> Wake {
+    /// leaves every queue before returning. `what` says what the queues
+    /// are, for [`dump`](super::dump).
+    pub(crate) fn wait_any(
+        queues: &[&WaitQueue],
+        waiter: &Rc<Waiter>,
+        what: Wait,
+        deadline: Option<Instant>,
+    ) -> Wake {
         for queue in queues {
             queue.waiters.borrow_mut().push_back(waiter.clone());
         }
@@ -92,7 +116,7 @@ impl WaitQueue {
             }
         }
         let _leave = Leave { queues, waiter };
-        park(waiter, deadline)
+        park(waiter, what, deadline)
     }
 
     /// Takes `waiter` out of the queue; returns whether it was there.

@@ -70,7 +70,7 @@ pub struct AsyncResult<T, E> {
 impl<T, E> AsyncResult<T, E> {
     /// An `AsyncResult` with nothing set.
     pub const fn new() -> AsyncResult<T, E> {
-        AsyncResult { outcome: OnceCell::new(), waiters: WaitQueue::new() }
+        AsyncResult { outcome: OnceCell::new(), waiters: WaitQueue::new("AsyncResult") }
     }
 
     /// Sets the value, and wakes every green thread waiting (in the order

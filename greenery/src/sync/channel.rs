@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use super::queue_core::{Stop, block_on, deadline_after, try_outcome};
 use super::queue_error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
 use super::queue_iter::{Iter, Receive, TryIter};
-use crate::hub::{WaitQueue, Waiter, Wake, park};
+use crate::hub::{Wait, WaitQueue, Waiter, Wake, park};
 
 /// A rendezvous between green threads (gevent's `Channel`, Go's unbuffered
 /// channel): [`put`](Channel::put) waits until a getter has taken the value,
@@ -124,7 +124,7 @@ impl<T> Channel<T> {
     pub fn new() -> Self {
         Channel {
             offers: RefCell::new(VecDeque::new()),
-            getters: WaitQueue::new(),
+            getters: WaitQueue::new("Channel.get"),
             shut_down: Cell::new(false),
         }
     }
@@ -190,7 +190,8 @@ impl<T> Channel<T> {
             let stop = if self.shut_down.get() {
                 Stop::Closed
             } else {
-                match park(&waiter, deadline) {
+                match park(&waiter, Wait::Primitive("Channel.put", std::ptr::from_ref(self).addr()), deadline)
+                {
                     Wake::Notified => continue,
                     Wake::TimedOut => Stop::TimedOut,
                     Wake::Deadlock => Stop::Deadlock,

@@ -56,7 +56,7 @@ pub struct Condvar {
 impl Condvar {
     /// A condition variable with nobody waiting.
     pub const fn new() -> Condvar {
-        Condvar { waiters: WaitQueue::new() }
+        Condvar { waiters: WaitQueue::new("Condvar") }
     }
 
     /// Unlocks the mutex of `guard`, waits for a notification, locks the

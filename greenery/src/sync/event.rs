@@ -61,7 +61,7 @@ pub struct Event {
 impl Event {
     /// An event, not set.
     pub const fn new() -> Event {
-        Event { flag: Cell::new(false), sets: Cell::new(0), waiters: WaitQueue::new() }
+        Event { flag: Cell::new(false), sets: Cell::new(0), waiters: WaitQueue::new("Event") }
     }
 
     /// Sets the flag, and wakes every green thread waiting for it (they

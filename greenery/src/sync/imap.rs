@@ -97,7 +97,7 @@ where
             next_item: None,
             running: BTreeMap::new(),
             started: 0,
-            progress: Rc::new(WaitQueue::new()),
+            progress: Rc::new(WaitQueue::new("imap")),
             finished: (!ordered).then(|| Rc::new(RefCell::new(VecDeque::new()))),
         }
     }

@@ -83,7 +83,7 @@ pub struct MutexGuard<'a, T: ?Sized> {
 impl<T> Mutex<T> {
     /// An unlocked mutex around `value`.
     pub const fn new(value: T) -> Mutex<T> {
-        Mutex { raw: RawSemaphore::new(1, Some(1)), value: RefCell::new(value) }
+        Mutex { raw: RawSemaphore::new(1, Some(1), "Mutex"), value: RefCell::new(value) }
     }
 
     /// The value, taking the mutex apart.

@@ -150,11 +150,11 @@ impl<S: Storage> Core<S> {
             items: RefCell::new(S::default()),
             capacity,
             shut_down: Cell::new(false),
-            getters: WaitQueue::new(),
-            putters: WaitQueue::new(),
-            peekers: WaitQueue::new(),
+            getters: WaitQueue::new("Queue.get"),
+            putters: WaitQueue::new("Queue.put"),
+            peekers: WaitQueue::new("Queue.peek"),
             unfinished: Cell::new(0),
-            joiners: WaitQueue::new(),
+            joiners: WaitQueue::new("Queue.join"),
         }
     }
 

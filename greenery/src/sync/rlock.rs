@@ -83,7 +83,7 @@ impl<T> RLock<T> {
     /// An unlocked reentrant lock around `value`.
     pub const fn new(value: T) -> RLock<T> {
         RLock {
-            raw: RawSemaphore::new(1, Some(1)),
+            raw: RawSemaphore::new(1, Some(1), "RLock"),
             owner: RefCell::new(None),
             holds: Cell::new(0),
             generation: Cell::new(0),

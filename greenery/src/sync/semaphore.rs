@@ -42,8 +42,15 @@ pub(super) struct RawSemaphore {
 }
 
 impl RawSemaphore {
-    pub(super) const fn new(permits: usize, bound: Option<usize>) -> RawSemaphore {
-        RawSemaphore { available: Cell::new(permits), handed: Cell::new(0), bound, waiters: WaitQueue::new() }
+    /// A semaphore of `permits`, at most `bound`, for the primitive `what`
+    /// (`"Lock"`, `"Semaphore"`, ...).
+    pub(super) const fn new(permits: usize, bound: Option<usize>, what: &'static str) -> RawSemaphore {
+        RawSemaphore {
+            available: Cell::new(permits),
+            handed: Cell::new(0),
+            bound,
+            waiters: WaitQueue::new(what),
+        }
     }
 
     /// Takes a free permit if there is one.
@@ -173,7 +180,7 @@ pub struct Semaphore {
 impl Semaphore {
     /// A semaphore with `permits` permits.
     pub const fn new(permits: usize) -> Semaphore {
-        Semaphore { raw: RawSemaphore::new(permits, None) }
+        Semaphore { raw: RawSemaphore::new(permits, None, "Semaphore") }
     }
 
     /// Takes a permit, waiting in line for one if there are none.
@@ -285,7 +292,7 @@ pub struct BoundedSemaphore {
 impl BoundedSemaphore {
     /// A semaphore with `permits` permits, and never more.
     pub const fn new(permits: usize) -> BoundedSemaphore {
-        BoundedSemaphore { raw: RawSemaphore::new(permits, Some(permits)) }
+        BoundedSemaphore { raw: RawSemaphore::new(permits, Some(permits), "BoundedSemaphore") }
     }
 
     /// Takes a permit, waiting in line for one if there are none; see

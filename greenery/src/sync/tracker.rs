@@ -47,7 +47,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::hub::{AnyJoinHandle, Deadlock, WaitQueue, Waiter, Wake};
+use crate::hub::{AnyJoinHandle, Deadlock, Wait, WaitQueue, Waiter, Wake};
 use crate::{JoinError, JoinHandle};
 
 /// The deadline `timeout` from now; `None` (no deadline) if it is too far
@@ -130,7 +130,7 @@ impl Slots {
         if self.try_acquire() {
             return Turn::Acquired;
         }
-        let ticket = Rc::new(Ticket { granted: Cell::new(false), wake: WaitQueue::new() });
+        let ticket = Rc::new(Ticket { granted: Cell::new(false), wake: WaitQueue::new("Pool slot") });
         self.line.borrow_mut().push_back(ticket.clone());
         // However we leave (a kill or a `Timeout` unwinds through here), we
         // leave the line, and a slot granted to us but not taken goes on.
@@ -154,7 +154,10 @@ impl Slots {
         loop {
             let wake = match also {
                 None => ticket.wake.wait(deadline),
-                Some(other) => WaitQueue::wait_any(&[&ticket.wake, other], &Waiter::new(), deadline),
+                Some(other) => {
+                    let what = Wait::Primitive("Pool slot", std::ptr::from_ref(self).addr());
+                    WaitQueue::wait_any(&[&ticket.wake, other], &Waiter::new(), what, deadline)
+                }
             };
             // A grant wins over whatever else woke us.
             if ticket.granted.get() {
@@ -177,7 +180,7 @@ impl Tracker {
         Rc::new(Tracker {
             members: RefCell::new(BTreeMap::new()),
             emptied: Cell::new(0),
-            joiners: WaitQueue::new(),
+            joiners: WaitQueue::new("Group.join"),
             slots: size.map(|size| Slots {
                 size,
                 free: Cell::new(size),
