@@ -33,9 +33,10 @@ pub(crate) type UpgradeFn = Box<dyn FnOnce(Upgraded)>;
 /// and a stop waits for it like a request in flight (then kills its green
 /// thread at the stop's timeout). It closes when dropped.
 ///
-/// As with a [`TcpStream`](greenery::net::TcpStream), one green thread may
-/// read (through `&Upgraded`) while another writes: share it in an
-/// [`Rc`].
+/// Clones are handles to the same connection (the bytes already read
+/// included): as with a [`TcpStream`](greenery::net::TcpStream) and its
+/// `try_clone`, one green thread may read while another writes. The
+/// connection closes when the last handle is dropped.
 ///
 /// ```
 /// use std::io::{Read, Write};
@@ -74,7 +75,12 @@ pub(crate) type UpgradeFn = Box<dyn FnOnce(Upgraded)>;
 /// # drop(client);
 /// # server.stop(std::time::Duration::from_secs(1)).unwrap();
 /// ```
+#[derive(Clone)]
 pub struct Upgraded {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
     conn: Rc<Conn>,
     /// Bytes the server had read past the request's head, not yet read
     /// from here.
@@ -85,17 +91,22 @@ pub struct Upgraded {
 
 impl Upgraded {
     pub(crate) fn new(conn: Rc<Conn>, leftover: Vec<u8>) -> Upgraded {
-        Upgraded { conn, leftover: RefCell::new(leftover), leftover_read: Cell::new(0) }
+        let inner = Inner { conn, leftover: RefCell::new(leftover), leftover_read: Cell::new(0) };
+        Upgraded { inner: Rc::new(inner) }
+    }
+
+    fn conn(&self) -> &Conn {
+        &self.inner.conn
     }
 
     /// The client's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.conn.peer
+        self.conn().peer
     }
 
     /// Whether the connection is TLS (it came to an HTTPS server).
     pub fn is_tls(&self) -> bool {
-        self.conn.stream.is_tls()
+        self.conn().stream.is_tls()
     }
 
     /// Sets how long a read may wait before failing with
@@ -106,7 +117,7 @@ impl Upgraded {
     ///
     /// `InvalidInput` for a zero duration, as std.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.conn.stream.set_read_timeout(timeout)
+        self.conn().stream.set_read_timeout(timeout)
     }
 
     /// Sets how long a write may wait before failing with
@@ -117,7 +128,7 @@ impl Upgraded {
     ///
     /// `InvalidInput` for a zero duration, as std.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.conn.stream.set_write_timeout(timeout)
+        self.conn().stream.set_write_timeout(timeout)
     }
 
     /// Shuts down the read half, the write half, or both (over TLS,
@@ -127,28 +138,28 @@ impl Upgraded {
     ///
     /// As for [`std::net::TcpStream::shutdown`].
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.conn.stream.shutdown(how)
+        self.conn().stream.shutdown(how)
     }
 }
 
 impl Read for &Upgraded {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         {
-            let leftover = self.leftover.borrow();
-            let start = self.leftover_read.get();
+            let leftover = self.inner.leftover.borrow();
+            let start = self.inner.leftover_read.get();
             if start < leftover.len() {
                 let n = buf.len().min(leftover.len() - start);
                 buf[..n].copy_from_slice(&leftover[start..start + n]);
-                self.leftover_read.set(start + n);
+                self.inner.leftover_read.set(start + n);
                 if start + n == leftover.len() {
                     drop(leftover);
-                    *self.leftover.borrow_mut() = Vec::new();
-                    self.leftover_read.set(0);
+                    *self.inner.leftover.borrow_mut() = Vec::new();
+                    self.inner.leftover_read.set(0);
                 }
                 return Ok(n);
             }
         }
-        self.conn.stream.read(buf)
+        self.conn().stream.read(buf)
     }
 }
 
@@ -160,7 +171,7 @@ impl Read for Upgraded {
 
 impl Write for &Upgraded {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.conn.stream.write(buf)
+        self.conn().stream.write(buf)
     }
 
     /// Nothing to do: a write has sent its bytes (or, over TLS, their
@@ -183,9 +194,9 @@ impl Write for Upgraded {
 impl fmt::Debug for Upgraded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Upgraded")
-            .field("peer_addr", &self.conn.peer)
+            .field("peer_addr", &self.conn().peer)
             .field("tls", &self.is_tls())
-            .field("leftover", &(self.leftover.borrow().len() - self.leftover_read.get()))
+            .field("leftover", &(self.inner.leftover.borrow().len() - self.inner.leftover_read.get()))
             .finish()
     }
 }
