@@ -874,13 +874,20 @@ fn hand_over(conn: Rc<Conn>, shared: &Shared, take_over: UpgradeFn, request_line
         leftover
     };
     conn.release_buffers(&shared.spares);
-    let peer = conn.peer;
-    let upgraded = Upgraded::new(conn, leftover);
+    let upgraded = Upgraded::new(conn.clone(), leftover);
     if let Err((payload, caught)) = panic_report::call(move || take_over(upgraded)) {
         if greenery::is_forced_unwind(&*payload) {
             panic::resume_unwind(payload);
         }
-        shared.panics.handler_panicked(request_line, peer, &*payload, caught);
+        shared.panics.handler_panicked(request_line, conn.peer, &*payload, caught);
+    }
+    // Over TLS, a clean end (close_notify), unless handles of the
+    // connection live on elsewhere.
+    if Rc::strong_count(&conn) == 1
+        && conn.stream.is_tls()
+        && conn.stream.set_write_timeout(Some(LINGER)).is_ok()
+    {
+        let _ = conn.stream.shutdown(Shutdown::Write);
     }
 }
 

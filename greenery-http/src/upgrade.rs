@@ -31,7 +31,9 @@ pub(crate) type UpgradeFn = Box<dyn FnOnce(Upgraded)>;
 /// [`set_write_timeout`](Self::set_write_timeout) says otherwise. It still
 /// counts among the server's [`connections`](crate::Server::connections),
 /// and a stop waits for it like a request in flight (then kills its green
-/// thread at the stop's timeout). It closes when dropped.
+/// thread at the stop's timeout). It closes when the closure that took it
+/// over returns (over TLS with a `close_notify`), or, if the closure left
+/// clones of it elsewhere, when the last is dropped.
 ///
 /// Clones are handles to the same connection (the bytes already read
 /// included): as with a [`TcpStream`](greenery::net::TcpStream) and its
