@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,10 +12,11 @@ use std::time::{Duration, Instant, SystemTime};
 /// measurement.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
-/// The example binary `name`, built first if it is missing or older than
-/// its sources (`cargo test --test examples` does not build examples; see
+/// A command running the example binary `name` (under `GREENERY_TEST_RUNNER`
+/// if it is set: qemu-user cannot execute a foreign binary by itself), built
+/// first if it is missing or older than its sources (`cargo test --test examples` does not build examples; see
 /// greenery's `tests/examples.rs` for why a fresh binary is used as it is).
-fn example(name: &str) -> PathBuf {
+fn example(name: &str) -> Command {
     let exe = std::env::current_exe().expect("the test binary's path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("a test binary in PROFILE/deps");
     let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
@@ -28,15 +29,31 @@ fn example(name: &str) -> PathBuf {
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
         // With the features this test was built with.
         let features: &[&str] = if cfg!(feature = "tls") { &["--features", "tls"] } else { &[] };
-        let built = Command::new(env!("CARGO"))
+        let mut build = Command::new(env!("CARGO"));
+        build
             .args(["build", "--quiet", "--manifest-path", manifest, "--profile", profile, "--example", name])
-            .args(features)
-            .status()
-            .expect("cargo runs");
+            .args(features);
+        // A cross build (`--target T`) puts its binaries in TARGET_DIR/T/PROFILE,
+        // where T is inside the directory cargo tags as a cache.
+        let above = profile_dir.parent().expect("a profile directory inside the target directory");
+        if above.parent().is_some_and(|dir| dir.join("CACHEDIR.TAG").exists())
+            && let Some(triple) = above.file_name().and_then(|name| name.to_str())
+        {
+            build.args(["--target", triple]);
+        }
+        let built = build.status().expect("cargo runs");
         assert!(built.success(), "cargo could not build the {name} example ({built})");
     }
     assert!(path.is_file(), "the example binary {} is missing after building it", path.display());
-    path
+    match std::env::var("GREENERY_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut command = Command::new(words.next().expect("a runner"));
+            command.args(words).arg(path);
+            command
+        }
+        _ => Command::new(path),
+    }
 }
 
 /// Whether the binary at `path` is newer than every source it is built
@@ -80,7 +97,7 @@ impl Hello {
 
     /// Started with `args` after the address.
     fn start_with(args: &[&str]) -> Hello {
-        let mut child = Command::new(example("hello"))
+        let mut child = example("hello")
             .arg("127.0.0.1:0")
             .args(args)
             .stdout(Stdio::null())
@@ -218,7 +235,7 @@ fn hello_on_two_threads_answers_and_stops_gracefully() {
 
 #[test]
 fn hello_rejects_a_bad_thread_count_with_its_usage() {
-    let output = Command::new(example("hello")).args(["127.0.0.1:0", "--threads", "none"]).output().unwrap();
+    let output = example("hello").args(["127.0.0.1:0", "--threads", "none"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--threads \"none\": expected a number of threads"), "{stderr}");
@@ -260,7 +277,7 @@ fn hello_serves_https_with_tls_cert_key() {
     let (status, stderr) = hello.wait();
     assert!(status.success(), "hello exited with {status}; stderr:\n{stderr}");
     // A missing file is named.
-    let output = Command::new(example("hello"))
+    let output = example("hello")
         .args(["127.0.0.1:0", "--tls", "/nowhere/cert.pem", key.to_str().unwrap()])
         .output()
         .unwrap();
@@ -272,7 +289,7 @@ fn hello_serves_https_with_tls_cert_key() {
 
 #[test]
 fn websocket_self_test_echoes_and_chats_and_drops_the_member_that_does_not_read() {
-    let output = Command::new(example("websocket")).arg("--self-test").output().unwrap();
+    let output = example("websocket").arg("--self-test").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "websocket --self-test: {}\n{stdout}\n{stderr}", output.status);

@@ -981,6 +981,21 @@ fn the_request_head_is_held_to_every_must_of_rfc_9112_and_9110() {
 
 // ---------------------------------------------------------- panic reports
 
+/// A command running this test binary again, under `GREENERY_TEST_RUNNER`
+/// if it is set (qemu-user cannot execute a foreign binary by itself).
+fn this_binary() -> std::process::Command {
+    let exe = std::env::current_exe().unwrap();
+    match std::env::var("GREENERY_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut command = std::process::Command::new(words.next().unwrap());
+            command.args(words).arg(exe);
+            command
+        }
+        _ => std::process::Command::new(exe),
+    }
+}
+
 #[test]
 fn a_panicking_handler_is_reported_once_with_its_request_line() {
     if std::env::var("GREENERY_HTTP_PANIC_SCENARIO").is_ok() {
@@ -991,7 +1006,7 @@ fn a_panicking_handler_is_reported_once_with_its_request_line() {
         return;
     }
     for backtrace in ["0", "1"] {
-        let output = std::process::Command::new(std::env::current_exe().unwrap())
+        let output = this_binary()
             .args(["--exact", "a_panicking_handler_is_reported_once_with_its_request_line", "--nocapture"])
             .env("GREENERY_HTTP_PANIC_SCENARIO", "1")
             .env("RUST_BACKTRACE", backtrace)
