@@ -383,9 +383,11 @@ impl Server {
             + self.shared.parked_connections.borrow().len()
     }
 
-    /// Connections open and waiting for their next request: without a pool
-    /// they are parked on the hub with no green thread, with one each waits
-    /// in its own (see [`with_pool`](Self::with_pool)).
+    /// Connections open and waiting for their next request (or, on an
+    /// HTTPS server, for their TLS handshake): without a pool they are
+    /// parked on the hub with no green thread once they have waited a
+    /// moment, with one each waits in its own (see
+    /// [`with_pool`](Self::with_pool)).
     pub fn idle_connections(&self) -> usize {
         self.shared.parked_connections.borrow().len() + self.shared.waiting_connections.borrow().len()
     }
