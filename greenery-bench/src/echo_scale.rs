@@ -5,10 +5,8 @@
 //! connection makes one round trip of [`MESSAGE`] bytes once connected, and
 //! [`ROUND_TRIPS`] more once all are open.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::process::ExitCode;
-
-use greenery::net::TcpStream;
 
 use crate::child::{announce, set_up_server};
 use crate::scale::{self, Scenario, Target};
@@ -34,6 +32,7 @@ pub(crate) fn echo_scale(n: u64) {
     let scenario = Scenario {
         case: "echo_scale",
         command: SERVER_COMMAND,
+        wrap: scale::plain,
         round_trip,
         round_trips: ROUND_TRIPS,
         what: "round trips of 64 bytes",
@@ -81,11 +80,10 @@ fn serve_tokio() -> io::Result<()> {
 
 /// Sends a message particular to connection `id` and `round`, and checks
 /// that the same bytes come back.
-fn round_trip(stream: &TcpStream, id: u64, round: u64) -> Result<(), String> {
+fn round_trip(stream: &mut dyn scale::Duplex, id: u64, round: u64) -> Result<(), String> {
     let message: [u8; MESSAGE] =
         std::array::from_fn(|i| (id.wrapping_mul(31).wrapping_add(round * 7).wrapping_add(i as u64)) as u8);
     let mut back = [0; MESSAGE];
-    let mut stream = stream;
     stream.write_all(&message).map_err(|err| format!("round trip {round}: write: {err}"))?;
     stream.read_exact(&mut back).map_err(|err| format!("round trip {round}: read: {err}"))?;
     if back != message {

@@ -19,7 +19,7 @@
 //!   connection, and what it keeps once they have all closed.
 
 use std::convert::Infallible;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -39,20 +39,20 @@ use crate::scale::{self, Scenario, Target};
 pub(crate) const SERVER_COMMAND: &str = "__http_server";
 
 /// What every server answers, with `200 OK`.
-const BODY: &[u8] = b"Hello, World!";
+pub(crate) const BODY: &[u8] = b"Hello, World!";
 /// The request the scale run's clients send.
-const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+pub(crate) const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
 /// The CPU the servers run on; wrk runs on the next one.
-const SERVER_CPU: usize = 0;
+pub(crate) const SERVER_CPU: usize = 0;
 /// wrk's connections (`-c`), on one thread (`-t1`).
-const CONNECTIONS: usize = 50;
+pub(crate) const CONNECTIONS: usize = 50;
 /// Timed rounds per server, at most (fewer if `N` asks for less than a
 /// second per round: wrk's durations are whole seconds).
-const ROUNDS: u64 = 3;
+pub(crate) const ROUNDS: u64 = 3;
 /// The untimed warm-up run of each server before the timed rounds (only
 /// when the rounds are all there, so that a tiny `N` stays fast).
-const WARM_UP_SECS: u64 = 1;
+pub(crate) const WARM_UP_SECS: u64 = 1;
 
 /// The servers, in the order their rounds take turns.
 #[derive(Debug, Clone, Copy)]
@@ -481,7 +481,7 @@ pub(crate) fn http(n: u64) {
     drop(processes);
     let summaries = results.each_ref().map(|rounds| Summary::of(rounds));
     for (server, summary) in Server::ALL.iter().zip(&summaries) {
-        summary.report(server.name(), round_secs);
+        summary.report(server.name(), "http", round_secs);
     }
     let [hyper, may, greenery] = &summaries;
     report("greenery_vs_hyper_http_ratio", greenery.requests_per_s / hyper.requests_per_s, "x");
@@ -499,29 +499,29 @@ pub(crate) fn http(n: u64) {
 }
 
 /// One timed round of one server.
-struct Round {
-    run: WrkRun,
+pub(crate) struct Round {
+    pub(crate) run: WrkRun,
     /// The server's CPU time during the round.
-    cpu: CpuTime,
+    pub(crate) cpu: CpuTime,
 }
 
 /// One server's rounds, summed up.
-struct Summary {
-    requests_per_s: f64,
+pub(crate) struct Summary {
+    pub(crate) requests_per_s: f64,
     min_requests_per_s: f64,
     max_requests_per_s: f64,
     latency_avg_us: f64,
     latency_max_us: f64,
-    cpu_ns_per_request: f64,
+    pub(crate) cpu_ns_per_request: f64,
     user_cpu_ns_per_request: f64,
     /// wrk's CPU time over the wall time of its rounds.
     client_busy: f64,
     requests: u64,
-    errors: u64,
+    pub(crate) errors: u64,
 }
 
 impl Summary {
-    fn of(rounds: &[Round]) -> Summary {
+    pub(crate) fn of(rounds: &[Round]) -> Summary {
         let sorted = |figure: fn(&WrkRun) -> f64| {
             let mut values: Vec<f64> = rounds.iter().map(|round| figure(&round.run)).collect();
             values.sort_by(f64::total_cmp);
@@ -548,15 +548,16 @@ impl Summary {
         }
     }
 
-    fn report(&self, server: &str, round_secs: u64) {
-        report(&format!("{server}_http_requests_per_s"), self.requests_per_s, "requests/s");
-        report(&format!("{server}_http_latency_avg_us"), self.latency_avg_us, "us");
-        report(&format!("{server}_http_cpu_ns_per_request"), self.cpu_ns_per_request, "ns");
-        report(&format!("{server}_http_user_cpu_ns_per_request"), self.user_cpu_ns_per_request, "ns");
-        report(&format!("{server}_http_wrk_cpu_busy"), self.client_busy * 100.0, "percent");
-        report(&format!("{server}_http_errors"), self.errors as f64, "count");
+    /// Reports the figures of `server` in `case` (`http`, `https`).
+    pub(crate) fn report(&self, server: &str, case: &str, round_secs: u64) {
+        report(&format!("{server}_{case}_requests_per_s"), self.requests_per_s, "requests/s");
+        report(&format!("{server}_{case}_latency_avg_us"), self.latency_avg_us, "us");
+        report(&format!("{server}_{case}_cpu_ns_per_request"), self.cpu_ns_per_request, "ns");
+        report(&format!("{server}_{case}_user_cpu_ns_per_request"), self.user_cpu_ns_per_request, "ns");
+        report(&format!("{server}_{case}_wrk_cpu_busy"), self.client_busy * 100.0, "percent");
+        report(&format!("{server}_{case}_errors"), self.errors as f64, "count");
         eprintln!(
-            "# {server}_http: {} requests in rounds of {round_secs} s: min {:.0}, median {:.0}, max {:.0} \
+            "# {server}_{case}: {} requests in rounds of {round_secs} s: min {:.0}, median {:.0}, max {:.0} \
              requests/s; latency: median of the rounds' averages {:.1} us, max {:.1} us",
             self.requests,
             self.min_requests_per_s,
@@ -569,15 +570,15 @@ impl Summary {
 }
 
 /// How to run wrk here.
-struct Wrk {
+pub(crate) struct Wrk {
     /// `taskset -c 1`, when there is a second CPU and taskset.
     prefix: Vec<String>,
     /// Says where wrk runs, for the summary.
-    pinning: String,
+    pub(crate) pinning: String,
 }
 
 impl Wrk {
-    fn find() -> Result<Wrk, String> {
+    pub(crate) fn find() -> Result<Wrk, String> {
         let runs = |program: &str, arg: &str| {
             Command::new(program)
                 .arg(arg)
@@ -600,13 +601,13 @@ impl Wrk {
 
     /// Loads `addr` for `secs` seconds.
     fn run(&self, addr: SocketAddr, secs: u64) -> Result<WrkRun, String> {
-        let args = [
-            "wrk".to_string(),
-            "-t1".into(),
-            format!("-c{CONNECTIONS}"),
-            format!("-d{secs}s"),
-            format!("http://{addr}/"),
-        ];
+        self.run_url(&format!("http://{addr}/"), secs)
+    }
+
+    /// Loads `url` (`http://` or `https://`) for `secs` seconds.
+    pub(crate) fn run_url(&self, url: &str, secs: u64) -> Result<WrkRun, String> {
+        let args =
+            ["wrk".to_string(), "-t1".into(), format!("-c{CONNECTIONS}"), format!("-d{secs}s"), url.into()];
         let mut command = self.prefix.iter().chain(&args);
         let program = command.next().expect("a program");
         let started = Instant::now();
@@ -633,7 +634,7 @@ impl Wrk {
 
 /// What one wrk run reported.
 #[derive(Debug, Clone, PartialEq)]
-struct WrkRun {
+pub(crate) struct WrkRun {
     requests_per_s: f64,
     requests: u64,
     latency_avg_us: f64,
@@ -709,11 +710,8 @@ pub(crate) fn http_scale(n: u64) {
     let scenario = Scenario {
         case: "http_scale",
         command: SERVER_COMMAND,
-        round_trip: |stream, _id, round| {
-            let mut stream = stream;
-            stream.write_all(REQUEST).map_err(|err| format!("request {round}: write: {err}"))?;
-            read_response(&mut stream).map_err(|problem| format!("request {round}: {problem}"))
-        },
+        wrap: scale::plain,
+        round_trip: http_round_trip,
         round_trips: 0,
         what: "`GET /` request(s)",
     };
@@ -721,9 +719,15 @@ pub(crate) fn http_scale(n: u64) {
     scale::run(&scenario, n, &servers);
 }
 
+/// One `GET /` and its response, checked.
+pub(crate) fn http_round_trip(stream: &mut dyn scale::Duplex, _id: u64, round: u64) -> Result<(), String> {
+    stream.write_all(REQUEST).map_err(|err| format!("request {round}: write: {err}"))?;
+    read_response(stream).map_err(|problem| format!("request {round}: {problem}"))
+}
+
 /// Reads one response from `stream` and checks it: `200`, a
 /// `Content-Length`, and the body [`BODY`], with nothing after it.
-fn read_response(stream: &mut impl Read) -> Result<(), String> {
+pub(crate) fn read_response(stream: &mut (impl Read + ?Sized)) -> Result<(), String> {
     const MAX_HEAD: usize = 8192;
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0; 1024];

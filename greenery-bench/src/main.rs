@@ -31,6 +31,7 @@ mod echo_scale;
 mod generators;
 mod greenlets;
 mod http;
+mod https;
 mod hub;
 mod measure;
 mod net;
@@ -156,6 +157,23 @@ const CASES: &[Case] = &[
         run: http::http_scale,
     },
     Case {
+        name: "https",
+        about: "wrk -t1 -c50 against HTTPS servers answering `Hello, World!` on one thread in a child process \
+                (greenery-http with TLS vs hyper behind tokio-rustls on tokio current-thread; the same \
+                certificate, rustls with aws-lc-rs, TLS 1.3 with AES-128-GCM); N is milliseconds of load per \
+                server, in rounds of whole seconds",
+        default_n: 15_000,
+        run: https::https,
+    },
+    Case {
+        name: "https_scale",
+        about: "N TLS keep-alive connections, one request each, held idle at once against an HTTPS server in \
+                a child process: its memory per connection, and after they all closed (greenery-http vs \
+                hyper with tokio-rustls)",
+        default_n: 10_000,
+        run: https::https_scale,
+    },
+    Case {
         name: "python",
         about: "Python's generators and greenlets (python/baseline.py, needs python3; greenlet optional)",
         default_n: 200_000,
@@ -215,6 +233,9 @@ fn main() -> ExitCode {
     }
     if case_name == http::SERVER_COMMAND {
         return http::serve_child(&args[1..]);
+    }
+    if case_name == https::SERVER_COMMAND {
+        return https::serve_child(&args[1..]);
     }
     if matches!(case_name.as_str(), "-h" | "--help" | "help") {
         println!("{}", usage_text());

@@ -77,13 +77,26 @@ pub(crate) struct Scenario {
     pub(crate) case: &'static str,
     /// The hidden command that runs one of its servers in a child process.
     pub(crate) command: &'static str,
+    /// What a client speaks over its TCP connection once connected: the
+    /// stream itself ([`plain`]), or TLS over it.
+    pub(crate) wrap: fn(TcpStream) -> Result<Box<dyn Duplex>, String>,
     /// One round trip over connection `id`, number `round` (0 for the first,
     /// made right after the connect), checking what comes back.
-    pub(crate) round_trip: fn(&TcpStream, u64, u64) -> Result<(), String>,
+    pub(crate) round_trip: fn(&mut dyn Duplex, u64, u64) -> Result<(), String>,
     /// Round trips each connection makes after its first, once all are open.
     pub(crate) round_trips: u64,
     /// What a round trip is, for the summary on stderr: "64-byte echoes".
     pub(crate) what: &'static str,
+}
+
+/// A client's stream: read and written.
+pub(crate) trait Duplex: io::Read + io::Write {}
+
+impl<T: io::Read + io::Write> Duplex for T {}
+
+/// [`Scenario::wrap`] for clients that speak over TCP itself.
+pub(crate) fn plain(stream: TcpStream) -> Result<Box<dyn Duplex>, String> {
+    Ok(Box::new(stream))
 }
 
 /// A server a scale case loads.
@@ -98,6 +111,16 @@ pub(crate) struct Target {
 /// Runs `scenario` with `n` connections against each of `servers` in turn;
 /// exits the process with a failure status if there was any error.
 pub(crate) fn run(scenario: &Scenario, n: u64, servers: &[Target]) {
+    run_with(scenario, n, servers, &|server| ServerProcess::start(scenario.command, server.arg));
+}
+
+/// As [`run`], starting each server with `start`.
+pub(crate) fn run_with(
+    scenario: &Scenario,
+    n: u64,
+    servers: &[Target],
+    start: &dyn Fn(&Target) -> Result<ServerProcess, String>,
+) {
     let case = scenario.case;
     if let Err(problem) = preflight(n) {
         eprintln!("{case}: {problem}");
@@ -106,8 +129,7 @@ pub(crate) fn run(scenario: &Scenario, n: u64, servers: &[Target]) {
     let mut errors = 0;
     for server in servers {
         let started = Instant::now();
-        let run = ServerProcess::start(scenario.command, server.arg)
-            .and_then(|process| load(scenario, &process, n));
+        let run = start(server).and_then(|process| load(scenario, &process, n));
         match run {
             Ok(run) => {
                 run.report(scenario, server.name, n);
@@ -233,12 +255,13 @@ fn client(scenario: &Scenario, id: u64, addr: std::net::SocketAddr, run: &Run) -
         stream.set_write_timeout(Some(IO_TIMEOUT)),
     ];
     set_up.into_iter().collect::<io::Result<()>>().map_err(|err| format!("socket options: {err}"))?;
-    (scenario.round_trip)(&stream, id, 0)?;
+    let mut stream = (scenario.wrap)(stream)?;
+    (scenario.round_trip)(&mut *stream, id, 0)?;
     drop(permit);
     progress.arrive();
     run.go.wait().map_err(|err| err.to_string())?;
     for round in 1..=scenario.round_trips {
-        (scenario.round_trip)(&stream, id, round)?;
+        (scenario.round_trip)(&mut *stream, id, round)?;
     }
     progress.arrive();
     run.release.wait().map_err(|err| err.to_string())

@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! cargo run --release -p greenery-http --example hello -- 127.0.0.1:PORT [--threads N]
+//! cargo run --release -p greenery-http --features tls --example hello -- --tls cert.pem key.pem
 //! ```
 //!
 //! With `--threads N` (default 1) it serves on N hubs, one per OS thread,
 //! each with a listener of its own on the address (`SO_REUSEPORT`: the
-//! kernel spreads the connections).
+//! kernel spreads the connections). With `--tls CERT KEY` (and the `tls`
+//! feature) it serves HTTPS with the certificate chain and private key in
+//! those PEM files.
 //!
 //! SIGTERM or SIGINT (Ctrl-C) stops it gracefully: it stops accepting,
 //! closes idle connections, lets the requests in flight finish (for up to
@@ -26,15 +29,35 @@ use greenery_http::{Body, Server};
 /// How long requests in flight may take to finish once a stop begins.
 const GRACE: Duration = Duration::from_secs(5);
 
-const USAGE: &str = "usage: hello [ADDRESS] [--threads N]   (default 127.0.0.1:8080, 1 thread)";
+const USAGE: &str =
+    "usage: hello [ADDRESS] [--threads N] [--tls CERT KEY]   (default 127.0.0.1:8080, 1 thread, HTTP)";
+
+/// The command line.
+struct Arguments {
+    addr: String,
+    threads: usize,
+    /// The certificate chain's and the private key's PEM files.
+    tls: Option<(String, String)>,
+}
 
 fn main() {
-    let (addr, threads) = arguments().unwrap_or_else(|err| {
+    let Arguments { addr, threads, tls } = arguments().unwrap_or_else(|err| {
         eprintln!("hello: {err}\n{USAGE}");
         std::process::exit(2);
     });
-    let servers = ServerThreads::start(threads, addr.as_str(), |_hub, listener| {
-        Server::new(listener, |_request: Request<Body>| Response::new("Hello, World!"))
+    let tls = tls.map(|(cert, key)| {
+        tls_config(&cert, &key).unwrap_or_else(|err| {
+            eprintln!("hello: {err}"); // it names the file
+            std::process::exit(1);
+        })
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let servers = ServerThreads::start(threads, addr.as_str(), move |_hub, listener| {
+        let server = Server::new(listener, |_request: Request<Body>| Response::new("Hello, World!"))?;
+        Ok(match &tls {
+            Some(config) => with_tls(server, config),
+            None => server,
+        })
     })
     .unwrap_or_else(|err| {
         eprintln!("hello: {err}"); // it names the address
@@ -56,7 +79,7 @@ fn main() {
             std::process::exit(1);
         })
     });
-    eprintln!("hello: listening on http://{}/", servers.local_addr());
+    eprintln!("hello: listening on {scheme}://{}/", servers.local_addr());
     if threads > 1 {
         eprintln!("hello: serving on {threads} threads, one hub each");
     }
@@ -72,10 +95,36 @@ fn main() {
     eprintln!("hello: stopped");
 }
 
-/// The address and the thread count from the command line.
-fn arguments() -> Result<(String, usize), String> {
+/// The TLS configuration from the PEM files `cert` and `key`.
+#[cfg(feature = "tls")]
+fn tls_config(cert: &str, key: &str) -> std::io::Result<std::sync::Arc<greenery_http::rustls::ServerConfig>> {
+    Ok(std::sync::Arc::new(greenery::net::tls_server_config(cert, key)?))
+}
+
+#[cfg(feature = "tls")]
+fn with_tls(server: Server, config: &std::sync::Arc<greenery_http::rustls::ServerConfig>) -> Server {
+    server.with_tls(config.clone())
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_config(_cert: &str, _key: &str) -> std::io::Result<std::convert::Infallible> {
+    eprintln!(
+        "hello: --tls needs greenery-http's tls feature \
+         (cargo run -p greenery-http --features tls --example hello -- --tls CERT KEY)"
+    );
+    std::process::exit(2);
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(_server: Server, config: &std::convert::Infallible) -> Server {
+    match *config {}
+}
+
+/// The address, the thread count and the TLS files from the command line.
+fn arguments() -> Result<Arguments, String> {
     let mut addr = None;
     let mut threads = 1;
+    let mut tls = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -86,6 +135,11 @@ fn arguments() -> Result<(String, usize), String> {
                         format!("--threads {count:?}: expected a number of threads, 1 or more")
                     })?;
             }
+            "--tls" => {
+                let cert = args.next().ok_or("--tls needs a certificate file and a key file")?;
+                let key = args.next().ok_or("--tls needs a key file after the certificate file")?;
+                tls = Some((cert, key));
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -94,5 +148,5 @@ fn arguments() -> Result<(String, usize), String> {
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
-    Ok((addr.unwrap_or_else(|| "127.0.0.1:8080".to_owned()), threads))
+    Ok(Arguments { addr: addr.unwrap_or_else(|| "127.0.0.1:8080".to_owned()), threads, tls })
 }

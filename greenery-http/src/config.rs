@@ -58,6 +58,11 @@ pub struct Timeouts {
     /// ones): against slow-header attacks (slowloris). Past it, `408
     /// Request Timeout` and the connection is closed. Default 10 s.
     pub header: Duration,
+    /// How long an HTTPS client may take to finish its TLS handshake,
+    /// counted from the connection; past it the connection is closed
+    /// (silently). The header timeout then counts from the end of the
+    /// handshake. Default 10 s.
+    pub handshake: Duration,
     /// How long a keep-alive connection may sit idle between requests before
     /// it is closed (silently), counted from the end of the last response.
     /// Empty lines sent meanwhile do not extend it. Default 60 s.
@@ -82,6 +87,7 @@ impl Default for Timeouts {
     fn default() -> Timeouts {
         Timeouts {
             header: Duration::from_secs(10),
+            handshake: Duration::from_secs(10),
             keep_alive: Duration::from_secs(60),
             io: Duration::from_secs(30),
             request_body: MinRate::DEFAULT,

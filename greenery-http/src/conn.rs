@@ -46,7 +46,7 @@
 //!   reset the connection and destroy the last response in flight.
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::panic;
 use std::rc::Rc;
@@ -54,15 +54,18 @@ use std::time::{Duration, Instant};
 
 use greenery::net::TcpStream;
 use http::header::HeaderMap;
-use http::{Method, Request, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 
 use crate::PeerAddr;
 use crate::body::Body;
 use crate::chunked::Decoder;
 use crate::head::{self, Framing, Head, Reject};
 use crate::panic_report;
+use crate::response::ResponseBody;
 use crate::response::{self, Written};
 use crate::server::{Settings, Shared};
+use crate::stream::Stream;
+use crate::upgrade::{UpgradeFn, Upgraded};
 
 /// The most of an unread request body that is read and dropped to keep the
 /// connection; a longer rest closes it.
@@ -134,15 +137,16 @@ impl BodyState {
 
 /// A connection's stream and buffers.
 pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) peer: SocketAddr,
     pub(crate) settings: Rc<Settings>,
     /// The connection's number on its server.
     id: u64,
     /// When the wait for the next request head ends (if no byte of it has
-    /// come): the header timeout after the connection was accepted, then the
-    /// keep-alive timeout after each response. Nothing the client sends
-    /// while idle moves it.
+    /// come): the header timeout after the connection was accepted (for
+    /// TLS: the handshake timeout after it was accepted, then the header
+    /// timeout after the handshake), then the keep-alive timeout after each
+    /// response. Nothing the client sends while idle moves it.
     idle_deadline: Cell<Instant>,
     /// Bytes of the current response sent so far, which earn waiting time
     /// under the response's minimum rate.
@@ -224,9 +228,11 @@ impl SpareBuffers {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Conn {
+    fn new(stream: Stream, peer: SocketAddr, shared: &Shared) -> Conn {
         let settings = shared.settings();
-        let idle_deadline = Instant::now() + settings.timeouts.header;
+        let first_wait =
+            if stream.is_handshaking() { settings.timeouts.handshake } else { settings.timeouts.header };
+        let idle_deadline = Instant::now() + first_wait;
         Conn {
             stream,
             peer,
@@ -274,7 +280,7 @@ impl Conn {
             }
             self.stream.set_write_timeout(Some(allowed.min(timeouts.io)))?;
             let began = Instant::now();
-            let written = (&self.stream).write(bytes);
+            let written = self.stream.write(bytes);
             self.write_waited.set(self.write_waited.get() + began.elapsed());
             match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -337,9 +343,39 @@ impl Conn {
             }
         }
         let end = buf.end;
-        let read = (&self.stream).read(&mut buf.bytes[end..])?;
+        let read = self.stream.read(&mut buf.bytes[end..])?;
         buf.end += read;
         Ok(read)
+    }
+
+    /// Does the TLS handshake, by the connection's first deadline. Before
+    /// the client's first byte it waits [`IDLE_LINGER`] in its green thread,
+    /// then parks (as an idle connection does), unless the server has a
+    /// pool.
+    fn handshake(self: &Rc<Self>, shared: &Shared) -> Handshake {
+        let deadline = self.idle_deadline.get();
+        if shared.is_stopping() {
+            return Handshake::Failed;
+        }
+        // Listed as idle, so that a stop closes it.
+        let _listed = IdleListing::new(shared, self.clone());
+        let tcp = self.stream.tcp();
+        if shared.parks_idle() && Instant::now() + IDLE_LINGER < deadline {
+            if tcp.set_read_timeout(Some(IDLE_LINGER)).is_err() {
+                return Handshake::Failed;
+            }
+            match tcp.peek(&mut [0; 1]) {
+                Ok(0) => return Handshake::Failed,
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::TimedOut => return Handshake::Idle(deadline),
+                Err(_) => return Handshake::Failed,
+            }
+        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        if timeout.is_zero() || self.stream.handshake(timeout).is_err() {
+            return Handshake::Failed;
+        }
+        Handshake::Done
     }
 
     /// Reads the next request head. See [`HeadOutcome`].
@@ -556,7 +592,7 @@ impl Conn {
             if timeout.is_zero() || self.stream.set_read_timeout(Some(timeout)).is_err() {
                 return;
             }
-            match (&self.stream).read(&mut scratch) {
+            match self.stream.read(&mut scratch) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => lingered += n as u64,
             }
@@ -586,6 +622,25 @@ impl Drop for IdleListing<'_> {
     }
 }
 
+/// What a TLS handshake came to.
+enum Handshake {
+    Done,
+    /// The client has sent nothing yet: park until this deadline.
+    Idle(Instant),
+    /// It failed, timed out, or the server is stopping: close.
+    Failed,
+}
+
+/// What answering a request came to.
+enum Next {
+    /// The connection may carry another request.
+    KeepAlive,
+    Close,
+    /// The response said `101` (or `2xx` to `CONNECT`): hand the connection
+    /// to this.
+    Upgrade(UpgradeFn, String),
+}
+
 /// What waiting for a request head came to.
 enum HeadOutcome {
     Head(Box<Head>),
@@ -602,11 +657,23 @@ enum HeadOutcome {
 /// Serves requests on `stream` until the connection closes or parks.
 pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: &Rc<Shared>) {
     let _ = stream.set_nodelay(true);
+    let Ok(stream) = shared.tls.wrap(stream) else { return };
     run(Rc::new(Conn::new(stream, peer, shared)), shared);
 }
 
 /// Serves requests on `conn` until it closes or parks.
 fn run(conn: Rc<Conn>, shared: &Rc<Shared>) {
+    if conn.stream.is_handshaking() {
+        match conn.handshake(shared) {
+            Handshake::Done => conn.idle_deadline.set(Instant::now() + conn.settings.timeouts.header),
+            Handshake::Idle(deadline) => return park(conn, shared, deadline),
+            Handshake::Failed => {
+                drop(conn);
+                shared.connection_closed();
+                return;
+            }
+        }
+    }
     loop {
         let head = match conn.read_head(shared) {
             HeadOutcome::Head(head) => head,
@@ -621,10 +688,18 @@ fn run(conn: Rc<Conn>, shared: &Rc<Shared>) {
             }
             HeadOutcome::Idle(deadline) => return park(conn, shared, deadline),
         };
-        if !answer(&conn, shared, *head) || !conn.finish_body() {
-            conn.close();
-            shared.connection_closed();
-            return;
+        match answer(&conn, shared, *head) {
+            Next::KeepAlive if conn.finish_body() => {}
+            Next::KeepAlive | Next::Close => {
+                conn.close();
+                shared.connection_closed();
+                return;
+            }
+            Next::Upgrade(take_over, request_line) => {
+                hand_over(conn, shared, take_over, &request_line);
+                shared.connection_closed();
+                return;
+            }
         }
         // The keep-alive timeout counts from the end of this response.
         conn.idle_deadline.set(Instant::now() + conn.settings.timeouts.keep_alive);
@@ -671,9 +746,9 @@ fn park(conn: Rc<Conn>, shared: &Rc<Shared>, deadline: Instant) {
     }
 }
 
-/// Runs the handler on one request and writes its response. Whether the
-/// connection may carry another request.
-fn answer(conn: &Rc<Conn>, shared: &Shared, head: Head) -> bool {
+/// Runs the handler on one request and writes its response: what the
+/// connection does next.
+fn answer(conn: &Rc<Conn>, shared: &Shared, head: Head) -> Next {
     let request_number = conn.request.get() + 1;
     conn.request.set(request_number);
     conn.start_response();
@@ -697,25 +772,14 @@ fn answer(conn: &Rc<Conn>, shared: &Shared, head: Head) -> bool {
     *request.headers_mut() = head.headers;
     request.extensions_mut().insert(PeerAddr(conn.peer));
     let log_line = shared.wants_log().then(|| response::log_request_line(&request));
-    if line.method == Method::CONNECT {
-        // No handler takes the connection over for a tunnel: what follows the
-        // head is not HTTP, and the connection closes after the answer.
-        return reject(
-            conn,
-            shared,
-            log_line.as_deref(),
-            StatusCode::NOT_IMPLEMENTED,
-            "CONNECT is not supported",
-        );
-    }
+    let request_line = || format!("{} {} {:?}", line.method, target, line.version);
     let response = match panic_report::call(|| shared.call(request)) {
         Ok(response) => response,
         Err((payload, caught)) => {
             if greenery::is_forced_unwind(&*payload) {
                 panic::resume_unwind(payload);
             }
-            let request_line = format!("{} {} {:?}", line.method, target, line.version);
-            shared.panics.handler_panicked(&request_line, conn.peer, &*payload, caught);
+            shared.panics.handler_panicked(&request_line(), conn.peer, &*payload, caught);
             return reject(
                 conn,
                 shared,
@@ -731,23 +795,112 @@ fn answer(conn: &Rc<Conn>, shared: &Shared, head: Head) -> bool {
         let reason = "the request body took too long";
         return reject(conn, shared, log_line.as_deref(), StatusCode::REQUEST_TIMEOUT, reason);
     }
-    // A stop while the handler ran makes this the connection's last response.
-    let keep_alive = client_keeps_alive && !shared.is_stopping();
+    let connect = line.method == Method::CONNECT;
+    let status = response.status();
+    if response.body().is_upgrade()
+        || status == StatusCode::SWITCHING_PROTOCOLS
+        || (connect && status.is_success())
+    {
+        return switch(conn, shared, log_line.as_deref(), response, connect).with_request_line(request_line);
+    }
+    // A stop while the handler ran makes this the connection's last
+    // response; after CONNECT, what follows the head is not HTTP.
+    let keep_alive = client_keeps_alive && !shared.is_stopping() && !connect;
     let Written { status, body_bytes, keep_alive: keep } = response::write(conn, &line, keep_alive, response);
     shared.log(conn, log_line.as_deref(), status, body_bytes);
-    keep
+    if keep { Next::KeepAlive } else { Next::Close }
+}
+
+impl Next {
+    /// Names the request in an upgrade's panic reports.
+    fn with_request_line(self, request_line: impl FnOnce() -> String) -> Next {
+        match self {
+            Next::Upgrade(take_over, _) => Next::Upgrade(take_over, request_line()),
+            other => other,
+        }
+    }
+}
+
+/// Answers with a response that switches protocols: `101` (an upgrade) or
+/// `2xx` to `CONNECT` (a tunnel), whose body must be a
+/// [`ResponseBody::upgrade`], and nothing else with such a body. A handler
+/// that does not take a `CONNECT` over gets `501`.
+fn switch(
+    conn: &Conn,
+    shared: &Shared,
+    log_line: Option<&str>,
+    response: Response<ResponseBody>,
+    connect: bool,
+) -> Next {
+    let status = response.status();
+    let (parts, body) = response.into_parts();
+    let Some(take_over) = body.into_upgrade() else {
+        return if connect {
+            reject(conn, shared, log_line, StatusCode::NOT_IMPLEMENTED, "CONNECT is not supported")
+        } else {
+            let reason = "the handler switched protocols without taking the connection over";
+            reject(conn, shared, log_line, StatusCode::INTERNAL_SERVER_ERROR, reason)
+        };
+    };
+    if !(status == StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())) {
+        let reason =
+            "the handler took the connection over without switching protocols (101, or 2xx to CONNECT)";
+        return reject(conn, shared, log_line, StatusCode::INTERNAL_SERVER_ERROR, reason);
+    }
+    // The request's body ends before the other protocol begins.
+    if !conn.finish_body() {
+        let reason = "the request body could not be read to its end before switching protocols";
+        return reject(conn, shared, log_line, StatusCode::INTERNAL_SERVER_ERROR, reason);
+    }
+    response::write_switch_head(conn, status, &parts.headers);
+    shared.log(conn, log_line, status, 0);
+    Next::Upgrade(take_over, String::new())
+}
+
+/// Hands `conn` over to `take_over`, in this green thread, once the head
+/// that switched protocols has gone: with the bytes read past the request,
+/// without the server's timeouts, and without its buffers (back to the
+/// spares). The connection closes when `take_over` is done with it.
+fn hand_over(conn: Rc<Conn>, shared: &Shared, take_over: UpgradeFn, request_line: &str) {
+    if conn.flush().is_err() {
+        return;
+    }
+    let _ = conn.stream.set_read_timeout(None);
+    let _ = conn.stream.set_write_timeout(None);
+    let leftover = {
+        let mut buf = conn.read_buf.borrow_mut();
+        let leftover = buf.buffered().to_vec();
+        buf.consume(leftover.len());
+        leftover
+    };
+    conn.release_buffers(&shared.spares);
+    let upgraded = Upgraded::new(conn.clone(), leftover);
+    if let Err((payload, caught)) = panic_report::call(move || take_over(upgraded)) {
+        if greenery::is_forced_unwind(&*payload) {
+            panic::resume_unwind(payload);
+        }
+        shared.panics.handler_panicked(request_line, conn.peer, &*payload, caught);
+    }
+    // Over TLS, a clean end (close_notify), unless handles of the
+    // connection live on elsewhere.
+    if Rc::strong_count(&conn) == 1
+        && conn.stream.is_tls()
+        && conn.stream.set_write_timeout(Some(LINGER)).is_ok()
+    {
+        let _ = conn.stream.shutdown(Shutdown::Write);
+    }
 }
 
 /// Answers the request with `status` and a short `reason`, and logs it; the
-/// connection then closes (this returns `false`).
+/// connection then closes.
 fn reject(
     conn: &Conn,
     shared: &Shared,
     log_line: Option<&str>,
     status: StatusCode,
     reason: &'static str,
-) -> bool {
+) -> Next {
     let written = response::write_reject(conn, Reject { status, reason });
     shared.log(conn, log_line, status, written.body_bytes);
-    false
+    Next::Close
 }

@@ -9,6 +9,8 @@ mod head;
 mod panic_report;
 mod response;
 mod server;
+mod stream;
+mod upgrade;
 
 /// Entry points for the fuzz targets in `fuzz/` (built only by `cargo fuzz`,
 /// which sets `--cfg fuzzing`).
@@ -62,10 +64,16 @@ pub use body::Body;
 pub use config::{Limits, MinRate, Timeouts};
 pub use response::{BodyWriter, ResponseBody};
 pub use server::Server;
+pub use upgrade::Upgraded;
 
 /// The `http` crate, whose `Request`, `Response`, `StatusCode` and
 /// `HeaderMap` handlers use.
 pub use http;
+
+/// The rustls crate, whose [`ServerConfig`](rustls::ServerConfig)
+/// [`Server::with_tls`] takes (with the `tls` feature).
+#[cfg(feature = "tls")]
+pub use greenery::net::rustls;
 
 /// The client's address, in every request's extensions (pywsgi's
 /// `REMOTE_ADDR`); [`RequestExt::peer_addr`] reads it.

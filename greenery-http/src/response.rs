@@ -9,9 +9,11 @@ use http::{Method, Request, Response, StatusCode, Version};
 
 use crate::conn::{Conn, FLUSH_AT};
 use crate::head::Reject;
+use crate::upgrade::{UpgradeFn, Upgraded};
 
-/// A response's body: bytes, text, a reader, or chunks written by a closure
-/// as it goes. Anything `Into<ResponseBody>` can be a handler's response
+/// A response's body: bytes, text, a reader, chunks written by a closure
+/// as it goes, or (after `101 Switching Protocols`, or a `2xx` answer to
+/// `CONNECT`) the connection itself, handed over. Anything `Into<ResponseBody>` can be a handler's response
 /// body: `&'static str`, `String`, `Vec<u8>`, `&'static [u8]`, `()`.
 ///
 /// The server picks the framing: `Content-Length` when the length is known,
@@ -26,6 +28,7 @@ enum Kind {
     Bytes(Cow<'static, [u8]>),
     Reader { reader: Box<dyn Read>, length: Option<u64> },
     Stream(StreamBody),
+    Upgrade(UpgradeFn),
 }
 
 /// The closure of a [`ResponseBody::stream`].
@@ -65,12 +68,61 @@ impl ResponseBody {
         ResponseBody { kind: Kind::Stream(Box::new(write)) }
     }
 
-    /// The length, when known before sending.
+    /// Takes the connection over once the response's head has gone: for
+    /// a response with status `101 Switching Protocols` (an upgrade, such
+    /// as a WebSocket), or a `2xx` answer to `CONNECT` (a tunnel).
+    /// `take_over` runs in the connection's green thread with the
+    /// connection as an [`Upgraded`] stream, and the connection closes when
+    /// it returns. This is hyper's `upgrade::on`, for blocking code.
+    ///
+    /// The server sends the head as the handler made it, less any
+    /// `Content-Length` or `Transfer-Encoding`, and with `Connection:
+    /// upgrade` on a `101` that has no `Connection` field; whether the
+    /// client asked for the protocol (its `Upgrade` field) is the handler's
+    /// to check. A request body is read to its end first (and a long one
+    /// gets `500` instead). Such a body with another status gets `500`, as
+    /// does a `101` with another body; a `2xx` answer to `CONNECT` with
+    /// another body gets `501`.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use greenery_http::http::{Response, StatusCode, header};
+    /// use greenery_http::{ResponseBody, Upgraded};
+    ///
+    /// let response = Response::builder()
+    ///     .status(StatusCode::SWITCHING_PROTOCOLS)
+    ///     .header(header::UPGRADE, "my-protocol")
+    ///     .body(ResponseBody::upgrade(|mut stream: Upgraded| {
+    ///         let _ = stream.write_all(b"hello in my protocol\n");
+    ///     }))
+    ///     .unwrap();
+    /// # drop(response);
+    /// ```
+    pub fn upgrade(take_over: impl FnOnce(Upgraded) + 'static) -> ResponseBody {
+        ResponseBody { kind: Kind::Upgrade(Box::new(take_over)) }
+    }
+
+    /// Whether this body takes the connection over
+    /// ([`upgrade`](Self::upgrade)).
+    pub fn is_upgrade(&self) -> bool {
+        matches!(self.kind, Kind::Upgrade(_))
+    }
+
+    pub(crate) fn into_upgrade(self) -> Option<UpgradeFn> {
+        match self.kind {
+            Kind::Upgrade(take_over) => Some(take_over),
+            _ => None,
+        }
+    }
+
+    /// The length, when known before sending (0 for an
+    /// [`upgrade`](Self::upgrade): no HTTP body).
     pub fn length(&self) -> Option<u64> {
         match &self.kind {
             Kind::Bytes(bytes) => Some(bytes.len() as u64),
             Kind::Reader { length, .. } => *length,
             Kind::Stream(_) => None,
+            Kind::Upgrade(_) => Some(0),
         }
     }
 }
@@ -87,6 +139,7 @@ impl fmt::Debug for ResponseBody {
             Kind::Bytes(_) => "bytes",
             Kind::Reader { .. } => "reader",
             Kind::Stream(_) => "stream",
+            Kind::Upgrade(_) => "upgrade",
         };
         f.debug_struct("ResponseBody").field("kind", &kind).field("length", &self.length()).finish()
     }
@@ -308,7 +361,30 @@ fn send_body(conn: &Conn, body: ResponseBody, chunked: bool) -> io::Result<u64> 
             finish_chunks(conn, chunked)?;
             Ok(writer.written)
         }
+        // Not sent as a body: the connection answers these with
+        // `write_switch_head` (or a rejection).
+        Kind::Upgrade(_) => Ok(0),
     }
+}
+
+/// Writes the head of a response that switches protocols (`101`, or `2xx`
+/// to `CONNECT`): the handler's fields, less the framing ones, with
+/// `Connection: upgrade` on a `101` that has no `Connection` field.
+pub(crate) fn write_switch_head(conn: &Conn, status: StatusCode, headers: &HeaderMap) {
+    let mut out = conn.write_buf.borrow_mut();
+    write_status_line(&mut out, status);
+    for (name, value) in headers {
+        if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
+            write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    if !headers.contains_key(header::DATE) {
+        crate::date::with_date(|date| write_field(&mut out, b"date", date));
+    }
+    if status == StatusCode::SWITCHING_PROTOCOLS && !headers.contains_key(header::CONNECTION) {
+        out.extend_from_slice(b"connection: upgrade\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 fn finish_chunks(conn: &Conn, chunked: bool) -> io::Result<()> {

@@ -15,6 +15,7 @@ use http::{Request, Response, StatusCode};
 
 use crate::conn::{self, Conn, SpareBuffers};
 use crate::panic_report::{self, Reports};
+use crate::stream::TlsConfig;
 use crate::{Body, Limits, ResponseBody, Timeouts};
 
 /// An HTTP/1.1 server: a green thread per connection on this thread's hub,
@@ -74,6 +75,8 @@ pub(crate) struct Shared {
     pub(crate) continuations: Group,
     pub(crate) spares: SpareBuffers,
     next_connection: Cell<u64>,
+    /// Whether (and how) the server serves HTTPS.
+    pub(crate) tls: TlsConfig,
 }
 
 /// A server's limits and timeouts, as a connection reads them when it
@@ -169,6 +172,7 @@ impl Server {
             continuations: Group::new(),
             spares: SpareBuffers::default(),
             next_connection: Cell::new(0),
+            tls: TlsConfig::default(),
         });
         let serving = shared.clone();
         let streams = StreamServer::new(listener, move |stream, peer| conn::serve(stream, peer, &serving))?;
@@ -245,6 +249,80 @@ impl Server {
         self
     }
 
+    /// Serves HTTPS with `config` (a rustls
+    /// [`ServerConfig`](crate::rustls::ServerConfig), or an `Arc` of one) on
+    /// connections accepted from now on; with the `tls` feature. Its ALPN
+    /// protocols are set to `http/1.1` alone (this server speaks no other;
+    /// a client that offers only `h2` is refused in the handshake).
+    ///
+    /// Everything that holds for HTTP holds for HTTPS: keep-alive,
+    /// pipelining, the limits and timeouts, idle connections parked without
+    /// a green thread (the TLS session stays with them), graceful stops,
+    /// upgrades. A client must finish its handshake within
+    /// [`Timeouts::handshake`], and a handshake that fails closes the
+    /// connection without a report.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use greenery_http::rustls::{self, ServerConfig};
+    /// use greenery_http::http::{Request, Response};
+    /// use greenery_http::{Body, Server};
+    /// # let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// # let key = rustls::pki_types::PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der());
+    /// # let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    /// #     .with_safe_default_protocol_versions().unwrap()
+    /// #     .with_no_client_auth()
+    /// #     .with_single_cert(vec![cert.cert.der().clone()], key.into())
+    /// #     .unwrap();
+    ///
+    /// // `config`: a rustls ServerConfig with the server's certificate and key.
+    /// let server = Server::bind("127.0.0.1:0", |_: Request<Body>| Response::new("Hello over HTTPS"))
+    ///     .unwrap()
+    ///     .with_tls(config);
+    /// server.start().unwrap();
+    /// # server.stop(std::time::Duration::from_secs(1)).unwrap();
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn with_tls(self, config: impl Into<std::sync::Arc<crate::rustls::ServerConfig>>) -> Server {
+        let mut config = std::sync::Arc::unwrap_or_clone(config.into());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        self.shared.tls.set(std::sync::Arc::new(config));
+        self
+    }
+
+    /// Serves HTTPS with the certificate chain and private key in two PEM
+    /// files (see [`greenery::net::tls_server_config`]), as
+    /// [`with_tls`](Self::with_tls) does; with the `tls` feature.
+    ///
+    /// ```no_run
+    /// use greenery_http::http::{Request, Response};
+    /// use greenery_http::{Body, Server};
+    ///
+    /// let server = Server::bind("0.0.0.0:8443", |_: Request<Body>| Response::new("Hello over HTTPS"))
+    ///     .unwrap()
+    ///     .with_tls_pem_files("cert.pem", "key.pem")
+    ///     .unwrap();
+    /// server.serve_forever().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// If a file cannot be read (the error names it), holds no certificate
+    /// or no key, or the key does not go with the certificate.
+    #[cfg(feature = "tls")]
+    pub fn with_tls_pem_files(
+        self,
+        cert_chain: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> io::Result<Server> {
+        Ok(self.with_tls(greenery::net::tls_server_config(cert_chain, key)?))
+    }
+
+    /// Whether the server serves HTTPS ([`with_tls`](Self::with_tls)).
+    pub fn is_tls(&self) -> bool {
+        self.shared.tls.is_on()
+    }
+
     /// Sets the size limits for connections accepted from now on.
     pub fn with_limits(self, limits: Limits) -> Server {
         let timeouts = self.shared.settings().timeouts.clone();
@@ -305,9 +383,11 @@ impl Server {
             + self.shared.parked_connections.borrow().len()
     }
 
-    /// Connections open and waiting for their next request: without a pool
-    /// they are parked on the hub with no green thread, with one each waits
-    /// in its own (see [`with_pool`](Self::with_pool)).
+    /// Connections open and waiting for their next request (or, on an
+    /// HTTPS server, for their TLS handshake): without a pool they are
+    /// parked on the hub with no green thread once they have waited a
+    /// moment, with one each waits in its own (see
+    /// [`with_pool`](Self::with_pool)).
     pub fn idle_connections(&self) -> usize {
         self.shared.parked_connections.borrow().len() + self.shared.waiting_connections.borrow().len()
     }
@@ -409,6 +489,7 @@ impl fmt::Debug for Server {
             .field("local_addrs", &self.local_addrs())
             .field("connections", &self.connections())
             .field("serving", &self.is_serving())
+            .field("tls", &self.is_tls())
             .finish_non_exhaustive()
     }
 }

@@ -1,9 +1,10 @@
-//! The `hello` example as a program: it serves, and stops gracefully on
-//! SIGTERM and SIGINT.
+//! The examples as programs: `hello` serves (HTTPS too, with `--tls`), and
+//! stops gracefully on SIGTERM and SIGINT; `websocket --self-test` runs its
+//! echo and chat clients against its server.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,10 +12,11 @@ use std::time::{Duration, Instant, SystemTime};
 /// measurement.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
-/// The example binary `name`, built first if it is missing or older than
-/// its sources (`cargo test --test examples` does not build examples; see
+/// A command running the example binary `name` (under `GREENERY_TEST_RUNNER`
+/// if it is set: qemu-user cannot execute a foreign binary by itself), built
+/// first if it is missing or older than its sources (`cargo test --test examples` does not build examples; see
 /// greenery's `tests/examples.rs` for why a fresh binary is used as it is).
-fn example(name: &str) -> PathBuf {
+fn example(name: &str) -> Command {
     let exe = std::env::current_exe().expect("the test binary's path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("a test binary in PROFILE/deps");
     let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
@@ -25,14 +27,33 @@ fn example(name: &str) -> PathBuf {
     let path = profile_dir.join("examples").join(name);
     if !is_fresh(&path, name) {
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-        let built = Command::new(env!("CARGO"))
+        // With the features this test was built with.
+        let features: &[&str] = if cfg!(feature = "tls") { &["--features", "tls"] } else { &[] };
+        let mut build = Command::new(env!("CARGO"));
+        build
             .args(["build", "--quiet", "--manifest-path", manifest, "--profile", profile, "--example", name])
-            .status()
-            .expect("cargo runs");
+            .args(features);
+        // A cross build (`--target T`) puts its binaries in TARGET_DIR/T/PROFILE,
+        // where T is inside the directory cargo tags as a cache.
+        let above = profile_dir.parent().expect("a profile directory inside the target directory");
+        if above.parent().is_some_and(|dir| dir.join("CACHEDIR.TAG").exists())
+            && let Some(triple) = above.file_name().and_then(|name| name.to_str())
+        {
+            build.args(["--target", triple]);
+        }
+        let built = build.status().expect("cargo runs");
         assert!(built.success(), "cargo could not build the {name} example ({built})");
     }
     assert!(path.is_file(), "the example binary {} is missing after building it", path.display());
-    path
+    match std::env::var("GREENERY_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut command = Command::new(words.next().expect("a runner"));
+            command.args(words).arg(path);
+            command
+        }
+        _ => Command::new(path),
+    }
 }
 
 /// Whether the binary at `path` is newer than every source it is built
@@ -76,7 +97,7 @@ impl Hello {
 
     /// Started with `args` after the address.
     fn start_with(args: &[&str]) -> Hello {
-        let mut child = Command::new(example("hello"))
+        let mut child = example("hello")
             .arg("127.0.0.1:0")
             .args(args)
             .stdout(Stdio::null())
@@ -99,6 +120,7 @@ impl Hello {
         let addr = line
             .trim_end()
             .strip_prefix("hello: listening on http://")
+            .or_else(|| line.trim_end().strip_prefix("hello: listening on https://"))
             .and_then(|addr| addr.strip_suffix('/'))
             .unwrap_or_else(|| {
                 let _ = child.kill();
@@ -213,9 +235,72 @@ fn hello_on_two_threads_answers_and_stops_gracefully() {
 
 #[test]
 fn hello_rejects_a_bad_thread_count_with_its_usage() {
-    let output = Command::new(example("hello")).args(["127.0.0.1:0", "--threads", "none"]).output().unwrap();
+    let output = example("hello").args(["127.0.0.1:0", "--threads", "none"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--threads \"none\": expected a number of threads"), "{stderr}");
     assert!(stderr.contains("usage: hello"), "{stderr}");
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn hello_serves_https_with_tls_cert_key() {
+    use std::sync::Arc;
+
+    use greenery_http::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("greenery-http-hello-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let mut hello = Hello::start_with(&["--tls", cert.to_str().unwrap(), key.to_str().unwrap()]);
+    let mut roots = RootCertStore::empty();
+    roots.add(made.cert.der().clone()).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let session = ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let stream = TcpStream::connect(&hello.addr).unwrap();
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    let mut tls = StreamOwned::new(session, stream);
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    tls.read_to_end(&mut reply).unwrap(); // a clean end: close_notify
+    let reply = String::from_utf8(reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.ends_with("\r\n\r\nHello, World!"), "{reply}");
+    hello.signal(libc::SIGTERM);
+    let (status, stderr) = hello.wait();
+    assert!(status.success(), "hello exited with {status}; stderr:\n{stderr}");
+    // A missing file is named.
+    let output = example("hello")
+        .args(["127.0.0.1:0", "--tls", "/nowhere/cert.pem", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nowhere/cert.pem"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn websocket_self_test_echoes_and_chats_and_drops_the_member_that_does_not_read() {
+    let output = example("websocket").arg("--self-test").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "websocket --self-test: {}\n{stdout}\n{stderr}", output.status);
+    for line in [
+        "  eve <- hello, echo",
+        "  eve <- pong",
+        "  bob <- <alice> hello, everyone",
+        "alice <- * dave dropped (not reading)",
+        "  bob <- * alice left",
+        "self-test passed",
+    ] {
+        assert!(stdout.lines().any(|printed| printed == line), "{line:?} not in:\n{stdout}");
+    }
 }

@@ -355,6 +355,13 @@ pub(crate) fn may_park() -> bool {
     existing_hub().is_some_and(|hub| !hub.is_current() && hub.pid == std::process::id())
 }
 
+/// Runs `callback` on the hub at its next turn, between green threads (it
+/// must not block).
+#[cfg(feature = "tls")]
+pub(crate) fn call_soon(callback: Box<dyn FnOnce()>) {
+    with_hub(|hub| hub.schedule(Task::Call(callback)));
+}
+
 /// This thread's hub, if it has one and is not being torn down.
 fn existing_hub() -> Option<Rc<Hub>> {
     HUB.try_with(|slot| slot.borrow().clone()).ok().flatten()

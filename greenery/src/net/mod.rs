@@ -71,6 +71,10 @@
 //!   by a pool if asked), on any number of listeners, backs off when out of
 //!   file descriptors, and stops gracefully; [`DatagramServer`] does the
 //!   same per UDP datagram.
+//! - **TLS** (the `tls` feature). [`TlsStream`] is TLS (rustls) over a
+//!   [`TcpStream`], with the same blocking shape; [`StreamServer::new_tls`]
+//!   hands each handler one, its handshake done within the
+//!   [`TlsAcceptor`]'s timeout.
 
 mod addr;
 mod datagram_server;
@@ -79,6 +83,10 @@ pub(crate) mod socket;
 mod stream_server;
 mod tcp_listener;
 mod tcp_stream;
+#[cfg(feature = "tls")]
+mod tls_acceptor;
+#[cfg(feature = "tls")]
+mod tls_stream;
 mod udp_socket;
 mod unix_datagram;
 mod unix_listener;
@@ -87,10 +95,18 @@ mod wait;
 
 pub use addr::ToSocketAddrs;
 pub use datagram_server::DatagramServer;
+/// The rustls crate, whose configurations [`TlsStream`] and [`TlsAcceptor`]
+/// take (with the `tls` feature).
+#[cfg(feature = "tls")]
+pub use rustls;
 pub use server_threads::{Serve, ServerThreads};
 pub use stream_server::StreamServer;
 pub use tcp_listener::{Incoming, TcpListener, default_backlog};
 pub use tcp_stream::TcpStream;
+#[cfg(feature = "tls")]
+pub use tls_acceptor::{TlsAcceptor, tls_server_config};
+#[cfg(feature = "tls")]
+pub use tls_stream::TlsStream;
 pub use udp_socket::UdpSocket;
 pub use unix_datagram::UnixDatagram;
 pub use unix_listener::{UnixIncoming, UnixListener};

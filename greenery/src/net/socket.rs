@@ -74,6 +74,23 @@ impl<S: AsRawFd> Socket<S> {
         Ok(read)
     }
 
+    /// As [`read_stream`](Self::read_stream), waiting until `deadline`
+    /// (`None`: for ever) instead of for the read timeout.
+    #[cfg(feature = "tls")]
+    pub(crate) fn read_stream_by(
+        &self,
+        deadline: Option<Instant>,
+        len: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let registered = self.registration.here()?;
+        let read = registered.retry(Direction::Read, deadline, || op(&self.io))?;
+        if read > 0 && read < len {
+            registered.drained(Direction::Read);
+        }
+        Ok(read)
+    }
+
     /// A stream write of `len` bytes: as [`write_with`](Self::write_with),
     /// and a short write marks the socket full.
     #[inline]
@@ -138,6 +155,17 @@ impl<S: AsRawFd> Socket<S> {
     #[inline]
     pub(crate) fn write_with<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
         let deadline = deadline(self.write_timeout.get());
+        self.registration.here()?.retry(Direction::Write, deadline, || op(&self.io))
+    }
+
+    /// As [`write_with`](Self::write_with), waiting until `deadline`
+    /// (`None`: for ever) instead of for the write timeout.
+    #[cfg(feature = "tls")]
+    pub(crate) fn write_by<R>(
+        &self,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
         self.registration.here()?.retry(Direction::Write, deadline, || op(&self.io))
     }
 

@@ -125,6 +125,66 @@ impl StreamServer {
         StreamServer::new(TcpListener::bind(addr)?, handler)
     }
 
+    /// A TLS server on `listener` (with the `tls` feature): each accepted
+    /// connection does its handshake in its own green thread, within the
+    /// acceptor's handshake timeout, and `handler` gets the TLS stream. A
+    /// connection whose handshake fails or times out is closed without a
+    /// report (the client is told by a TLS alert, where there is one to
+    /// send).
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use greenery::net::{StreamServer, TlsAcceptor, TlsStream};
+    /// # use std::sync::Arc;
+    /// # use greenery::net::rustls::{self, ServerConfig};
+    /// # let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// # let key = rustls::pki_types::PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der());
+    /// # let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    /// #     .with_safe_default_protocol_versions().unwrap()
+    /// #     .with_no_client_auth()
+    /// #     .with_single_cert(vec![cert.cert.der().clone()], key.into())
+    /// #     .unwrap();
+    ///
+    /// // `config`: a rustls ServerConfig, or TlsAcceptor::from_pem_files(cert, key).
+    /// let server = StreamServer::bind_tls("127.0.0.1:0", TlsAcceptor::from(config), |mut stream: TlsStream, _peer| {
+    ///     let _ = stream.write_all(b"hello over TLS\n");
+    /// })
+    /// .unwrap();
+    /// server.start().unwrap();
+    /// # server.stop(std::time::Duration::from_secs(1)).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// If the listener's address cannot be read.
+    #[cfg(feature = "tls")]
+    pub fn new_tls(
+        listener: TcpListener,
+        acceptor: super::TlsAcceptor,
+        handler: impl Fn(super::TlsStream, SocketAddr) + 'static,
+    ) -> io::Result<StreamServer> {
+        StreamServer::new(listener, move |stream, peer| {
+            if let Ok(stream) = acceptor.accept(stream) {
+                handler(stream, peer);
+            }
+        })
+    }
+
+    /// Binds a listener to `addr` (as [`bind`](Self::bind) does) and makes a
+    /// TLS server on it (see [`new_tls`](Self::new_tls)).
+    ///
+    /// # Errors
+    ///
+    /// As for [`bind`](Self::bind).
+    #[cfg(feature = "tls")]
+    pub fn bind_tls<A: ToSocketAddrs>(
+        addr: A,
+        acceptor: super::TlsAcceptor,
+        handler: impl Fn(super::TlsStream, SocketAddr) + 'static,
+    ) -> io::Result<StreamServer> {
+        StreamServer::new_tls(TcpListener::bind(addr)?, acceptor, handler)
+    }
+
     /// Serves on `listener` too (another port, or IPv6 beside IPv4).
     ///
     /// # Errors

@@ -110,6 +110,12 @@ impl TcpStream {
         }
     }
 
+    /// The registered socket, for the TLS stream on top of this one.
+    #[cfg(feature = "tls")]
+    pub(super) fn socket(&self) -> &Socket<std::net::TcpStream> {
+        &self.socket
+    }
+
     /// Registers a non-blocking stream with the hub.
     pub(super) fn register(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream { socket: Socket::new(stream)? })
