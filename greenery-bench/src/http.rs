@@ -228,23 +228,7 @@ func main() {
 /// Builds [`GO_SERVER`] with `go`, if it is installed: the binary's path,
 /// or why there is none.
 fn build_go_server() -> Result<std::path::PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("greenery-bench-go-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-    std::fs::write(dir.join("main.go"), GO_SERVER).map_err(|err| format!("main.go: {err}"))?;
-    let binary = dir.join("hello");
-    let output = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&binary)
-        .arg("main.go")
-        .current_dir(&dir)
-        .env("GO111MODULE", "off")
-        .env("GOCACHE", dir.join("cache"))
-        .output()
-        .map_err(|err| format!("cannot run go ({err}): install it (`apt-get install golang-go`)"))?;
-    if !output.status.success() {
-        return Err(format!("go build failed: {}", String::from_utf8_lossy(&output.stderr)));
-    }
-    Ok(binary)
+    crate::child::build_go("hello", GO_SERVER)
 }
 
 /// One server configuration of the `http_threads` case.
