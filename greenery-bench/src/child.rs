@@ -10,6 +10,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 /// Pins the calling thread to CPU `cpu` (if the machine has it), so that a
@@ -28,6 +29,58 @@ pub(crate) fn pin_to(cpu: usize) {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
+}
+
+/// Lets the calling thread run on every CPU again, undoing [`pin_to`] (which
+/// an earlier case of `all` may have done to the main thread): the threads
+/// and the child processes it starts afterwards inherit that.
+pub(crate) fn unpin() {
+    // SAFETY: as in [`pin_to`]; the kernel keeps only the CPUs that exist.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Reads the argument of a hidden server command, `NAME` or `NAME:THREADS`:
+/// the name, and the thread count if one is given (`None` for the whole if
+/// the count is not a number of threads, 1 or more).
+pub(crate) fn server_arg(arg: &str) -> Option<(&str, Option<usize>)> {
+    match arg.split_once(':') {
+        None => Some((arg, None)),
+        Some((name, threads)) => Some((name, Some(threads.parse::<usize>().ok().filter(|&t| t > 0)?))),
+    }
+}
+
+/// Builds the Go program `source` (one `main` package, the standard library
+/// only) with the machine's `go`, if it is installed, into a binary named
+/// `name` in a directory of this process's under the system's temporary
+/// one (the caller may remove it once the binary runs): the binary's path,
+/// or why there is none. Such servers follow the
+/// same protocol as the hidden commands (see [`ServerProcess::start_command`]).
+pub(crate) fn build_go(name: &str, source: &str) -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("greenery-bench-go-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+    std::fs::write(dir.join("main.go"), source).map_err(|err| format!("main.go: {err}"))?;
+    let binary = dir.join(name);
+    let output = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg("main.go")
+        .current_dir(&dir)
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", dir.join("cache"))
+        .output()
+        .map_err(|err| format!("cannot run go ({err}): install it (`apt-get install golang-go`)"))?;
+    // The build cache (some MiB) is of no more use.
+    let _ = std::fs::remove_dir_all(dir.join("cache"));
+    if !output.status.success() {
+        return Err(format!("go build failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(binary)
 }
 
 /// The machine's CPUs online, whichever this thread may run on (unlike
@@ -202,4 +255,17 @@ fn kib_field(path: &str, name: &str) -> Result<u64, String> {
         .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
         .map(|kib| kib * 1024)
         .ok_or_else(|| format!("{path}: no {name} field"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_server_args() {
+        assert_eq!(server_arg("tokio"), Some(("tokio", None)));
+        assert_eq!(server_arg("may:2"), Some(("may", Some(2))));
+        assert_eq!(server_arg("may:0"), None);
+        assert_eq!(server_arg("may:two"), None);
+    }
 }

@@ -8,13 +8,15 @@
 use std::io;
 use std::process::ExitCode;
 
-use crate::child::{announce, set_up_server};
+use crate::child::{announce, server_arg, set_up_server};
 use crate::scale::{self, Scenario, Target};
 
 /// The hidden command that runs an echo server in a child process:
-/// `greenery-bench __echo_server greenery|tokio`. It prints the address it
-/// listens on as one line on stdout, and exits when its stdin closes (when
-/// the benchmark that started it exits, whichever way).
+/// `greenery-bench __echo_server greenery|tokio` on one thread, or
+/// `__echo_server greenery|tokio|may:THREADS` on that many (the
+/// `echo_threads` case). It prints the address it listens on as one line on
+/// stdout, and exits when its stdin closes (when the benchmark that started
+/// it exits, whichever way).
 pub(crate) const SERVER_COMMAND: &str = "__echo_server";
 
 /// Round trips each connection makes once all are open.
@@ -43,11 +45,21 @@ pub(crate) fn echo_scale(n: u64) {
 /// The hidden server command: `args` is the rest of the command line after
 /// [`SERVER_COMMAND`].
 pub(crate) fn serve_child(args: &[String]) -> ExitCode {
-    let served = match args {
-        [name] if name == "greenery" => serve_greenery,
-        [name] if name == "tokio" => serve_tokio,
+    let parsed = match args {
+        [arg] => server_arg(arg),
+        _ => None,
+    };
+    let served: Box<dyn FnOnce() -> io::Result<()>> = match parsed {
+        Some(("greenery", None)) => Box::new(serve_greenery),
+        Some(("tokio", None)) => Box::new(serve_tokio),
+        Some(("greenery", Some(threads))) => Box::new(move || serve_greenery_on(threads)),
+        Some(("tokio", Some(threads))) => Box::new(move || serve_tokio_on(threads)),
+        Some(("may", Some(threads))) => Box::new(move || serve_may_on(threads)),
         _ => {
-            eprintln!("greenery-bench {SERVER_COMMAND}: expected `greenery` or `tokio`, got {args:?}");
+            eprintln!(
+                "greenery-bench {SERVER_COMMAND}: expected `greenery` or `tokio`, or `greenery`, `tokio` or `may` \
+                 with `:THREADS`, got {args:?}"
+            );
             return ExitCode::from(2);
         }
     };
@@ -76,6 +88,46 @@ fn serve_tokio() -> io::Result<()> {
         crate::net::tokio_serve(listener).await;
         Ok(())
     })
+}
+
+/// greenery's echo server on `threads` hubs, each on an OS thread of its
+/// own with a listener of its own on the same address (`SO_REUSEPORT`):
+/// [`ServerThreads`](greenery::net::ServerThreads) with the same handler as
+/// [`serve_greenery`]'s.
+fn serve_greenery_on(threads: usize) -> io::Result<()> {
+    let servers = greenery::net::ServerThreads::start(threads, "127.0.0.1:0", |_hub, listener| {
+        greenery::net::StreamServer::new(listener, crate::net::greenery_echo)
+    })?;
+    announce(servers.local_addr())?;
+    servers.wait()
+}
+
+/// tokio's echo server on `threads` threads: its current-thread runtime for
+/// one (as [`serve_tokio`]), its multi-thread runtime with that many
+/// workers for more.
+fn serve_tokio_on(threads: usize) -> io::Result<()> {
+    if threads == 1 {
+        return serve_tokio();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        announce(listener.local_addr()?)?;
+        crate::net::tokio_serve(listener).await;
+        Ok(())
+    })
+}
+
+/// may's echo server with `threads` workers, unpinned (may pins its
+/// workers to the first CPUs unless told not to).
+fn serve_may_on(threads: usize) -> io::Result<()> {
+    may::config().set_workers(threads).set_worker_pin(false);
+    let listener = may::net::TcpListener::bind("127.0.0.1:0")?;
+    announce(listener.local_addr()?)?;
+    // SAFETY: the coroutine touches no thread-local storage (may's
+    // requirement: it can run on any of its worker threads).
+    let acceptor = unsafe { may::coroutine::spawn(move || crate::net::may_serve(listener)) };
+    acceptor.join().map_err(|_| io::Error::other("may's accept loop panicked"))
 }
 
 /// Sends a message particular to connection `id` and `round`, and checks

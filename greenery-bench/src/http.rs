@@ -142,7 +142,7 @@ impl Server {
         match self {
             Server::Hyper => serve_hyper_on(threads),
             Server::May => {
-                may::config().set_workers(threads);
+                may::config().set_workers(threads).set_worker_pin(false);
                 let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
                 let server = may_minihttp::HttpServer(MayHello).start(addr)?;
                 announce(addr)?;
@@ -228,23 +228,7 @@ func main() {
 /// Builds [`GO_SERVER`] with `go`, if it is installed: the binary's path,
 /// or why there is none.
 fn build_go_server() -> Result<std::path::PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("greenery-bench-go-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-    std::fs::write(dir.join("main.go"), GO_SERVER).map_err(|err| format!("main.go: {err}"))?;
-    let binary = dir.join("hello");
-    let output = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&binary)
-        .arg("main.go")
-        .current_dir(&dir)
-        .env("GO111MODULE", "off")
-        .env("GOCACHE", dir.join("cache"))
-        .output()
-        .map_err(|err| format!("cannot run go ({err}): install it (`apt-get install golang-go`)"))?;
-    if !output.status.success() {
-        return Err(format!("go build failed: {}", String::from_utf8_lossy(&output.stderr)));
-    }
-    Ok(binary)
+    crate::child::build_go("hello", GO_SERVER)
 }
 
 /// One server configuration of the `http_threads` case.
@@ -258,6 +242,9 @@ struct Configuration {
 /// loaded by wrk -t1 -c50 sharing the machine's cores with it, in
 /// interleaved rounds of about `n` milliseconds in all per configuration.
 pub(crate) fn http_threads(n: u64) {
+    // An earlier case of `all` may have pinned this thread: the servers and
+    // wrk inherit that unless it is undone.
+    crate::child::unpin();
     let wrk = match Wrk::find() {
         Ok(_) => Wrk { prefix: vec![], pinning: "wrk and the servers unpinned".into() },
         Err(problem) => {

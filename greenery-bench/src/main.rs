@@ -28,6 +28,7 @@ use std::time::Instant;
 
 mod child;
 mod echo_scale;
+mod echo_threads;
 mod generators;
 mod greenlets;
 mod http;
@@ -124,6 +125,15 @@ const CASES: &[Case] = &[
                 per connection, and after they all closed (vs tokio current-thread)",
         default_n: 10_000,
         run: echo_scale::echo_scale,
+    },
+    Case {
+        name: "echo_threads",
+        about: "echo servers on 2 threads vs 1 in a child process, unpinned (greenery's ServerThreads on 2 hubs, \
+                tokio multi-thread with 2 workers vs current-thread, may 2 workers vs 1, Go with GOMAXPROCS 2 vs 1 \
+                if `go` is installed), loaded by a client on 2 hubs with 64 connections of 64-byte round trips: \
+                round trips per second and server CPU per round trip; N is milliseconds of load per configuration",
+        default_n: 3_000,
+        run: echo_threads::echo_threads,
     },
     Case {
         name: "patch",

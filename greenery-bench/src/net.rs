@@ -101,21 +101,26 @@ fn tokio_server() -> (SocketAddr, ServerThreads) {
 fn may_server() -> (SocketAddr, ServerThreads) {
     let listener = may::net::TcpListener::bind("127.0.0.1:0").expect("may binds");
     let addr = listener.local_addr().expect("an address");
-    may::go!(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.expect("may accepts");
-            may::go!(move || {
-                stream.set_nodelay(true).expect("TCP_NODELAY");
-                let mut buf = [0; 4096];
-                while let Ok(n @ 1..) = stream.read(&mut buf) {
-                    if stream.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    may::go!(move || may_serve(listener));
     (addr, ServerThreads::Others)
+}
+
+/// may's echo server on `listener`, in a may coroutine: a coroutine per
+/// connection running the same handler as [`greenery_echo`]. Returns only
+/// if accepting fails.
+pub(crate) fn may_serve(listener: may::net::TcpListener) {
+    for stream in listener.incoming() {
+        let mut stream = stream.expect("may accepts");
+        may::go!(move || {
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+            let mut buf = [0; ECHO_BUFFER];
+            while let Ok(n @ 1..) = stream.read(&mut buf) {
+                if stream.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 /// The client: `CONNECTIONS` connections to one server, each driven by a
