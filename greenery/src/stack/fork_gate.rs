@@ -9,7 +9,14 @@
 //! gate to new stashes and waits until the ones inside have left. The
 //! parent's handler opens it again; the child's resets it (forks of other
 //! threads may have been waiting at it, and are not the child's) and drops
-//! the parent's `/proc/self/mem` (see [`proc_mem`]).
+//! the parent's `/proc/self/mem` (see [`proc_mem`], whose own part of the
+//! prepare handler makes sure no descriptor of the parent's memory reaches
+//! the child unrecorded). A child that inherits stashed stacks opens its
+//! own `/proc/self/mem` there and then, before the program can take it
+//! away (a `chroot`).
+//!
+//! The C library runs the handlers of one fork at a time (glibc and musl
+//! hold a lock from the prepare handlers to the parent's or the child's).
 //!
 //! Stashes run on hub threads, between green threads, with asynchronous
 //! signals blocked, and take no lock of anyone else's: a fork that waits
@@ -28,7 +35,7 @@
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::proc_mem;
+use super::{proc_mem, stash};
 
 /// The stashes inside the gate in the low 16 bits; the forks waiting at
 /// it, in units of [`FORK`], above.
@@ -91,6 +98,7 @@ extern "C" fn prepare() {
 /// After a fork, in the parent: opens the gate again.
 extern "C" fn parent() {
     GATE.fetch_sub(FORK, Ordering::Release);
+    proc_mem::after_fork_in_parent();
 }
 
 /// After a fork, in the child: the only thread, with no stash inside and
@@ -98,6 +106,11 @@ extern "C" fn parent() {
 extern "C" fn child() {
     GATE.store(0, Ordering::Release);
     proc_mem::forget_after_fork();
+    if stash::any_stashed() {
+        // If it cannot open it now, it cannot later either, unless what
+        // stood in the way goes: the restore then tries again.
+        let _ = proc_mem::ready();
+    }
 }
 
 #[cfg(test)]

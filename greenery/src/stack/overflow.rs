@@ -19,18 +19,30 @@
 //!
 //! The handler runs on an alternate signal stack (the faulting stack has no
 //! room left): [`prepare_thread`] makes sure the thread has one before its
-//! first coroutine stack exists. std gives its own threads one; greenery maps one
-//! for any thread that lacks it and unmaps it when the thread exits.
+//! first coroutine stack exists. std gives its own threads one
+//! (`max(SIGSTKSZ, AT_MINSIGSTKSZ)` bytes, 8 KiB on x86-64); greenery maps
+//! one of 64 KiB for any thread that lacks it and unmaps it when the thread
+//! exits. A thread that touches a stashed stack runs the handler on
+//! whatever alternate stack it has (or on its own stack if none): about
+//! 3.5 KiB (4 KiB in a debug build), most of it the kernel's signal frame,
+//! which std's hold with room to spare once, though not nested (see
+//! [`stash_after`](super::stash_after)'s limits).
 //!
 //! # Async-signal safety
 //!
 //! The handler takes no lock, allocates nothing, touches no thread-local
 //! (in a library loaded with `dlopen`, the first touch of one may allocate)
 //! and calls only write(2), sigaction(2), abort(3), and what the stash's
-//! restore calls (mprotect(2), madvise(2), pwrite(2), getpid(2), gettid(2),
-//! open(2), read(2), close(2), sched_yield(2)); the registry is built to be
+//! restore calls (rt_sigprocmask(2), mprotect(2), madvise(2), pwrite(2),
+//! gettid(2), unshare(2), open(2), read(2), close(2), sched_yield(2)); the registry is built to be
 //! read from a signal handler. It keeps the interrupted code's `errno`, and
-//! runs with asynchronous signals blocked.
+//! runs with asynchronous signals blocked: its `sa_mask` blocks them, and
+//! it blocks them again itself, first thing ([`SignalsBlocked`]), because
+//! a handler installed after greenery's may call it in a context of its own
+//! with every signal unblocked (wasmtime installs its handler with
+//! `SA_NODEFER` and an empty mask): a signal handler that ran on a thread
+//! in the middle of its restore and touched the same stack would wait for
+//! itself (see [`stash`](super::stash)).
 //!
 //! The coroutine's name is read from the [`Header`](super::Header) at the top
 //! of its stack, which the coroutine writes before it first runs.
@@ -41,6 +53,7 @@ use std::ptr::{self, NonNull};
 use std::sync::Once;
 
 use super::error::Size;
+use super::raw_sys::SignalsBlocked;
 use super::registry::find_guard;
 use super::{Header, mmap, stash};
 
@@ -181,6 +194,10 @@ unsafe fn interrupted_sp(ctx: *mut libc::c_void) -> usize {
 }
 
 extern "C" fn handle_fault(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // First of all: not left to this handler's `sa_mask`, since a handler
+    // installed after it may call it with any mask (see the module
+    // documentation). (rt_sigprocmask leaves `errno` alone when it works.)
+    let _signals = SignalsBlocked::new();
     // The interrupted code may be about to read `errno`: keep it.
     let _errno = SavedErrno::new();
     // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.

@@ -24,7 +24,7 @@
 
 use std::ptr;
 use std::sync::Mutex;
-use std::sync::atomic::{self, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{self, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// One stack's entry.
 pub(super) struct Slot {
@@ -43,6 +43,9 @@ pub(super) struct Slot {
     /// Faults at this stack that found it not stashed, since it was last
     /// stashed (see [`stash`](super::stash)'s fault path).
     pub(super) stray_faults: AtomicU32,
+    /// The thread (its id) of this process that is restoring the stack, 0
+    /// when none is (see [`stash`](super::stash)'s fault path).
+    pub(super) restorer: AtomicI32,
 }
 
 const SLOTS_PER_CHUNK: usize = 256;
@@ -63,6 +66,7 @@ impl Chunk {
             stash: AtomicU64::new(0),
             stash_meta: AtomicPtr::new(ptr::null_mut()),
             stray_faults: AtomicU32::new(0),
+            restorer: AtomicI32::new(0),
         };
         Chunk { slots: [EMPTY; SLOTS_PER_CHUNK], next: AtomicPtr::new(ptr::null_mut()) }
     }

@@ -44,6 +44,15 @@
 //!   the operation is over. A touch of a stashed stack faults on the guard
 //!   region, and the handler restores the stack there and then, on the
 //!   faulting thread. Either way it returns and the access is made again.
+//! - **Signals**: every stash and restore, and the fault handler from its
+//!   first instruction, run with asynchronous signals blocked by greenery
+//!   itself (`rt_sigprocmask`, not a handler's `sa_mask`, which a handler
+//!   installed after greenery's and calling it may replace): no signal
+//!   handler runs on a thread in the middle of its restore, so none can
+//!   touch the stack there and wait for a restore that waits for it. A
+//!   synchronous fault there (there should be none: a restore does not
+//!   touch the range) at the stack the thread is restoring aborts the
+//!   process with a message rather than hang (see [`restore_on_fault`]).
 //! - **The kernel** does not fault: a system call handed a pointer into a
 //!   stack that is stashed or being stashed or restored (by code on another
 //!   thread, say a `read` into a borrowed buffer) fails with `EFAULT`, and
@@ -58,7 +67,13 @@
 //!
 //! Where `/proc/self/mem` cannot be written (no procfs, a non-dumpable
 //! process, `proc_mem.force_override=never`), a restore could not be made
-//! atomic, so stacks are not stashed at all ([`stash_after`] is `None`).
+//! atomic, so stacks are not stashed at all ([`stash_after`] is `None`). A
+//! process that loses it after stashing (a forked child that changes its
+//! root with `chroot`, or of a program that dropped privileges) restores
+//! with a descriptor opened before (the child's fork handler opens one when
+//! it inherits stashed stacks), or plainly when the kernel says that the
+//! calling thread is the only one on its memory ([`only_thread`], which
+//! needs no `/proc`), and otherwise aborts with a message that says so.
 //!
 //! # States
 //!
@@ -91,8 +106,9 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::raw_sys::{self, SignalsBlocked};
 use super::registry::{self, Slot};
-use super::{Stack, fork_gate, mmap, proc_mem, process_local, raw_sys};
+use super::{Stack, fork_gate, mmap, proc_mem, process_local};
 
 const NONE: u8 = 0;
 const STASHING: u8 = 1;
@@ -199,10 +215,27 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 ///   SIGSEGV handler installed after greenery's that does not pass faults
 ///   on, cannot have it handled: the process dies. Such code must not touch
 ///   a parked green thread's stack, or the green thread holds a
-///   [`NoStash`](super::NoStash).
-/// - Threads are counted from `/proc/self/stat`; a process made with a raw
-///   `clone(CLONE_VM)` without `CLONE_THREAD` shares the memory without
-///   being counted, and must not touch parked green threads' stacks.
+///   [`NoStash`](super::NoStash). A handler installed after greenery's
+///   that passes faults on may do so with any mask: greenery's handler
+///   blocks asynchronous signals itself.
+/// - The handler runs where the kernel puts it: on the touching thread's
+///   alternate signal stack, if it has one (std gives its threads one of
+///   `max(SIGSTKSZ, AT_MINSIGSTKSZ)` bytes, 8 KiB on x86-64). It takes
+///   about 3.5 KiB there (4 KiB in a debug build), most of it the kernel's
+///   signal frame, which grows with the CPU's vector state (the kernel's
+///   `AT_MINSIGSTKSZ` is 3376 bytes with AVX-512). That fits once, not nested:
+///   a program whose own handlers let other signals in while a SIGSEGV is
+///   being handled (`SA_NODEFER`, or a mask without them, as wasmtime's
+///   handler is installed), and whose signal handlers touch a parked green
+///   thread's stack, must give the threads that may touch it larger
+///   alternate stacks (`sigaltstack`), or the overflowing alternate stack
+///   kills the process.
+/// - Whether a thread is the process's only one is asked of the kernel
+///   (`unshare(CLONE_VM)`, which also sees processes made with a raw
+///   `clone(CLONE_VM)` that share the memory), or, where a seccomp filter
+///   refuses that, read from `/proc/self/stat`; a process made with a raw
+///   `clone(CLONE_VM)` without `CLONE_THREAD` is then not counted, and
+///   must not touch parked green threads' stacks.
 /// - A process with a finite `RLIMIT_DATA` does not stash: making a
 ///   restored range writable again counts against it (a restore that meets
 ///   the limit raises the soft limit to the hard one for that call).
@@ -210,7 +243,13 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 ///   `PR_SET_DUMPABLE`) cannot open `/proc/self/mem`: it restores the
 ///   stacks it inherited plainly while it has a single thread, and aborts
 ///   with a message if it must restore one with other threads running.
-///   Its own hub does not stash.
+///   Its own hub does not stash. A forked child that changes its root
+///   (`chroot`) keeps the descriptor its fork handler opened (when it
+///   inherited stashed stacks) and restores as usual; its own children, in
+///   the new root without `/proc`, are as the child of a program that
+///   dropped privileges. Set `GREENERY_STASH=off` (or call
+///   [`set_stash_after(None)`](set_stash_after) before green threads park)
+///   in a program that forks such children.
 ///
 /// ```
 /// use std::time::Duration;
@@ -286,6 +325,15 @@ static COUNT_STASHED_SHARED: AtomicU64 = AtomicU64::new(0);
 static COUNT_RESTORED: AtomicU64 = AtomicU64::new(0);
 static COUNT_RESTORED_ON_TOUCH: AtomicU64 = AtomicU64::new(0);
 static COUNT_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether some stack may be stashed now (or its stash is being put back):
+/// more stashes made than dropped. It errs only towards yes (a stash is
+/// counted once its stack is stashed, inside the [`fork_gate`], and
+/// dropped once it is put back), so a forked child that reads no inherits
+/// no stashed stack. Async-signal-safe.
+pub(super) fn any_stashed() -> bool {
+    COUNT_STASHED.load(Ordering::Relaxed) > COUNT_RESTORED.load(Ordering::Relaxed)
+}
 
 /// How many stacks this process has stashed and restored so far.
 ///
@@ -367,7 +415,7 @@ impl Drop for Stash {
                 }
             }
             slot.stash_meta.store(ptr::null_mut(), Ordering::Relaxed);
-            slot.stash.store(word(NONE, 0), Ordering::Release);
+            end_restore(slot, NONE);
         }
         COUNT_RESTORED.fetch_add(1, Ordering::Relaxed);
         let len = meta.len;
@@ -416,9 +464,32 @@ fn claim(slot: &Slot) -> Claim {
         };
         if slot.stash.compare_exchange(current, word(next, me), Ordering::Acquire, Ordering::Relaxed).is_ok()
         {
+            slot.restorer.store(raw_sys::gettid(), Ordering::Relaxed);
             return claim;
         }
     }
+}
+
+/// Ends a restore that [`claim`] gave the caller: the slot's state becomes
+/// `state` (`RESTORED` or `NONE`).
+fn end_restore(slot: &Slot, state: u8) {
+    slot.restorer.store(0, Ordering::Relaxed);
+    slot.stash.store(word(state, 0), Ordering::Release);
+}
+
+/// Whether the calling thread is the one restoring `slot`'s stack, in the
+/// middle of it: a fault it takes there cannot wait for the restore, which
+/// waits for the fault. Async-signal-safe.
+///
+/// `restorer` names the thread only between its [`claim`] and its
+/// [`end_restore`], both on that thread: a thread that reads its own id
+/// there reads its own latest write (it cleared it after any earlier
+/// restore), so it is inside a restore of this stack now.
+fn restoring_here(slot: &Slot) -> bool {
+    let current = slot.stash.load(Ordering::Acquire);
+    matches!(state_of(current), RESTORING | RESTORING_WRITTEN)
+        && token_of(current) == process_local::token()
+        && slot.restorer.load(Ordering::Relaxed) == raw_sys::gettid()
 }
 
 /// Does what [`claim`] gave the caller to do for `meta`'s stack.
@@ -644,14 +715,25 @@ fn abandon(run: &[Job]) -> bool {
 /// SIGSEGV/SIGBUS handler. Returns whether `addr` lies in a stack's usable
 /// range, in which case the handler returns and the access is made again.
 ///
-/// Async-signal-safe: atomics, mprotect(2), madvise(2), pwrite(2) (and
-/// getpid(2), open(2) for `/proc/self/mem`, read(2) of `/proc/self/stat`),
-/// gettid(2), sched_yield(2).
+/// The caller has blocked asynchronous signals ([`SignalsBlocked`]): a
+/// signal handler that ran on this thread in the middle of a restore and
+/// touched the same stack would fault again and wait for a restore that
+/// waits for it. With them blocked, only a synchronous fault can come in
+/// the middle (none should: the restore does not touch the range); one at
+/// the stack this thread is restoring aborts the process with a message
+/// rather than hang ([`restoring_here`]).
+///
+/// Async-signal-safe: atomics, rt_sigprocmask(2), mprotect(2), madvise(2),
+/// pwrite(2) (and open(2) for `/proc/self/mem`, unshare(2) or read(2) of
+/// `/proc/self/stat`), gettid(2), sched_yield(2).
 ///
 /// # Safety
 ///
 /// Only to be called from the SIGSEGV/SIGBUS handler, for a fault that the
-/// kernel raised.
+/// kernel raised, with asynchronous signals blocked by the handler itself
+/// (not by its `sa_mask` alone: a handler installed after greenery's, with
+/// `SA_NODEFER` and an empty mask as wasmtime installs it, may call it with
+/// every signal unblocked).
 pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
     let Some((slot, seq)) = registry::find_usable(addr) else { return false };
     loop {
@@ -665,13 +747,22 @@ pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
                 // stash until the state is `RESTORED`.
                 let meta = unsafe { &*slot.stash_meta.load(Ordering::Relaxed) };
                 // SAFETY: the restore is ours (`RESTORING`), the buffer
-                // holds the stack's bytes. (The handler runs with
-                // asynchronous signals blocked.)
+                // holds the stack's bytes. (Asynchronous signals are
+                // blocked above.)
                 unsafe { restore(meta, claim) };
-                slot.stash.store(word(RESTORED, 0), Ordering::Release);
+                end_restore(slot, RESTORED);
                 COUNT_RESTORED_ON_TOUCH.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
+            // This very thread is restoring it, and faulted in the middle:
+            // waiting would never end, and the restore cannot be finished
+            // from here (the interrupted one would then redo its last
+            // steps over the writes made since).
+            Claim::Busy if restoring_here(slot) => fatal(
+                b"a fault at a stashed stack, in the middle of its restore, on the thread that is \
+                  restoring it: the restore cannot go on",
+                io::Error::from_raw_os_error(libc::EDEADLK),
+            ),
             // Another thread of this process is busy with it, and the range
             // faults until it is done.
             Claim::Busy => {
@@ -717,7 +808,13 @@ unsafe fn put_back(meta: &Meta) {
     let (lo, hi) = (meta.bottom, meta.top);
     if let Err(err) = proc_mem::ready() {
         if !only_thread() {
-            fatal(b"cannot restore a stashed stack atomically: /proc/self/mem does not open", err);
+            fatal(
+                b"cannot restore a stashed stack atomically: /proc/self/mem does not open (no procfs, \
+                  as in a chroot, or the process is not dumpable) and other threads exist; start the \
+                  program with GREENERY_STASH=off, or call greenery::stack::set_stash_after(None) \
+                  before green threads park",
+                err,
+            );
         }
         // SAFETY: the range is ours, and no other thread exists.
         return unsafe { put_back_alone(meta) };
@@ -921,7 +1018,7 @@ unsafe fn protect_or_die(lo: usize, hi: usize, prot: libc::c_int) {
 /// Reports a failure that leaves a stack unusable, and aborts.
 /// Async-signal-safe.
 fn fatal(what: &[u8], err: io::Error) -> ! {
-    let mut message = [0u8; 320];
+    let mut message = [0u8; 512];
     let mut len = 0;
     for part in [b"\ngreenery: ".as_slice(), what, b" (errno ", &errno_digits(&err), b")\n"] {
         let n = part.len().min(message.len() - len);
@@ -945,10 +1042,26 @@ fn errno_digits(err: &io::Error) -> [u8; 4] {
     digits
 }
 
-/// Whether the calling thread is the process's only one. `false` if that
-/// cannot be read. Async-signal-safe: open(2), read(2), close(2) (made
-/// directly, see [`raw_sys`]) into a buffer on the stack.
+/// Whether the calling thread is the process's only one (and no other
+/// process shares its memory). `false` if that cannot be told.
+///
+/// Asked of the kernel first, without `/proc` ([`raw_sys::alone_in_address_space`]):
+/// that works in a `chroot` without procfs, and also sees processes made
+/// with `clone(CLONE_VM)` that share the memory without being threads.
+/// Where the kernel will not say (a seccomp filter that refuses `unshare`),
+/// the thread count is read from `/proc/self/stat`. Async-signal-safe:
+/// unshare(2), open(2), read(2), close(2) (made directly, see [`raw_sys`])
+/// into a buffer on the stack.
 fn only_thread() -> bool {
+    if let Some(alone) = raw_sys::alone_in_address_space() {
+        return alone;
+    }
+    only_thread_by_proc()
+}
+
+/// Whether `/proc/self/stat` counts one thread. `false` if it cannot be
+/// read.
+fn only_thread_by_proc() -> bool {
     let mut stat = [0u8; 1024];
     let Ok(fd) = raw_sys::open(c"/proc/self/stat", libc::O_RDONLY | libc::O_CLOEXEC) else { return false };
     let len = raw_sys::read(fd, &mut stat);
@@ -963,49 +1076,6 @@ fn only_thread() -> bool {
     fields.nth(17).is_some_and(|threads| threads == b"1")
 }
 
-/// Blocks the calling thread's asynchronous signals while it lives,
-/// glibc's own included (its cancellation and set-id signals, which
-/// `pthread_sigmask` leaves alone: an asynchronous cancellation in the
-/// middle of a stash or restore would unwind out of it). Async-signal-safe:
-/// rt_sigprocmask(2), made directly.
-struct SignalsBlocked(u64);
-
-/// The kernel's signal set with the synchronous faults left out (blocking
-/// those is undefined).
-fn asynchronous_signals() -> u64 {
-    [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP, libc::SIGABRT]
-        .into_iter()
-        .fold(!0u64, |set, signal| set & !(1 << (signal - 1)))
-}
-
-impl SignalsBlocked {
-    fn new() -> SignalsBlocked {
-        let block = asynchronous_signals();
-        let mut old = 0u64;
-        // SAFETY: rt_sigprocmask reads and writes the two 8-byte sets we
-        // pass (the kernel's sigset_t is 64 bits here), for this thread.
-        unsafe {
-            libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_BLOCK, &block, &mut old, 8);
-        }
-        SignalsBlocked(old)
-    }
-}
-
-impl Drop for SignalsBlocked {
-    fn drop(&mut self) {
-        // SAFETY: puts back the mask saved in `new`.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigprocmask,
-                libc::SIG_SETMASK,
-                &self.0,
-                std::ptr::null_mut::<u64>(),
-                8,
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1015,6 +1085,7 @@ mod tests {
         let (done, wait) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || wait.recv());
         assert!(!only_thread());
+        assert!(!only_thread_by_proc());
         drop(done);
         other.join().unwrap().unwrap_err();
     }
@@ -1064,7 +1135,7 @@ mod tests {
             let bytes = unsafe { std::slice::from_raw_parts(region, 256) };
             assert!(bytes.iter().all(|&byte| byte == expected), "state {state}: {:?}", &bytes[..8]);
             slot.stash_meta.store(ptr::null_mut(), Ordering::Relaxed);
-            slot.stash.store(word(NONE, 0), Ordering::Release);
+            end_restore(slot, NONE);
             // SAFETY: allocated above with this layout, used no more.
             unsafe { alloc::dealloc(buf.cast(), layout) };
         }
