@@ -15,8 +15,9 @@
 //! own `/proc/self/mem` there and then, before the program can take it
 //! away (a `chroot`).
 //!
-//! The C library runs the handlers of one fork at a time (glibc and musl
-//! hold a lock from the prepare handlers to the parent's or the child's).
+//! Nothing here counts on the C library running the handlers of one fork
+//! at a time: two threads' forks may both be between their prepare and
+//! parent handlers, and both the gate and [`proc_mem`] count them.
 //!
 //! Stashes run on hub threads, between green threads, with asynchronous
 //! signals blocked, and take no lock of anyone else's: a fork that waits
@@ -50,6 +51,12 @@ static INSTALL: Once = Once::new();
 /// `/proc/self/mem` is first opened, and so before the first stash.
 pub(super) fn install() {
     INSTALL.call_once(|| {
+        // The handlers read the process-local page (see `proc_mem`): it is
+        // mapped before they can run, and stays. (`proc_mem::available`
+        // maps it before it installs them, so this is a no-op there.)
+        if let Err(err) = super::process_local::init() {
+            panic!("greenery: cannot map the process-local page ({err}): stacks cannot be stashed safely");
+        }
         // SAFETY: the handlers are `extern "C"` functions without arguments
         // that only touch atomics (and, in the child, close a descriptor).
         let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };

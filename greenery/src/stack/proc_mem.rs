@@ -33,16 +33,18 @@
 //!   child opens its own before that handler runs (another library's child
 //!   handler may restore a stack), that opening closes the inherited one.
 //! - The window between `open` returning and the record cannot be closed,
-//!   so a fork waits for it: greenery's prepare handler announces the fork
-//!   ([`Local::forker`](super::process_local::Local)), opens the process's
-//!   descriptor if it has none (so that no other thread needs to open one
-//!   until the fork is over), then waits until no thread is inside an
-//!   opening ([`Local::opening`](super::process_local::Local); each is a
-//!   few system calls with asynchronous signals blocked, and takes no
-//!   lock). An opening that starts on another thread while the fork is
-//!   under way does not open anything: it takes the descriptor the prepare
-//!   handler opened, or the error it met. The forking thread itself opens
-//!   as usual: whatever it opens is recorded before the fork system call.
+//!   so a fork waits for it: greenery's prepare handler opens the process's
+//!   descriptor if it has none (so that no thread needs to open one until
+//!   the fork is over), announces the fork
+//!   ([`Local::forks`](super::process_local::Local)), then waits until no
+//!   thread is inside an opening
+//!   ([`Local::opening`](super::process_local::Local); each is a few
+//!   system calls with asynchronous signals blocked, and takes no lock). An
+//!   opening that starts while a fork is under way (on any thread: a fork
+//!   handler that runs after greenery's may restore a stack) opens
+//!   nothing: it takes the descriptor the prepare handler opened, or the
+//!   error that handler met. Forks are counted: two threads' forks may
+//!   overlap.
 //!
 //! A child may not be able to open one at all (the program dropped
 //! privileges before forking, or the child confined itself with `chroot`):
@@ -72,15 +74,15 @@ static OPENED: AtomicI32 = AtomicI32::new(-1);
 /// will inherit is recorded in [`OPENED`] (see the module documentation).
 /// Async-signal-safe.
 pub(super) fn before_fork() {
+    let local = process_local::local(); // mapped before the handlers exist
     let _signals = SignalsBlocked::new();
-    let local = process_local::local();
-    local.fork_open_error.store(0, Ordering::Relaxed);
-    local.forker.store(raw_sys::gettid(), Ordering::SeqCst);
-    // Opened here if need be (this thread is the forker: `descriptor` lets
-    // it open), so that the others take this one until the fork is over.
+    // Opened now if need be, and recorded, so that no thread needs to open
+    // one until the fork is over. (If another fork is under way, this
+    // takes what that one's handler found.)
     if let Err(err) = descriptor() {
         local.fork_open_error.store(err.raw_os_error().unwrap_or(libc::EIO).max(1), Ordering::Release);
     }
+    local.forks.fetch_add(1, Ordering::SeqCst);
     // Openings that began before they could see the fork end (and record
     // what they opened) before it happens.
     while local.opening.load(Ordering::SeqCst) != 0 {
@@ -91,7 +93,7 @@ pub(super) fn before_fork() {
 
 /// After a fork, in the parent: the fork is over; openings may go on.
 pub(super) fn after_fork_in_parent() {
-    process_local::local().forker.store(0, Ordering::Release);
+    process_local::local().forks.fetch_sub(1, Ordering::Release);
 }
 
 /// What the probe in [`available`] found, if it ran in this process.
@@ -225,7 +227,7 @@ pub(super) unsafe fn read(addr: usize, buf: *mut u8, len: usize) -> io::Result<(
 
 /// This process's open `/proc/self/mem`, opened if need be.
 /// Async-signal-safe: atomics, open(2) and close(2) (made directly, see
-/// [`raw_sys`]), gettid(2), rt_sigprocmask(2), sched_yield(2).
+/// [`raw_sys`]), rt_sigprocmask(2), sched_yield(2).
 fn descriptor() -> io::Result<libc::c_int> {
     match process_local::mem_fd() {
         Some(fd) => Ok(fd),
@@ -236,32 +238,31 @@ fn descriptor() -> io::Result<libc::c_int> {
 /// Opens this process's `/proc/self/mem` and records it, unless another
 /// thread did first, in a way that no fork can split (see the module
 /// documentation): announced in [`Local::opening`](process_local::Local),
-/// with asynchronous signals blocked, and not at all on a thread other
-/// than the forker while a fork is under way.
+/// with asynchronous signals blocked, and not at all while a fork is under
+/// way (its prepare handler has opened the descriptor already, or met an
+/// error, which is returned).
 #[cold]
 fn open_recorded() -> io::Result<libc::c_int> {
     let _signals = SignalsBlocked::new();
     let local = process_local::local();
-    let me = raw_sys::gettid();
     loop {
         local.opening.fetch_add(1, Ordering::SeqCst);
-        let forker = local.forker.load(Ordering::SeqCst);
-        if forker == 0 || forker == me {
+        if local.forks.load(Ordering::SeqCst) == 0 {
             break;
         }
-        // Another thread is forking: its prepare handler opens the
-        // descriptor (a moment's work), or says why it could not.
         local.opening.fetch_sub(1, Ordering::Release);
+        // A fork is under way: its prepare handler opened the descriptor
+        // before it said so, or stored why it could not.
         loop {
             if let Some(fd) = process_local::mem_fd() {
                 return Ok(fd);
             }
+            if local.forks.load(Ordering::SeqCst) == 0 {
+                break; // the fork is over: try again
+            }
             match local.fork_open_error.load(Ordering::Acquire) {
                 0 => {}
                 errno => return Err(io::Error::from_raw_os_error(errno)),
-            }
-            if local.forker.load(Ordering::Acquire) == 0 {
-                break; // the fork is over: try again
             }
             // SAFETY: sched_yield has no preconditions.
             unsafe { libc::sched_yield() };

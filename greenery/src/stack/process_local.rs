@@ -16,7 +16,7 @@
 //! - the descriptor of `/proc/self/mem` ([`mem_fd`], [`set_mem_fd`]) is
 //!   this process's own; a child opens its own;
 //! - the bookkeeping of the opening of that descriptor against forks
-//!   ([`Local::forker`], [`Local::opening`], [`Local::fork_open_error`], see
+//!   ([`Local::forks`], [`Local::opening`], [`Local::fork_open_error`], see
 //!   [`proc_mem`](super::proc_mem)) starts afresh: no fork is under way in
 //!   a child, and no thread of it is opening anything.
 //!
@@ -37,14 +37,14 @@ pub(super) struct Local {
     token: AtomicU64,
     /// `/proc/self/mem`'s descriptor plus one; 0 when none is open.
     mem_fd: AtomicI32,
-    /// The thread (its id) whose `fork(3)` is under way, between greenery's
-    /// prepare handler and its parent handler; 0 when none is.
-    pub(super) forker: AtomicI32,
+    /// The forks under way: between greenery's prepare handler and its
+    /// parent handler.
+    pub(super) forks: AtomicU32,
     /// The threads inside [`proc_mem`](super::proc_mem)'s opening of
     /// `/proc/self/mem`.
     pub(super) opening: AtomicU32,
-    /// The errno with which the fork under way failed to open
-    /// `/proc/self/mem`; 0 if it did not fail (or has not tried yet).
+    /// The errno with which a fork's prepare handler last failed to open
+    /// `/proc/self/mem`; 0 if none did.
     pub(super) fork_open_error: AtomicI32,
 }
 
