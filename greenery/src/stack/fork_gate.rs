@@ -13,7 +13,8 @@
 //! prepare handler makes sure no descriptor of the parent's memory reaches
 //! the child unrecorded). A child that inherits stashed stacks opens its
 //! own `/proc/self/mem` there and then, before the program can take it
-//! away (a `chroot`).
+//! away (a `chroot`), and reads whether it runs under a seccomp filter or a
+//! tracer (see `stash::only_thread`).
 //!
 //! Nothing here counts on the C library running the handlers of one fork
 //! at a time: two threads' forks may both be between their prepare and
@@ -31,7 +32,8 @@
 //! [`stash_after`](super::stash_after) says so).
 //!
 //! The handlers are installed before `/proc/self/mem` is first opened (see
-//! [`proc_mem`]). Async-signal-safe: atomics and sched_yield(2).
+//! [`proc_mem`]). Async-signal-safe: atomics and sched_yield(2) (and, in
+//! the child, open(2), read(2), close(2)).
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -117,6 +119,10 @@ extern "C" fn child() {
         // If it cannot open it now, it cannot later either, unless what
         // stood in the way goes: the restore then tries again.
         let _ = proc_mem::ready();
+        // And what it may need to know if `/proc` goes (a restore with
+        // other threads running, without the descriptor): whether it runs
+        // under a seccomp filter or a tracer.
+        stash::note_supervision_after_fork();
     }
 }
 

@@ -92,7 +92,15 @@ pub(super) fn init() -> io::Result<()> {
     Ok(())
 }
 
-/// The page, mapped by [`init`] before.
+/// Whether [`init`] has mapped the page in this process (or the one it was
+/// forked from). Until it has, nothing was stashed: the fault handler asks
+/// this before anything that uses the page. Async-signal-safe.
+pub(super) fn mapped() -> bool {
+    !PAGE.load(Ordering::Acquire).is_null()
+}
+
+/// The page, mapped by [`init`] before (panics otherwise: not to be called
+/// from the fault handler unless [`mapped`] said yes).
 pub(super) fn local() -> &'static Local {
     let page = PAGE.load(Ordering::Acquire);
     assert!(!page.is_null(), "greenery: the process-local page is used before it is mapped");

@@ -103,7 +103,7 @@
 use std::alloc::{self, Layout};
 use std::io;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::raw_sys::{self, SignalsBlocked};
@@ -414,6 +414,9 @@ impl Drop for Stash {
                     Claim::NotStashed => break,
                 }
             }
+            // Withdrawn before the restore ends: a child forked in between
+            // finds the state still claimable (another process's restore)
+            // with no stash, and only ends it (see `restore_on_fault`).
             slot.stash_meta.store(ptr::null_mut(), Ordering::Relaxed);
             end_restore(slot, NONE);
         }
@@ -474,7 +477,16 @@ fn claim(slot: &Slot) -> Claim {
 /// `state` (`RESTORED` or `NONE`).
 fn end_restore(slot: &Slot, state: u8) {
     slot.restorer.store(0, Ordering::Relaxed);
+    window_ended(slot);
     slot.stash.store(word(state, 0), Ordering::Release);
+}
+
+/// Counts the end of a stash's or restore's window over `slot`'s stack,
+/// just before the state that says so is stored (with `Release`): a fault
+/// handler that reads that state (with `Acquire`) reads the count as it is
+/// now or later (see [`restore_on_fault`]).
+fn window_ended(slot: &Slot) {
+    slot.windows_ended.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Whether the calling thread is the one restoring `slot`'s stack, in the
@@ -574,7 +586,9 @@ pub(crate) unsafe fn stash_all(requests: &[Request<'_>]) -> Vec<Option<Stash>> {
         })
         .collect();
     jobs.sort_unstable_by_key(|job| job.meta().bottom);
-    let alone = only_thread();
+    // From `/proc` only: where it cannot be read, the stash protects the
+    // range as if other threads existed, which is always correct.
+    let alone = only_thread_by_proc() == Some(true);
     let mut stashed = Vec::with_capacity(jobs.len());
     {
         let _signals = SignalsBlocked::new();
@@ -705,6 +719,7 @@ unsafe fn stash_run(run: &[Job], alone: bool) -> bool {
 fn abandon(run: &[Job]) -> bool {
     COUNT_REFUSED.fetch_add(run.len() as u64, Ordering::Relaxed);
     for job in run {
+        window_ended(job.slot);
         job.slot.stash.store(word(NONE, 0), Ordering::Release);
     }
     false
@@ -734,7 +749,12 @@ fn abandon(run: &[Job]) -> bool {
 /// (not by its `sa_mask` alone: a handler installed after greenery's, with
 /// `SA_NODEFER` and an empty mask as wasmtime installs it, may call it with
 /// every signal unblocked).
-pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
+pub(super) unsafe fn restore_on_fault(addr: usize, pc: usize, sp: usize) -> bool {
+    if !process_local::mapped() {
+        // Nothing was ever stashed in this process (stashing is off or
+        // unsupported here): not a fault of ours.
+        return false;
+    }
     let Some((slot, seq)) = registry::find_usable(addr) else { return false };
     loop {
         match claim(slot) {
@@ -743,9 +763,28 @@ pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
                 // lookup: the stash published in it says which stack it is
                 // now, and that one is restored (early, no harm done); the
                 // access is then made again.
-                // SAFETY: the stack is stashed, so its owner keeps the
-                // stash until the state is `RESTORED`.
-                let meta = unsafe { &*slot.stash_meta.load(Ordering::Relaxed) };
+                let meta = slot.stash_meta.load(Ordering::Relaxed);
+                if meta.is_null() {
+                    // Only a forked child can meet this: it was forked
+                    // while a thread of its parent, dropping the stash,
+                    // had put the stack back (its range read-write again)
+                    // and withdrawn the stash, but not yet ended the
+                    // restore. Nothing is left to do but end it (that
+                    // thread, the owner, does not exist here).
+                    end_restore(slot, NONE);
+                    return true;
+                }
+                // SAFETY: the pointer is published before the state says
+                // `STASHED`, and the owner frees the stash only after it
+                // has withdrawn it (made the pointer null), which it does
+                // once it holds the restore itself or the restore is over
+                // (`RESTORED`). We hold the restore now (`claim`), so
+                // an owner in this process waits for us (`Claim::Busy`)
+                // before it can withdraw or free it; an owner that held it
+                // in the process we were forked from, and had not withdrawn
+                // it yet, does not exist here. The pointer is not null, so
+                // it is a live stash.
+                let meta = unsafe { &*meta };
                 // SAFETY: the restore is ours (`RESTORING`), the buffer
                 // holds the stack's bytes. (Asynchronous signals are
                 // blocked above.)
@@ -769,18 +808,47 @@ pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
                 // SAFETY: sched_yield has no preconditions.
                 unsafe { libc::sched_yield() };
             }
-            // Not stashed: the fault raced the end of a stash's or a
-            // restore's window (each thread can meet that at most once per
-            // stash), or the stack was given back since the lookup; either
-            // way the access is made again (and faults again, to be looked
-            // up afresh, if the memory is no longer a stack's). A fault that
-            // keeps coming back at a stack is not one of ours: pass it on.
-            Claim::NotStashed => {
-                return !slot.unchanged_since(seq)
-                    || slot.stray_faults.fetch_add(1, Ordering::Relaxed) < STRAY_FAULTS;
-            }
+            // Not stashed: the stack was given back since the lookup (the
+            // access is made again, and faults again, to be looked up
+            // afresh, if the memory is no longer a stack's), or the fault
+            // raced the end of a stash's or a restore's window, or it is
+            // not one of ours at all.
+            Claim::NotStashed => return !slot.unchanged_since(seq) || ended_since_fault(slot, addr, pc, sp),
         }
     }
+}
+
+/// Whether a fault at `addr` in `slot`'s stack, made by the instruction at
+/// `pc` with the stack pointer at `sp`, which its handler found not
+/// stashed, may have been caused by a stash's or restore's window that has
+/// ended since: the access is then made again. If not, the fault is not
+/// ours.
+///
+/// A window that caused the fault ended after it, and its end was counted
+/// ([`window_ended`]) before the state the handler just read. So if this
+/// thread made this very access before (the same instruction, stack
+/// pointer and address), found the stack not stashed, made it again and
+/// faulted again, and no window has ended in between, the access faults
+/// for another reason: it is passed on at the second fault. (A signal
+/// handler that interrupts this one, before it reads the state, and faults
+/// at the stack itself, does so at another stack pointer: its fault does
+/// not pass for the interrupted one.) Each fault records a 64-bit hash of
+/// the thread, the access and the count it read in the slot
+/// ([`Slot::last_stray`]); faults of several threads at the same stack
+/// overwrite each other's records, and are passed on after at most
+/// [`STRAY_FAULTS`] faults since the stack was last stashed.
+/// Async-signal-safe.
+fn ended_since_fault(slot: &Slot, addr: usize, pc: usize, sp: usize) -> bool {
+    let ended = slot.windows_ended.load(Ordering::Relaxed);
+    let fault = [raw_sys::gettid() as u64, addr as u64, pc as u64, sp as u64, u64::from(ended)]
+        .into_iter()
+        .fold(0x243f_6a88_85a3_08d3, |hash: u64, value| {
+            (hash ^ value).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+        });
+    if slot.last_stray.swap(fault, Ordering::Relaxed) == fault {
+        return false;
+    }
+    slot.stray_faults.fetch_add(1, Ordering::Relaxed) < STRAY_FAULTS
 }
 
 /// How many faults at a stack that is not stashed [`restore_on_fault`]
@@ -1042,38 +1110,126 @@ fn errno_digits(err: &io::Error) -> [u8; 4] {
     digits
 }
 
-/// Whether the calling thread is the process's only one (and no other
-/// process shares its memory). `false` if that cannot be told.
+/// Whether the calling thread is the process's only one. `false` if that
+/// cannot be told.
 ///
-/// Asked of the kernel first, without `/proc` ([`raw_sys::alone_in_address_space`]):
-/// that works in a `chroot` without procfs, and also sees processes made
-/// with `clone(CLONE_VM)` that share the memory without being threads.
-/// Where the kernel will not say (a seccomp filter that refuses `unshare`),
-/// the thread count is read from `/proc/self/stat`. Async-signal-safe:
-/// unshare(2), open(2), read(2), close(2) (made directly, see [`raw_sys`])
-/// into a buffer on the stack.
+/// Read from `/proc/thread-self/status` ([`thread_status`]) where `/proc`
+/// opens. Where it does not (a `chroot` without procfs), the kernel is asked
+/// instead ([`raw_sys::alone_in_address_space`], `unshare(CLONE_VM)`), but
+/// only if this process, or the one it was forked from, last read itself as
+/// free of seccomp filters and tracers ([`known_unsupervised`]): a filter
+/// may kill the process for calling `unshare` (a default-kill allowlist)
+/// or fake its answer (a success, which would say "alone" with other
+/// threads running), and a tracer may fake it too. Otherwise `false`.
+/// Async-signal-safe: open(2), read(2), close(2) (made directly, see
+/// [`raw_sys`]) into a small buffer on the stack, atomics, unshare(2).
 fn only_thread() -> bool {
-    if let Some(alone) = raw_sys::alone_in_address_space() {
-        return alone;
-    }
     only_thread_by_proc()
+        .unwrap_or_else(|| known_unsupervised() && raw_sys::alone_in_address_space() == Some(true))
 }
 
-/// Whether `/proc/self/stat` counts one thread. `false` if it cannot be
-/// read.
-fn only_thread_by_proc() -> bool {
-    let mut stat = [0u8; 1024];
-    let Ok(fd) = raw_sys::open(c"/proc/self/stat", libc::O_RDONLY | libc::O_CLOEXEC) else { return false };
-    let len = raw_sys::read(fd, &mut stat);
+/// Whether `/proc/thread-self/status` counts one thread in the process;
+/// `None` if it cannot be read. Records what it says of seccomp and
+/// tracers ([`known_unsupervised`]). Async-signal-safe, as [`only_thread`].
+fn only_thread_by_proc() -> Option<bool> {
+    let status = thread_status()?;
+    note_supervision(status.unsupervised);
+    Some(status.alone)
+}
+
+/// Reads the calling thread's seccomp and tracer state afresh, where
+/// `/proc` opens (see [`known_unsupervised`]): called in a forked child
+/// that inherits stashed stacks, by its fork handler, before the program
+/// can take `/proc` away. Async-signal-safe.
+pub(super) fn note_supervision_after_fork() {
+    let _ = only_thread_by_proc();
+}
+
+/// What [`thread_status`] found.
+struct ThreadStatus {
+    /// `Threads:` is 1.
+    alone: bool,
+    /// `Seccomp:` is 0 (no filter, no strict mode) and `TracerPid:` is 0.
+    unsupervised: bool,
+}
+
+/// Reads `/proc/thread-self/status`: the process's thread count, and the
+/// calling thread's seccomp mode and tracer. `None` if it cannot be read or
+/// has no `Threads:` line. Reads through a 256-byte buffer (it may run on
+/// a small alternate signal stack), line by line; lines longer than 64
+/// bytes are skipped (none of those looked at is). Async-signal-safe.
+fn thread_status() -> Option<ThreadStatus> {
+    let fd = raw_sys::open(c"/proc/thread-self/status", libc::O_RDONLY | libc::O_CLOEXEC).ok()?;
+    let mut chunk = [0u8; 256];
+    let mut line = [0u8; 64];
+    let (mut len, mut long) = (0, false);
+    let (mut threads, mut seccomp, mut tracer) = (None, None, None);
+    let complete = loop {
+        let n = match raw_sys::read(fd, &mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => n,
+            Err(err) if err.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(_) => break false,
+        };
+        for &byte in &chunk[..n] {
+            if byte != b'\n' {
+                if len < line.len() {
+                    line[len] = byte;
+                    len += 1;
+                } else {
+                    long = true;
+                }
+                continue;
+            }
+            if !long {
+                let line = &line[..len];
+                // Each line looked at, and the value that answers yes.
+                for (name, yes, found) in [
+                    (b"Threads:".as_slice(), b"1".as_slice(), &mut threads),
+                    (b"Seccomp:", b"0", &mut seccomp),
+                    (b"TracerPid:", b"0", &mut tracer),
+                ] {
+                    if let Some(value) = line.strip_prefix(name) {
+                        *found = Some(value.trim_ascii() == yes);
+                    }
+                }
+            }
+            (len, long) = (0, false);
+        }
+    };
     // SAFETY: the descriptor opened above, used by nothing else.
     unsafe { raw_sys::close(fd) };
-    let Ok(len) = len else { return false };
-    let stat = &stat[..len];
-    // "pid (comm) state ppid ...": num_threads is the 20th field, the 18th
-    // after the command name, which may hold spaces.
-    let Some(close) = stat.iter().rposition(|&b| b == b')') else { return false };
-    let mut fields = stat[close + 1..].split(|&b| b == b' ').filter(|field| !field.is_empty());
-    fields.nth(17).is_some_and(|threads| threads == b"1")
+    if !complete {
+        return None;
+    }
+    Some(ThreadStatus { alone: threads?, unsupervised: seccomp == Some(true) && tracer == Some(true) })
+}
+
+/// What this process knows of seccomp filters and tracers, for
+/// [`only_thread`]'s fallback: in ordinary memory, so that a forked child
+/// inherits it (filters are inherited, and never removed). Once a read saw
+/// a filter or a tracer, it stays [`SUPERVISED`].
+static SUPERVISION: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const UNSUPERVISED: u8 = 1;
+const SUPERVISED: u8 = 2;
+
+/// Records what a read of `/proc/thread-self/status` said.
+fn note_supervision(unsupervised: bool) {
+    if unsupervised {
+        let _ = SUPERVISION.compare_exchange(UNKNOWN, UNSUPERVISED, Ordering::Relaxed, Ordering::Relaxed);
+    } else {
+        SUPERVISION.store(SUPERVISED, Ordering::Relaxed);
+    }
+}
+
+/// Whether every read of `/proc/thread-self/status` so far (in this process
+/// and the ones it was forked from) found no seccomp filter and no tracer,
+/// and there was one. A filter installed, or a tracer attached, since the
+/// last read (at each stash batch, and in a forked child that inherits
+/// stashed stacks, at its birth), or on another thread only, is not seen.
+fn known_unsupervised() -> bool {
+    SUPERVISION.load(Ordering::Relaxed) == UNSUPERVISED
 }
 
 #[cfg(test)]
@@ -1085,7 +1241,7 @@ mod tests {
         let (done, wait) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || wait.recv());
         assert!(!only_thread());
-        assert!(!only_thread_by_proc());
+        assert_eq!(only_thread_by_proc(), Some(false));
         drop(done);
         other.join().unwrap().unwrap_err();
     }
