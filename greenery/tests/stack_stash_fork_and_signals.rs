@@ -72,9 +72,8 @@ fn wait_for(pid: libc::pid_t, timeout: Duration) -> Option<i32> {
 /// first starts a thread that lives on while the stack is restored.
 ///
 /// The child cannot open `/proc/self/mem` after the `chroot`, nor count its
-/// threads in `/proc/self/stat`: it restores with the descriptor its fork
-/// handler opened before the program could take `/proc` away, or, failing
-/// that, plainly once the kernel says it is alone (`unshare(CLONE_VM)`).
+/// threads in `/proc`: it restores with the descriptor its fork handler
+/// opened before the program could take `/proc` away.
 fn chroot_child(threads: bool) -> bool {
     let empty = std::env::temp_dir().join(format!("greenery-stash-chroot-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
@@ -114,8 +113,10 @@ fn chroot_child(threads: bool) -> bool {
 /// grandchild, whose fork handler cannot open `/proc/self/mem` (there is
 /// no `/proc` in its root); the grandchild, single-threaded, lets the green
 /// thread finish, and must restore the stack plainly, having learnt from
-/// the kernel (`unshare(CLONE_VM)`), not from `/proc/self/stat`, that it is
-/// alone. Then the child lets it finish too.
+/// the kernel (`unshare(CLONE_VM)`), not from `/proc`, that it is alone:
+/// which greenery asks only because the child, before its `chroot`, saw no
+/// seccomp filter or tracer, and the grandchild inherits that. Then the
+/// child lets it finish too.
 fn chroot_grandchild() -> bool {
     let empty = std::env::temp_dir().join(format!("greenery-stash-chroot-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();

@@ -34,8 +34,10 @@
 //! (in a library loaded with `dlopen`, the first touch of one may allocate)
 //! and calls only write(2), sigaction(2), abort(3), and what the stash's
 //! restore calls (rt_sigprocmask(2), mprotect(2), madvise(2), pwrite(2),
-//! gettid(2), unshare(2), open(2), read(2), close(2), sched_yield(2)); the registry is built to be
-//! read from a signal handler. It keeps the interrupted code's `errno`, and
+//! gettid(2), unshare(2), open(2), read(2), close(2), sched_yield(2)); the
+//! registry is built to be read from a signal handler. A fault it passes on
+//! reaches the previous handler with the signal mask the kernel would have
+//! given that handler (see [`pass_on`]). It keeps the interrupted code's `errno`, and
 //! runs with asynchronous signals blocked: its `sa_mask` blocks them, and
 //! it blocks them again itself, first thing ([`SignalsBlocked`]), because
 //! a handler installed after greenery's may call it in a context of its own

@@ -84,6 +84,12 @@ pub(super) fn gettid() -> libc::pid_t {
 /// otherwise (`check_unshare_flags`). Any other error (a seccomp filter that
 /// refuses `unshare` with `EPERM`, say) leaves the question open. No
 /// `/proc` is needed: this works in a `chroot` without one.
+///
+/// Not to be called where a seccomp filter or a tracer may be in force: a
+/// filter may kill the process for the call (`SIGSYS`), or answer it with
+/// a success it did not make (which would read as "alone" with other
+/// threads running). `stash::only_thread` calls it only without `/proc`,
+/// and only when it saw neither.
 pub(super) fn alone_in_address_space() -> Option<bool> {
     // SAFETY: with CLONE_VM alone, unshare changes nothing: it succeeds
     // only when there is nothing to unshare.

@@ -30,8 +30,9 @@
 //!   retries, and a reader in between would be handed fresh zero pages.
 //!   Then the range becomes read-write again: the guard region alone keeps
 //!   it faulting, without a mapping of its own. When the calling thread is
-//!   the process's only one (as read from `/proc/self/stat`, per batch), no
-//!   other thread can touch the range and the `mprotect` calls are skipped.
+//!   the process's only one (as read from `/proc/thread-self/status`, per
+//!   batch; where that cannot be read, it is taken not to be), no other
+//!   thread can touch the range and the `mprotect` calls are skipped.
 //! - **Restoring**, by the owner (before the coroutine runs again) or by the
 //!   fault handler on whichever thread touched the stashed stack, makes the
 //!   range inaccessible, removes the guard region, writes the saved bytes
@@ -71,9 +72,23 @@
 //! process that loses it after stashing (a forked child that changes its
 //! root with `chroot`, or of a program that dropped privileges) restores
 //! with a descriptor opened before (the child's fork handler opens one when
-//! it inherits stashed stacks), or plainly when the kernel says that the
-//! calling thread is the only one on its memory ([`only_thread`], which
-//! needs no `/proc`), and otherwise aborts with a message that says so.
+//! it inherits stashed stacks), or plainly when the calling thread is the
+//! process's only one ([`only_thread`]), and otherwise aborts with a
+//! message that says so. The thread count is read from `/proc`; without
+//! it, the kernel is asked (`unshare(CLONE_VM)`, a no-op that fails when
+//! the caller shares its memory), but only if greenery saw no seccomp
+//! filter and no tracer when it last could look (at each stash batch, and
+//! in a forked child that inherits stashed stacks, at its birth, before
+//! the program could take `/proc` away; the answer is inherited by forked
+//! children): a filter may kill the process for that call, or fake its
+//! answer. Otherwise the thread is taken not to be alone.
+//!
+//! Limits of that count: a process made with a raw `clone(CLONE_VM)`
+//! without `CLONE_THREAD`, which shares the memory, is not counted by
+//! `/proc`; and a seccomp filter installed (or a tracer attached) after
+//! greenery last looked, or on another thread than the one it looked from,
+//! is not seen, so the fallback's `unshare` may then be killed or answered
+//! falsely.
 //!
 //! # States
 //!
@@ -230,12 +245,23 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 ///   thread's stack, must give the threads that may touch it larger
 ///   alternate stacks (`sigaltstack`), or the overflowing alternate stack
 ///   kills the process.
-/// - Whether a thread is the process's only one is asked of the kernel
-///   (`unshare(CLONE_VM)`, which also sees processes made with a raw
-///   `clone(CLONE_VM)` that share the memory), or, where a seccomp filter
-///   refuses that, read from `/proc/self/stat`; a process made with a raw
-///   `clone(CLONE_VM)` without `CLONE_THREAD` is then not counted, and
-///   must not touch parked green threads' stacks.
+/// - Whether a thread is the process's only one (a stash then skips
+///   protecting the stack, and a restore that cannot be made atomic is
+///   made plainly) is read from `/proc/thread-self/status`. A process made
+///   with a raw `clone(CLONE_VM)` without `CLONE_THREAD` is not counted
+///   there, and must not touch parked green threads' stacks. Where `/proc`
+///   cannot be read (a `chroot`), a stash protects the stack as if other
+///   threads ran, and a restore that needs the answer asks the kernel
+///   (`unshare(CLONE_VM)`, which changes nothing), but only if greenery
+///   saw neither a seccomp filter nor a tracer when it last read
+///   `/proc` (at each stash batch, and in a forked child that inherits
+///   stashed stacks, at its birth; a forked child inherits what its parent
+///   saw); otherwise it takes the thread not to be alone, and aborts with
+///   a message. A filter installed, or a tracer attached, after that read,
+///   or on another thread only, is not seen: such a filter may kill the
+///   process for the call (`SIGSYS`) or fake its answer. A program that
+///   confines itself so (seccomp and `chroot` both) and forks while green
+///   threads are parked sets `GREENERY_STASH=off`.
 /// - A process with a finite `RLIMIT_DATA` does not stash: making a
 ///   restored range writable again counts against it (a restore that meets
 ///   the limit raises the soft limit to the hard one for that call).
@@ -739,8 +765,14 @@ fn abandon(run: &[Job]) -> bool {
 /// rather than hang ([`restoring_here`]).
 ///
 /// Async-signal-safe: atomics, rt_sigprocmask(2), mprotect(2), madvise(2),
-/// pwrite(2) (and open(2) for `/proc/self/mem`, unshare(2) or read(2) of
-/// `/proc/self/stat`), gettid(2), sched_yield(2).
+/// pwrite(2) (and open(2) for `/proc/self/mem`, open(2), read(2) and
+/// close(2) of `/proc/thread-self/status` or unshare(2), see
+/// [`only_thread`]), gettid(2), sched_yield(2).
+///
+/// A fault that is not the stash's (the stack is not stashed, and no stash
+/// or restore window ended since, see [`ended_since_fault`]) is passed on
+/// at its second occurrence; in a process that never stashed (the
+/// process-local page is not mapped), at once.
 ///
 /// # Safety
 ///
@@ -852,8 +884,9 @@ fn ended_since_fault(slot: &Slot, addr: usize, pc: usize, sp: usize) -> bool {
 }
 
 /// How many faults at a stack that is not stashed [`restore_on_fault`]
-/// takes for races with a stash or restore (at most one per thread per
-/// stash) before it passes them on as genuine faults.
+/// takes, at most, for races with a stash or restore before it passes them
+/// on as genuine faults, when [`ended_since_fault`] cannot tell (several
+/// threads faulting at the same stack at once).
 const STRAY_FAULTS: u32 = 1 << 16;
 
 /// Puts a stashed stack back so that no other thread sees it in between:
