@@ -9,7 +9,16 @@
 //! gate to new stashes and waits until the ones inside have left. The
 //! parent's handler opens it again; the child's resets it (forks of other
 //! threads may have been waiting at it, and are not the child's) and drops
-//! the parent's `/proc/self/mem` (see [`proc_mem`]).
+//! the parent's `/proc/self/mem` (see [`proc_mem`], whose own part of the
+//! prepare handler makes sure no descriptor of the parent's memory reaches
+//! the child unrecorded). A child that inherits stashed stacks opens its
+//! own `/proc/self/mem` there and then, before the program can take it
+//! away (a `chroot`), and reads whether it runs under a seccomp filter or a
+//! tracer (see `stash::only_thread`).
+//!
+//! Nothing here counts on the C library running the handlers of one fork
+//! at a time: two threads' forks may both be between their prepare and
+//! parent handlers, and both the gate and [`proc_mem`] count them.
 //!
 //! Stashes run on hub threads, between green threads, with asynchronous
 //! signals blocked, and take no lock of anyone else's: a fork that waits
@@ -23,12 +32,13 @@
 //! [`stash_after`](super::stash_after) says so).
 //!
 //! The handlers are installed before `/proc/self/mem` is first opened (see
-//! [`proc_mem`]). Async-signal-safe: atomics and sched_yield(2).
+//! [`proc_mem`]). Async-signal-safe: atomics and sched_yield(2) (and, in
+//! the child, open(2), read(2), close(2)).
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::proc_mem;
+use super::{proc_mem, stash};
 
 /// The stashes inside the gate in the low 16 bits; the forks waiting at
 /// it, in units of [`FORK`], above.
@@ -43,6 +53,12 @@ static INSTALL: Once = Once::new();
 /// `/proc/self/mem` is first opened, and so before the first stash.
 pub(super) fn install() {
     INSTALL.call_once(|| {
+        // The handlers read the process-local page (see `proc_mem`): it is
+        // mapped before they can run, and stays. (`proc_mem::available`
+        // maps it before it installs them, so this is a no-op there.)
+        if let Err(err) = super::process_local::init() {
+            panic!("greenery: cannot map the process-local page ({err}): stacks cannot be stashed safely");
+        }
         // SAFETY: the handlers are `extern "C"` functions without arguments
         // that only touch atomics (and, in the child, close a descriptor).
         let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
@@ -91,6 +107,7 @@ extern "C" fn prepare() {
 /// After a fork, in the parent: opens the gate again.
 extern "C" fn parent() {
     GATE.fetch_sub(FORK, Ordering::Release);
+    proc_mem::after_fork_in_parent();
 }
 
 /// After a fork, in the child: the only thread, with no stash inside and
@@ -98,6 +115,15 @@ extern "C" fn parent() {
 extern "C" fn child() {
     GATE.store(0, Ordering::Release);
     proc_mem::forget_after_fork();
+    if stash::any_stashed() {
+        // If it cannot open it now, it cannot later either, unless what
+        // stood in the way goes: the restore then tries again.
+        let _ = proc_mem::ready();
+        // And what it may need to know if `/proc` goes (a restore with
+        // other threads running, without the descriptor): whether it runs
+        // under a seccomp filter or a tracer.
+        stash::note_supervision_after_fork();
+    }
 }
 
 #[cfg(test)]

@@ -19,18 +19,32 @@
 //!
 //! The handler runs on an alternate signal stack (the faulting stack has no
 //! room left): [`prepare_thread`] makes sure the thread has one before its
-//! first coroutine stack exists. std gives its own threads one; greenery maps one
-//! for any thread that lacks it and unmaps it when the thread exits.
+//! first coroutine stack exists. std gives its own threads one
+//! (`max(SIGSTKSZ, AT_MINSIGSTKSZ)` bytes, 8 KiB on x86-64); greenery maps
+//! one of 64 KiB for any thread that lacks it and unmaps it when the thread
+//! exits. A thread that touches a stashed stack runs the handler on
+//! whatever alternate stack it has (or on its own stack if none): about
+//! 3.5 KiB (4 KiB in a debug build), most of it the kernel's signal frame,
+//! which std's hold with room to spare once, though not nested (see
+//! [`stash_after`](super::stash_after)'s limits).
 //!
 //! # Async-signal safety
 //!
 //! The handler takes no lock, allocates nothing, touches no thread-local
 //! (in a library loaded with `dlopen`, the first touch of one may allocate)
 //! and calls only write(2), sigaction(2), abort(3), and what the stash's
-//! restore calls (mprotect(2), madvise(2), pwrite(2), getpid(2), gettid(2),
-//! open(2), read(2), close(2), sched_yield(2)); the registry is built to be
-//! read from a signal handler. It keeps the interrupted code's `errno`, and
-//! runs with asynchronous signals blocked.
+//! restore calls (rt_sigprocmask(2), mprotect(2), madvise(2), pwrite(2),
+//! gettid(2), unshare(2), open(2), read(2), close(2), sched_yield(2)); the
+//! registry is built to be read from a signal handler. A fault it passes on
+//! reaches the previous handler with the signal mask the kernel would have
+//! given that handler (see [`pass_on`]). It keeps the interrupted code's `errno`, and
+//! runs with asynchronous signals blocked: its `sa_mask` blocks them, and
+//! it blocks them again itself, first thing ([`SignalsBlocked`]), because
+//! a handler installed after greenery's may call it in a context of its own
+//! with every signal unblocked (wasmtime installs its handler with
+//! `SA_NODEFER` and an empty mask): a signal handler that ran on a thread
+//! in the middle of its restore and touched the same stack would wait for
+//! itself (see [`stash`](super::stash)).
 //!
 //! The coroutine's name is read from the [`Header`](super::Header) at the top
 //! of its stack, which the coroutine writes before it first runs.
@@ -41,6 +55,7 @@ use std::ptr::{self, NonNull};
 use std::sync::Once;
 
 use super::error::Size;
+use super::raw_sys::SignalsBlocked;
 use super::registry::find_guard;
 use super::{Header, mmap, stash};
 
@@ -180,7 +195,30 @@ unsafe fn interrupted_sp(ctx: *mut libc::c_void) -> usize {
     }
 }
 
+/// The instruction pointer of the interrupted context.
+///
+/// # Safety
+///
+/// `ctx` must be the `ucontext_t` the kernel passed to a signal handler.
+unsafe fn interrupted_pc(ctx: *mut libc::c_void) -> usize {
+    let ctx = ctx as *const libc::ucontext_t;
+    // SAFETY: guaranteed by the caller.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        (*ctx).uc_mcontext.gregs[libc::REG_RIP as usize] as usize
+    }
+    // SAFETY: guaranteed by the caller.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        (*ctx).uc_mcontext.pc as usize
+    }
+}
+
 extern "C" fn handle_fault(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // First of all: not left to this handler's `sa_mask`, since a handler
+    // installed after it may call it with any mask (see the module
+    // documentation). (rt_sigprocmask leaves `errno` alone when it works.)
+    let _signals = SignalsBlocked::new();
     // The interrupted code may be about to read `errno`: keep it.
     let _errno = SavedErrno::new();
     // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.
@@ -197,9 +235,11 @@ extern "C" fn handle_fault(signal: libc::c_int, info: *mut libc::siginfo_t, ctx:
                 unsafe { report_overflow(guard_lo, top) }
             }
         }
+        // SAFETY: `ctx` is the context the kernel passed us.
+        let (pc, sp) = unsafe { (interrupted_pc(ctx), interrupted_sp(ctx)) };
         // SAFETY: called from the fault handler, for a fault the kernel
         // raised.
-        if unsafe { stash::restore_on_fault(addr) } {
+        if unsafe { stash::restore_on_fault(addr, pc, sp) } {
             return; // the access is made again, on the restored stack
         }
     }
@@ -276,7 +316,52 @@ unsafe fn pass_on(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut lib
             default.sa_sigaction = libc::SIG_DFL;
             libc::sigaction(signal, &default, ptr::null_mut());
         }
-    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+    } else {
+        // The previous handler runs with the mask the kernel would have
+        // given it had it been called directly: the interrupted code's,
+        // plus its own `sa_mask`, plus the signal unless it asked for
+        // `SA_NODEFER`. Not with every asynchronous signal blocked, as this
+        // handler runs: nothing of greenery's is under way on this thread
+        // any more (no stash, no restore), and a handler that leaves by a
+        // `longjmp` (which keeps the mask) would otherwise leave them
+        // blocked.
+        // SAFETY: `ctx` is the kernel's `ucontext_t`, whose signal mask
+        // (the interrupted code's) begins with the kernel's 64-bit set, as
+        // does the previous action's `sa_mask` (an array of `unsigned
+        // long`, so aligned for a `u64`).
+        let mut mask = unsafe {
+            (&raw const (*ctx.cast::<libc::ucontext_t>()).uc_sigmask).cast::<u64>().read()
+                | (&raw const previous.sa_mask).cast::<u64>().read()
+        };
+        if previous.sa_flags & libc::SA_NODEFER == 0 {
+            mask |= 1 << (signal - 1);
+        }
+        // SAFETY: rt_sigprocmask reads the 8-byte set we pass, for this
+        // thread. (The handler's own guard puts the mask it saved back
+        // when the handler returns; sigreturn then restores the
+        // interrupted code's.)
+        unsafe {
+            libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &mask, ptr::null_mut::<u64>(), 8)
+        };
+        // SAFETY: as above.
+        unsafe { call_previous(previous, signal, info, ctx) }
+    }
+}
+
+/// Calls the handler `previous` names.
+///
+/// # Safety
+///
+/// `previous` is a handler (not `SIG_DFL` or `SIG_IGN`); the arguments are
+/// the kernel's.
+unsafe fn call_previous(
+    previous: &libc::sigaction,
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
+    let handler = previous.sa_sigaction;
+    if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was installed with SA_SIGINFO, so it
         // has this signature.
         let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =

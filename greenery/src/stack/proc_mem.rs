@@ -21,11 +21,38 @@
 //! that opened it: in a forked child it would write into the parent. So the
 //! descriptor is kept on the [process-local page](super::process_local),
 //! which a child sees wiped: it opens its own, whatever runs first there.
-//! The parent's descriptor is closed by the child's `pthread_atfork`
-//! handler (it is close-on-exec in any case). A child may not be able to
-//! open one at all (the program dropped privileges before forking): the
-//! stash then falls back as its documentation says. Every function here is
-//! async-signal-safe: the fault handler restores stacks through them.
+//! The invariant is that **a child never keeps a descriptor of its parent's
+//! memory**, whenever the parent opened it: before the fork, during it (a
+//! fork handler or another thread may restore a stack between greenery's
+//! prepare handler and the fork system call), or as the fork happened.
+//!
+//! - Every descriptor opened is recorded, before the thread that opened it
+//!   does anything else, in [`OPENED`], memory a child inherits; the child's
+//!   `pthread_atfork` handler closes the descriptor recorded there unless it
+//!   is the child's own (see [`forget_after_fork`]). If something in the
+//!   child opens its own before that handler runs (another library's child
+//!   handler may restore a stack), that opening closes the inherited one.
+//! - The window between `open` returning and the record cannot be closed,
+//!   so a fork waits for it: greenery's prepare handler opens the process's
+//!   descriptor if it has none (so that no thread needs to open one until
+//!   the fork is over), announces the fork
+//!   ([`Local::forks`](super::process_local::Local)), then waits until no
+//!   thread is inside an opening
+//!   ([`Local::opening`](super::process_local::Local); each is a few
+//!   system calls with asynchronous signals blocked, and takes no lock). An
+//!   opening that starts while a fork is under way (on any thread: a fork
+//!   handler that runs after greenery's may restore a stack) opens
+//!   nothing: it takes the descriptor the prepare handler opened, or the
+//!   error that handler met. Forks are counted: two threads' forks may
+//!   overlap.
+//!
+//! A child may not be able to open one at all (the program dropped
+//! privileges before forking, or the child confined itself with `chroot`):
+//! the stash then falls back as its documentation says. To spare a child
+//! that would restore inherited stacks after a `chroot` that fallback, the
+//! child handler opens the child's own descriptor at once when stacks are
+//! stashed. Every function here is async-signal-safe: the fault handler
+//! restores stacks through them.
 //!
 //! greenery trusts the descriptor it opened to stay open: a program that
 //! closes descriptors it does not own (a `closefrom` loop, say) breaks the
@@ -34,22 +61,39 @@
 use std::io;
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
-use super::{mmap, process_local, raw_sys};
+use super::raw_sys::{self, SignalsBlocked};
+use super::{mmap, process_local};
 
-/// The descriptor this process recorded, in memory a child inherits.
-static LAST_OPENED: AtomicI32 = AtomicI32::new(-1);
+/// The descriptor this process opened, in memory a child inherits: in a
+/// child, until its handler (or its own first opening) closes it, its
+/// parent's. -1 when none.
+static OPENED: AtomicI32 = AtomicI32::new(-1);
 
-/// [`LAST_OPENED`] as it was when a fork began (its prepare handler copies
-/// it): the one descriptor a child inherits and closes (see
-/// [`forget_after_fork`]). Anything the child opens before its handler runs
-/// (another library's fork handler may restore a stack) cannot have that
-/// number, which is still open there.
-static INHERITED: AtomicI32 = AtomicI32::new(-1);
-
-/// Before a fork: notes the descriptor the child will inherit.
+/// Before a fork, on the forking thread (greenery's prepare handler):
+/// makes sure every descriptor of this process's memory that the child
+/// will inherit is recorded in [`OPENED`] (see the module documentation).
 /// Async-signal-safe.
 pub(super) fn before_fork() {
-    INHERITED.store(LAST_OPENED.load(Ordering::Acquire), Ordering::Release);
+    let local = process_local::local(); // mapped before the handlers exist
+    let _signals = SignalsBlocked::new();
+    // Opened now if need be, and recorded, so that no thread needs to open
+    // one until the fork is over. (If another fork is under way, this
+    // takes what that one's handler found.)
+    if let Err(err) = descriptor() {
+        local.fork_open_error.store(err.raw_os_error().unwrap_or(libc::EIO).max(1), Ordering::Release);
+    }
+    local.forks.fetch_add(1, Ordering::SeqCst);
+    // Openings that began before they could see the fork end (and record
+    // what they opened) before it happens.
+    while local.opening.load(Ordering::SeqCst) != 0 {
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+}
+
+/// After a fork, in the parent: the fork is over; openings may go on.
+pub(super) fn after_fork_in_parent() {
+    process_local::local().forks.fetch_sub(1, Ordering::Release);
 }
 
 /// What the probe in [`available`] found, if it ran in this process.
@@ -84,15 +128,15 @@ pub(super) fn available() -> bool {
 /// if a fork handler that ran before this one opened it already, stays),
 /// and forgets the probe. Async-signal-safe.
 pub(super) fn forget_after_fork() {
-    let inherited = INHERITED.swap(-1, Ordering::AcqRel);
-    if inherited >= 0 && process_local::mem_fd() != Some(inherited) {
-        // SAFETY: the descriptor greenery opened in the parent, open here
-        // since the fork (what this process opened since cannot have its
-        // number; its own is the one on the process-local page).
+    let inherited = OPENED.load(Ordering::Acquire);
+    if inherited >= 0
+        && process_local::mem_fd() != Some(inherited)
+        && OPENED.compare_exchange(inherited, -1, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    {
+        // SAFETY: the descriptor the parent recorded, open here since the
+        // fork: the child's own is the one on the process-local page, and
+        // the child's first opening would have taken the record over.
         unsafe { raw_sys::close(inherited) };
-    }
-    if LAST_OPENED.load(Ordering::Acquire) == inherited {
-        LAST_OPENED.store(-1, Ordering::Release);
     }
     AVAILABLE.store(UNPROBED, Ordering::Relaxed);
 }
@@ -183,8 +227,54 @@ pub(super) unsafe fn read(addr: usize, buf: *mut u8, len: usize) -> io::Result<(
 
 /// This process's open `/proc/self/mem`, opened if need be.
 /// Async-signal-safe: atomics, open(2) and close(2) (made directly, see
-/// [`raw_sys`]).
+/// [`raw_sys`]), rt_sigprocmask(2), sched_yield(2).
 fn descriptor() -> io::Result<libc::c_int> {
+    match process_local::mem_fd() {
+        Some(fd) => Ok(fd),
+        None => open_recorded(),
+    }
+}
+
+/// Opens this process's `/proc/self/mem` and records it, unless another
+/// thread did first, in a way that no fork can split (see the module
+/// documentation): announced in [`Local::opening`](process_local::Local),
+/// with asynchronous signals blocked, and not at all while a fork is under
+/// way (its prepare handler has opened the descriptor already, or met an
+/// error, which is returned).
+#[cold]
+fn open_recorded() -> io::Result<libc::c_int> {
+    let _signals = SignalsBlocked::new();
+    let local = process_local::local();
+    loop {
+        local.opening.fetch_add(1, Ordering::SeqCst);
+        if local.forks.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        local.opening.fetch_sub(1, Ordering::Release);
+        // A fork is under way: its prepare handler opened the descriptor
+        // before it said so, or stored why it could not.
+        loop {
+            if let Some(fd) = process_local::mem_fd() {
+                return Ok(fd);
+            }
+            if local.forks.load(Ordering::SeqCst) == 0 {
+                break; // the fork is over: try again
+            }
+            match local.fork_open_error.load(Ordering::Acquire) {
+                0 => {}
+                errno => return Err(io::Error::from_raw_os_error(errno)),
+            }
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+    }
+    let opened = open_inside();
+    local.opening.fetch_sub(1, Ordering::Release);
+    opened
+}
+
+/// The opening itself, inside [`open_recorded`]'s announcement.
+fn open_inside() -> io::Result<libc::c_int> {
     if let Some(fd) = process_local::mem_fd() {
         return Ok(fd);
     }
@@ -194,8 +284,15 @@ fn descriptor() -> io::Result<libc::c_int> {
         // Another thread of this process opened one first.
         // SAFETY: the descriptor we just opened, used by no one.
         unsafe { raw_sys::close(fd) };
-    } else {
-        LAST_OPENED.store(fd, Ordering::Release);
+        return Ok(recorded);
     }
-    Ok(recorded)
+    // The first opening of this process: what the record held is a
+    // parent's descriptor, if the child handler has not closed it yet.
+    let inherited = OPENED.swap(fd, Ordering::AcqRel);
+    if inherited >= 0 && inherited != fd {
+        // SAFETY: the parent's descriptor, inherited by the fork and open
+        // since (it holds its number, so `fd` cannot be it).
+        unsafe { raw_sys::close(inherited) };
+    }
+    Ok(fd)
 }

@@ -14,7 +14,11 @@
 //!   thread of this process takes the work over (see
 //!   [`stash`](super::stash));
 //! - the descriptor of `/proc/self/mem` ([`mem_fd`], [`set_mem_fd`]) is
-//!   this process's own; a child opens its own.
+//!   this process's own; a child opens its own;
+//! - the bookkeeping of the opening of that descriptor against forks
+//!   ([`Local::forks`], [`Local::opening`], [`Local::fork_open_error`], see
+//!   [`proc_mem`](super::proc_mem)) starts afresh: no fork is under way in
+//!   a child, and no thread of it is opening anything.
 //!
 //! Process ids are no substitute: a child forked into a new pid namespace
 //! can have its parent's pid number.
@@ -24,15 +28,24 @@
 
 use std::io;
 use std::ptr;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// The page's contents.
 #[repr(C)]
-struct Local {
+pub(super) struct Local {
     /// This process's token (56 bits, non-zero); 0 until made.
     token: AtomicU64,
     /// `/proc/self/mem`'s descriptor plus one; 0 when none is open.
     mem_fd: AtomicI32,
+    /// The forks under way: between greenery's prepare handler and its
+    /// parent handler.
+    pub(super) forks: AtomicU32,
+    /// The threads inside [`proc_mem`](super::proc_mem)'s opening of
+    /// `/proc/self/mem`.
+    pub(super) opening: AtomicU32,
+    /// The errno with which a fork's prepare handler last failed to open
+    /// `/proc/self/mem`; 0 if none did.
+    pub(super) fork_open_error: AtomicI32,
 }
 
 /// The page, once mapped; null before [`init`] succeeded.
@@ -79,7 +92,16 @@ pub(super) fn init() -> io::Result<()> {
     Ok(())
 }
 
-fn local() -> &'static Local {
+/// Whether [`init`] has mapped the page in this process (or the one it was
+/// forked from). Until it has, nothing was stashed: the fault handler asks
+/// this before anything that uses the page. Async-signal-safe.
+pub(super) fn mapped() -> bool {
+    !PAGE.load(Ordering::Acquire).is_null()
+}
+
+/// The page, mapped by [`init`] before (panics otherwise: not to be called
+/// from the fault handler unless [`mapped`] said yes).
+pub(super) fn local() -> &'static Local {
     let page = PAGE.load(Ordering::Acquire);
     assert!(!page.is_null(), "greenery: the process-local page is used before it is mapped");
     // SAFETY: the page is mapped for the life of the process, zeroed or

@@ -24,7 +24,7 @@
 
 use std::ptr;
 use std::sync::Mutex;
-use std::sync::atomic::{self, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{self, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// One stack's entry.
 pub(super) struct Slot {
@@ -43,6 +43,16 @@ pub(super) struct Slot {
     /// Faults at this stack that found it not stashed, since it was last
     /// stashed (see [`stash`](super::stash)'s fault path).
     pub(super) stray_faults: AtomicU32,
+    /// The stashes and restores of this stack that have ended (their range
+    /// accessible again, the state no longer saying otherwise), counted
+    /// modulo 2^32; and a hash of the last fault that found the stack not
+    /// stashed (the faulting thread, the access, and this count as it read
+    /// it; see [`stash`](super::stash)'s fault path).
+    pub(super) windows_ended: AtomicU32,
+    pub(super) last_stray: AtomicU64,
+    /// The thread (its id) of this process that is restoring the stack, 0
+    /// when none is (see [`stash`](super::stash)'s fault path).
+    pub(super) restorer: AtomicI32,
 }
 
 const SLOTS_PER_CHUNK: usize = 256;
@@ -63,6 +73,9 @@ impl Chunk {
             stash: AtomicU64::new(0),
             stash_meta: AtomicPtr::new(ptr::null_mut()),
             stray_faults: AtomicU32::new(0),
+            windows_ended: AtomicU32::new(0),
+            last_stray: AtomicU64::new(0),
+            restorer: AtomicI32::new(0),
         };
         Chunk { slots: [EMPTY; SLOTS_PER_CHUNK], next: AtomicPtr::new(ptr::null_mut()) }
     }

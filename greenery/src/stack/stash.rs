@@ -30,8 +30,9 @@
 //!   retries, and a reader in between would be handed fresh zero pages.
 //!   Then the range becomes read-write again: the guard region alone keeps
 //!   it faulting, without a mapping of its own. When the calling thread is
-//!   the process's only one (as read from `/proc/self/stat`, per batch), no
-//!   other thread can touch the range and the `mprotect` calls are skipped.
+//!   the process's only one (as read from `/proc/thread-self/status`, per
+//!   batch; where that cannot be read, it is taken not to be), no other
+//!   thread can touch the range and the `mprotect` calls are skipped.
 //! - **Restoring**, by the owner (before the coroutine runs again) or by the
 //!   fault handler on whichever thread touched the stashed stack, makes the
 //!   range inaccessible, removes the guard region, writes the saved bytes
@@ -44,6 +45,15 @@
 //!   the operation is over. A touch of a stashed stack faults on the guard
 //!   region, and the handler restores the stack there and then, on the
 //!   faulting thread. Either way it returns and the access is made again.
+//! - **Signals**: every stash and restore, and the fault handler from its
+//!   first instruction, run with asynchronous signals blocked by greenery
+//!   itself (`rt_sigprocmask`, not a handler's `sa_mask`, which a handler
+//!   installed after greenery's and calling it may replace): no signal
+//!   handler runs on a thread in the middle of its restore, so none can
+//!   touch the stack there and wait for a restore that waits for it. A
+//!   synchronous fault there (there should be none: a restore does not
+//!   touch the range) at the stack the thread is restoring aborts the
+//!   process with a message rather than hang (see [`restore_on_fault`]).
 //! - **The kernel** does not fault: a system call handed a pointer into a
 //!   stack that is stashed or being stashed or restored (by code on another
 //!   thread, say a `read` into a borrowed buffer) fails with `EFAULT`, and
@@ -58,7 +68,27 @@
 //!
 //! Where `/proc/self/mem` cannot be written (no procfs, a non-dumpable
 //! process, `proc_mem.force_override=never`), a restore could not be made
-//! atomic, so stacks are not stashed at all ([`stash_after`] is `None`).
+//! atomic, so stacks are not stashed at all ([`stash_after`] is `None`). A
+//! process that loses it after stashing (a forked child that changes its
+//! root with `chroot`, or of a program that dropped privileges) restores
+//! with a descriptor opened before (the child's fork handler opens one when
+//! it inherits stashed stacks), or plainly when the calling thread is the
+//! process's only one ([`only_thread`]), and otherwise aborts with a
+//! message that says so. The thread count is read from `/proc`; without
+//! it, the kernel is asked (`unshare(CLONE_VM)`, a no-op that fails when
+//! the caller shares its memory), but only if greenery saw no seccomp
+//! filter and no tracer when it last could look (at each stash batch, and
+//! in a forked child that inherits stashed stacks, at its birth, before
+//! the program could take `/proc` away; the answer is inherited by forked
+//! children): a filter may kill the process for that call, or fake its
+//! answer. Otherwise the thread is taken not to be alone.
+//!
+//! Limits of that count: a process made with a raw `clone(CLONE_VM)`
+//! without `CLONE_THREAD`, which shares the memory, is not counted by
+//! `/proc`; and a seccomp filter installed (or a tracer attached) after
+//! greenery last looked, or on another thread than the one it looked from,
+//! is not seen, so the fallback's `unshare` may then be killed or answered
+//! falsely.
 //!
 //! # States
 //!
@@ -88,11 +118,12 @@
 use std::alloc::{self, Layout};
 use std::io;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::raw_sys::{self, SignalsBlocked};
 use super::registry::{self, Slot};
-use super::{Stack, fork_gate, mmap, proc_mem, process_local, raw_sys};
+use super::{Stack, fork_gate, mmap, proc_mem, process_local};
 
 const NONE: u8 = 0;
 const STASHING: u8 = 1;
@@ -199,10 +230,38 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 ///   SIGSEGV handler installed after greenery's that does not pass faults
 ///   on, cannot have it handled: the process dies. Such code must not touch
 ///   a parked green thread's stack, or the green thread holds a
-///   [`NoStash`](super::NoStash).
-/// - Threads are counted from `/proc/self/stat`; a process made with a raw
-///   `clone(CLONE_VM)` without `CLONE_THREAD` shares the memory without
-///   being counted, and must not touch parked green threads' stacks.
+///   [`NoStash`](super::NoStash). A handler installed after greenery's
+///   that passes faults on may do so with any mask: greenery's handler
+///   blocks asynchronous signals itself.
+/// - The handler runs where the kernel puts it: on the touching thread's
+///   alternate signal stack, if it has one (std gives its threads one of
+///   `max(SIGSTKSZ, AT_MINSIGSTKSZ)` bytes, 8 KiB on x86-64). It takes
+///   about 3.5 KiB there (4 KiB in a debug build), most of it the kernel's
+///   signal frame, which grows with the CPU's vector state (the kernel's
+///   `AT_MINSIGSTKSZ` is 3376 bytes with AVX-512). That fits once, not nested:
+///   a program whose own handlers let other signals in while a SIGSEGV is
+///   being handled (`SA_NODEFER`, or a mask without them, as wasmtime's
+///   handler is installed), and whose signal handlers touch a parked green
+///   thread's stack, must give the threads that may touch it larger
+///   alternate stacks (`sigaltstack`), or the overflowing alternate stack
+///   kills the process.
+/// - Whether a thread is the process's only one (a stash then skips
+///   protecting the stack, and a restore that cannot be made atomic is
+///   made plainly) is read from `/proc/thread-self/status`. A process made
+///   with a raw `clone(CLONE_VM)` without `CLONE_THREAD` is not counted
+///   there, and must not touch parked green threads' stacks. Where `/proc`
+///   cannot be read (a `chroot`), a stash protects the stack as if other
+///   threads ran, and a restore that needs the answer asks the kernel
+///   (`unshare(CLONE_VM)`, which changes nothing), but only if greenery
+///   saw neither a seccomp filter nor a tracer when it last read
+///   `/proc` (at each stash batch, and in a forked child that inherits
+///   stashed stacks, at its birth; a forked child inherits what its parent
+///   saw); otherwise it takes the thread not to be alone, and aborts with
+///   a message. A filter installed, or a tracer attached, after that read,
+///   or on another thread only, is not seen: such a filter may kill the
+///   process for the call (`SIGSYS`) or fake its answer. A program that
+///   confines itself so (seccomp and `chroot` both) and forks while green
+///   threads are parked sets `GREENERY_STASH=off`.
 /// - A process with a finite `RLIMIT_DATA` does not stash: making a
 ///   restored range writable again counts against it (a restore that meets
 ///   the limit raises the soft limit to the hard one for that call).
@@ -210,7 +269,13 @@ static STASH_AFTER_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 ///   `PR_SET_DUMPABLE`) cannot open `/proc/self/mem`: it restores the
 ///   stacks it inherited plainly while it has a single thread, and aborts
 ///   with a message if it must restore one with other threads running.
-///   Its own hub does not stash.
+///   Its own hub does not stash. A forked child that changes its root
+///   (`chroot`) keeps the descriptor its fork handler opened (when it
+///   inherited stashed stacks) and restores as usual; its own children, in
+///   the new root without `/proc`, are as the child of a program that
+///   dropped privileges. Set `GREENERY_STASH=off` (or call
+///   [`set_stash_after(None)`](set_stash_after) before green threads park)
+///   in a program that forks such children.
 ///
 /// ```
 /// use std::time::Duration;
@@ -286,6 +351,15 @@ static COUNT_STASHED_SHARED: AtomicU64 = AtomicU64::new(0);
 static COUNT_RESTORED: AtomicU64 = AtomicU64::new(0);
 static COUNT_RESTORED_ON_TOUCH: AtomicU64 = AtomicU64::new(0);
 static COUNT_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether some stack may be stashed now (or its stash is being put back):
+/// more stashes made than dropped. It errs only towards yes (a stash is
+/// counted once its stack is stashed, inside the [`fork_gate`], and
+/// dropped once it is put back), so a forked child that reads no inherits
+/// no stashed stack. Async-signal-safe.
+pub(super) fn any_stashed() -> bool {
+    COUNT_STASHED.load(Ordering::Relaxed) > COUNT_RESTORED.load(Ordering::Relaxed)
+}
 
 /// How many stacks this process has stashed and restored so far.
 ///
@@ -366,8 +440,11 @@ impl Drop for Stash {
                     Claim::NotStashed => break,
                 }
             }
+            // Withdrawn before the restore ends: a child forked in between
+            // finds the state still claimable (another process's restore)
+            // with no stash, and only ends it (see `restore_on_fault`).
             slot.stash_meta.store(ptr::null_mut(), Ordering::Relaxed);
-            slot.stash.store(word(NONE, 0), Ordering::Release);
+            end_restore(slot, NONE);
         }
         COUNT_RESTORED.fetch_add(1, Ordering::Relaxed);
         let len = meta.len;
@@ -416,9 +493,41 @@ fn claim(slot: &Slot) -> Claim {
         };
         if slot.stash.compare_exchange(current, word(next, me), Ordering::Acquire, Ordering::Relaxed).is_ok()
         {
+            slot.restorer.store(raw_sys::gettid(), Ordering::Relaxed);
             return claim;
         }
     }
+}
+
+/// Ends a restore that [`claim`] gave the caller: the slot's state becomes
+/// `state` (`RESTORED` or `NONE`).
+fn end_restore(slot: &Slot, state: u8) {
+    slot.restorer.store(0, Ordering::Relaxed);
+    window_ended(slot);
+    slot.stash.store(word(state, 0), Ordering::Release);
+}
+
+/// Counts the end of a stash's or restore's window over `slot`'s stack,
+/// just before the state that says so is stored (with `Release`): a fault
+/// handler that reads that state (with `Acquire`) reads the count as it is
+/// now or later (see [`restore_on_fault`]).
+fn window_ended(slot: &Slot) {
+    slot.windows_ended.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Whether the calling thread is the one restoring `slot`'s stack, in the
+/// middle of it: a fault it takes there cannot wait for the restore, which
+/// waits for the fault. Async-signal-safe.
+///
+/// `restorer` names the thread only between its [`claim`] and its
+/// [`end_restore`], both on that thread: a thread that reads its own id
+/// there reads its own latest write (it cleared it after any earlier
+/// restore), so it is inside a restore of this stack now.
+fn restoring_here(slot: &Slot) -> bool {
+    let current = slot.stash.load(Ordering::Acquire);
+    matches!(state_of(current), RESTORING | RESTORING_WRITTEN)
+        && token_of(current) == process_local::token()
+        && slot.restorer.load(Ordering::Relaxed) == raw_sys::gettid()
 }
 
 /// Does what [`claim`] gave the caller to do for `meta`'s stack.
@@ -503,7 +612,9 @@ pub(crate) unsafe fn stash_all(requests: &[Request<'_>]) -> Vec<Option<Stash>> {
         })
         .collect();
     jobs.sort_unstable_by_key(|job| job.meta().bottom);
-    let alone = only_thread();
+    // From `/proc` only: where it cannot be read, the stash protects the
+    // range as if other threads existed, which is always correct.
+    let alone = only_thread_by_proc() == Some(true);
     let mut stashed = Vec::with_capacity(jobs.len());
     {
         let _signals = SignalsBlocked::new();
@@ -634,6 +745,7 @@ unsafe fn stash_run(run: &[Job], alone: bool) -> bool {
 fn abandon(run: &[Job]) -> bool {
     COUNT_REFUSED.fetch_add(run.len() as u64, Ordering::Relaxed);
     for job in run {
+        window_ended(job.slot);
         job.slot.stash.store(word(NONE, 0), Ordering::Release);
     }
     false
@@ -644,15 +756,37 @@ fn abandon(run: &[Job]) -> bool {
 /// SIGSEGV/SIGBUS handler. Returns whether `addr` lies in a stack's usable
 /// range, in which case the handler returns and the access is made again.
 ///
-/// Async-signal-safe: atomics, mprotect(2), madvise(2), pwrite(2) (and
-/// getpid(2), open(2) for `/proc/self/mem`, read(2) of `/proc/self/stat`),
-/// gettid(2), sched_yield(2).
+/// The caller has blocked asynchronous signals ([`SignalsBlocked`]): a
+/// signal handler that ran on this thread in the middle of a restore and
+/// touched the same stack would fault again and wait for a restore that
+/// waits for it. With them blocked, only a synchronous fault can come in
+/// the middle (none should: the restore does not touch the range); one at
+/// the stack this thread is restoring aborts the process with a message
+/// rather than hang ([`restoring_here`]).
+///
+/// Async-signal-safe: atomics, rt_sigprocmask(2), mprotect(2), madvise(2),
+/// pwrite(2) (and open(2) for `/proc/self/mem`, open(2), read(2) and
+/// close(2) of `/proc/thread-self/status` or unshare(2), see
+/// [`only_thread`]), gettid(2), sched_yield(2).
+///
+/// A fault that is not the stash's (the stack is not stashed, and no stash
+/// or restore window ended since, see [`ended_since_fault`]) is passed on
+/// at its second occurrence; in a process that never stashed (the
+/// process-local page is not mapped), at once.
 ///
 /// # Safety
 ///
 /// Only to be called from the SIGSEGV/SIGBUS handler, for a fault that the
-/// kernel raised.
-pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
+/// kernel raised, with asynchronous signals blocked by the handler itself
+/// (not by its `sa_mask` alone: a handler installed after greenery's, with
+/// `SA_NODEFER` and an empty mask as wasmtime installs it, may call it with
+/// every signal unblocked).
+pub(super) unsafe fn restore_on_fault(addr: usize, pc: usize, sp: usize) -> bool {
+    if !process_local::mapped() {
+        // Nothing was ever stashed in this process (stashing is off or
+        // unsupported here): not a fault of ours.
+        return false;
+    }
     let Some((slot, seq)) = registry::find_usable(addr) else { return false };
     loop {
         match claim(slot) {
@@ -661,40 +795,98 @@ pub(super) unsafe fn restore_on_fault(addr: usize) -> bool {
                 // lookup: the stash published in it says which stack it is
                 // now, and that one is restored (early, no harm done); the
                 // access is then made again.
-                // SAFETY: the stack is stashed, so its owner keeps the
-                // stash until the state is `RESTORED`.
-                let meta = unsafe { &*slot.stash_meta.load(Ordering::Relaxed) };
+                let meta = slot.stash_meta.load(Ordering::Relaxed);
+                if meta.is_null() {
+                    // Only a forked child can meet this: it was forked
+                    // while a thread of its parent, dropping the stash,
+                    // had put the stack back (its range read-write again)
+                    // and withdrawn the stash, but not yet ended the
+                    // restore. Nothing is left to do but end it (that
+                    // thread, the owner, does not exist here).
+                    end_restore(slot, NONE);
+                    return true;
+                }
+                // SAFETY: the pointer is published before the state says
+                // `STASHED`, and the owner frees the stash only after it
+                // has withdrawn it (made the pointer null), which it does
+                // once it holds the restore itself or the restore is over
+                // (`RESTORED`). We hold the restore now (`claim`), so
+                // an owner in this process waits for us (`Claim::Busy`)
+                // before it can withdraw or free it; an owner that held it
+                // in the process we were forked from, and had not withdrawn
+                // it yet, does not exist here. The pointer is not null, so
+                // it is a live stash.
+                let meta = unsafe { &*meta };
                 // SAFETY: the restore is ours (`RESTORING`), the buffer
-                // holds the stack's bytes. (The handler runs with
-                // asynchronous signals blocked.)
+                // holds the stack's bytes. (Asynchronous signals are
+                // blocked above.)
                 unsafe { restore(meta, claim) };
-                slot.stash.store(word(RESTORED, 0), Ordering::Release);
+                end_restore(slot, RESTORED);
                 COUNT_RESTORED_ON_TOUCH.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
+            // This very thread is restoring it, and faulted in the middle:
+            // waiting would never end, and the restore cannot be finished
+            // from here (the interrupted one would then redo its last
+            // steps over the writes made since).
+            Claim::Busy if restoring_here(slot) => fatal(
+                b"a fault at a stashed stack, in the middle of its restore, on the thread that is \
+                  restoring it: the restore cannot go on",
+                io::Error::from_raw_os_error(libc::EDEADLK),
+            ),
             // Another thread of this process is busy with it, and the range
             // faults until it is done.
             Claim::Busy => {
                 // SAFETY: sched_yield has no preconditions.
                 unsafe { libc::sched_yield() };
             }
-            // Not stashed: the fault raced the end of a stash's or a
-            // restore's window (each thread can meet that at most once per
-            // stash), or the stack was given back since the lookup; either
-            // way the access is made again (and faults again, to be looked
-            // up afresh, if the memory is no longer a stack's). A fault that
-            // keeps coming back at a stack is not one of ours: pass it on.
-            Claim::NotStashed => {
-                return !slot.unchanged_since(seq)
-                    || slot.stray_faults.fetch_add(1, Ordering::Relaxed) < STRAY_FAULTS;
-            }
+            // Not stashed: the stack was given back since the lookup (the
+            // access is made again, and faults again, to be looked up
+            // afresh, if the memory is no longer a stack's), or the fault
+            // raced the end of a stash's or a restore's window, or it is
+            // not one of ours at all.
+            Claim::NotStashed => return !slot.unchanged_since(seq) || ended_since_fault(slot, addr, pc, sp),
         }
     }
 }
 
+/// Whether a fault at `addr` in `slot`'s stack, made by the instruction at
+/// `pc` with the stack pointer at `sp`, which its handler found not
+/// stashed, may have been caused by a stash's or restore's window that has
+/// ended since: the access is then made again. If not, the fault is not
+/// ours.
+///
+/// A window that caused the fault ended after it, and its end was counted
+/// ([`window_ended`]) before the state the handler just read. So if this
+/// thread made this very access before (the same instruction, stack
+/// pointer and address), found the stack not stashed, made it again and
+/// faulted again, and no window has ended in between, the access faults
+/// for another reason: it is passed on at the second fault. (A signal
+/// handler that interrupts this one, before it reads the state, and faults
+/// at the stack itself, does so at another stack pointer: its fault does
+/// not pass for the interrupted one.) Each fault records a 64-bit hash of
+/// the thread, the access and the count it read in the slot
+/// ([`Slot::last_stray`]); faults of several threads at the same stack
+/// overwrite each other's records, and are passed on after at most
+/// [`STRAY_FAULTS`] faults since the stack was last stashed.
+/// Async-signal-safe.
+fn ended_since_fault(slot: &Slot, addr: usize, pc: usize, sp: usize) -> bool {
+    let ended = slot.windows_ended.load(Ordering::Relaxed);
+    let fault = [raw_sys::gettid() as u64, addr as u64, pc as u64, sp as u64, u64::from(ended)]
+        .into_iter()
+        .fold(0x243f_6a88_85a3_08d3, |hash: u64, value| {
+            (hash ^ value).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+        });
+    if slot.last_stray.swap(fault, Ordering::Relaxed) == fault {
+        return false;
+    }
+    slot.stray_faults.fetch_add(1, Ordering::Relaxed) < STRAY_FAULTS
+}
+
 /// How many faults at a stack that is not stashed [`restore_on_fault`]
-/// takes for races with a stash or restore (at most one per thread per
-/// stash) before it passes them on as genuine faults.
+/// takes, at most, for races with a stash or restore before it passes them
+/// on as genuine faults, when [`ended_since_fault`] cannot tell (several
+/// threads faulting at the same stack at once).
 const STRAY_FAULTS: u32 = 1 << 16;
 
 /// Puts a stashed stack back so that no other thread sees it in between:
@@ -717,7 +909,13 @@ unsafe fn put_back(meta: &Meta) {
     let (lo, hi) = (meta.bottom, meta.top);
     if let Err(err) = proc_mem::ready() {
         if !only_thread() {
-            fatal(b"cannot restore a stashed stack atomically: /proc/self/mem does not open", err);
+            fatal(
+                b"cannot restore a stashed stack atomically: /proc/self/mem does not open (no procfs, \
+                  as in a chroot, or the process is not dumpable) and other threads exist; start the \
+                  program with GREENERY_STASH=off, or call greenery::stack::set_stash_after(None) \
+                  before green threads park",
+                err,
+            );
         }
         // SAFETY: the range is ours, and no other thread exists.
         return unsafe { put_back_alone(meta) };
@@ -921,7 +1119,7 @@ unsafe fn protect_or_die(lo: usize, hi: usize, prot: libc::c_int) {
 /// Reports a failure that leaves a stack unusable, and aborts.
 /// Async-signal-safe.
 fn fatal(what: &[u8], err: io::Error) -> ! {
-    let mut message = [0u8; 320];
+    let mut message = [0u8; 512];
     let mut len = 0;
     for part in [b"\ngreenery: ".as_slice(), what, b" (errno ", &errno_digits(&err), b")\n"] {
         let n = part.len().min(message.len() - len);
@@ -946,64 +1144,125 @@ fn errno_digits(err: &io::Error) -> [u8; 4] {
 }
 
 /// Whether the calling thread is the process's only one. `false` if that
-/// cannot be read. Async-signal-safe: open(2), read(2), close(2) (made
-/// directly, see [`raw_sys`]) into a buffer on the stack.
+/// cannot be told.
+///
+/// Read from `/proc/thread-self/status` ([`thread_status`]) where `/proc`
+/// opens. Where it does not (a `chroot` without procfs), the kernel is asked
+/// instead ([`raw_sys::alone_in_address_space`], `unshare(CLONE_VM)`), but
+/// only if this process, or the one it was forked from, last read itself as
+/// free of seccomp filters and tracers ([`known_unsupervised`]): a filter
+/// may kill the process for calling `unshare` (a default-kill allowlist)
+/// or fake its answer (a success, which would say "alone" with other
+/// threads running), and a tracer may fake it too. Otherwise `false`.
+/// Async-signal-safe: open(2), read(2), close(2) (made directly, see
+/// [`raw_sys`]) into a small buffer on the stack, atomics, unshare(2).
 fn only_thread() -> bool {
-    let mut stat = [0u8; 1024];
-    let Ok(fd) = raw_sys::open(c"/proc/self/stat", libc::O_RDONLY | libc::O_CLOEXEC) else { return false };
-    let len = raw_sys::read(fd, &mut stat);
+    only_thread_by_proc()
+        .unwrap_or_else(|| known_unsupervised() && raw_sys::alone_in_address_space() == Some(true))
+}
+
+/// Whether `/proc/thread-self/status` counts one thread in the process;
+/// `None` if it cannot be read. Records what it says of seccomp and
+/// tracers ([`known_unsupervised`]). Async-signal-safe, as [`only_thread`].
+fn only_thread_by_proc() -> Option<bool> {
+    let status = thread_status()?;
+    note_supervision(status.unsupervised);
+    Some(status.alone)
+}
+
+/// Reads the calling thread's seccomp and tracer state afresh, where
+/// `/proc` opens (see [`known_unsupervised`]): called in a forked child
+/// that inherits stashed stacks, by its fork handler, before the program
+/// can take `/proc` away. Async-signal-safe.
+pub(super) fn note_supervision_after_fork() {
+    let _ = only_thread_by_proc();
+}
+
+/// What [`thread_status`] found.
+struct ThreadStatus {
+    /// `Threads:` is 1.
+    alone: bool,
+    /// `Seccomp:` is 0 (no filter, no strict mode) and `TracerPid:` is 0.
+    unsupervised: bool,
+}
+
+/// Reads `/proc/thread-self/status`: the process's thread count, and the
+/// calling thread's seccomp mode and tracer. `None` if it cannot be read or
+/// has no `Threads:` line. Reads through a 256-byte buffer (it may run on
+/// a small alternate signal stack), line by line; lines longer than 64
+/// bytes are skipped (none of those looked at is). Async-signal-safe.
+fn thread_status() -> Option<ThreadStatus> {
+    let fd = raw_sys::open(c"/proc/thread-self/status", libc::O_RDONLY | libc::O_CLOEXEC).ok()?;
+    let mut chunk = [0u8; 256];
+    let mut line = [0u8; 64];
+    let (mut len, mut long) = (0, false);
+    let (mut threads, mut seccomp, mut tracer) = (None, None, None);
+    let complete = loop {
+        let n = match raw_sys::read(fd, &mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => n,
+            Err(err) if err.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(_) => break false,
+        };
+        for &byte in &chunk[..n] {
+            if byte != b'\n' {
+                if len < line.len() {
+                    line[len] = byte;
+                    len += 1;
+                } else {
+                    long = true;
+                }
+                continue;
+            }
+            if !long {
+                let line = &line[..len];
+                // Each line looked at, and the value that answers yes.
+                for (name, yes, found) in [
+                    (b"Threads:".as_slice(), b"1".as_slice(), &mut threads),
+                    (b"Seccomp:", b"0", &mut seccomp),
+                    (b"TracerPid:", b"0", &mut tracer),
+                ] {
+                    if let Some(value) = line.strip_prefix(name) {
+                        *found = Some(value.trim_ascii() == yes);
+                    }
+                }
+            }
+            (len, long) = (0, false);
+        }
+    };
     // SAFETY: the descriptor opened above, used by nothing else.
     unsafe { raw_sys::close(fd) };
-    let Ok(len) = len else { return false };
-    let stat = &stat[..len];
-    // "pid (comm) state ppid ...": num_threads is the 20th field, the 18th
-    // after the command name, which may hold spaces.
-    let Some(close) = stat.iter().rposition(|&b| b == b')') else { return false };
-    let mut fields = stat[close + 1..].split(|&b| b == b' ').filter(|field| !field.is_empty());
-    fields.nth(17).is_some_and(|threads| threads == b"1")
+    if !complete {
+        return None;
+    }
+    Some(ThreadStatus { alone: threads?, unsupervised: seccomp == Some(true) && tracer == Some(true) })
 }
 
-/// Blocks the calling thread's asynchronous signals while it lives,
-/// glibc's own included (its cancellation and set-id signals, which
-/// `pthread_sigmask` leaves alone: an asynchronous cancellation in the
-/// middle of a stash or restore would unwind out of it). Async-signal-safe:
-/// rt_sigprocmask(2), made directly.
-struct SignalsBlocked(u64);
+/// What this process knows of seccomp filters and tracers, for
+/// [`only_thread`]'s fallback: in ordinary memory, so that a forked child
+/// inherits it (filters are inherited, and never removed). Once a read saw
+/// a filter or a tracer, it stays [`SUPERVISED`].
+static SUPERVISION: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const UNSUPERVISED: u8 = 1;
+const SUPERVISED: u8 = 2;
 
-/// The kernel's signal set with the synchronous faults left out (blocking
-/// those is undefined).
-fn asynchronous_signals() -> u64 {
-    [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP, libc::SIGABRT]
-        .into_iter()
-        .fold(!0u64, |set, signal| set & !(1 << (signal - 1)))
-}
-
-impl SignalsBlocked {
-    fn new() -> SignalsBlocked {
-        let block = asynchronous_signals();
-        let mut old = 0u64;
-        // SAFETY: rt_sigprocmask reads and writes the two 8-byte sets we
-        // pass (the kernel's sigset_t is 64 bits here), for this thread.
-        unsafe {
-            libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_BLOCK, &block, &mut old, 8);
-        }
-        SignalsBlocked(old)
+/// Records what a read of `/proc/thread-self/status` said.
+fn note_supervision(unsupervised: bool) {
+    if unsupervised {
+        let _ = SUPERVISION.compare_exchange(UNKNOWN, UNSUPERVISED, Ordering::Relaxed, Ordering::Relaxed);
+    } else {
+        SUPERVISION.store(SUPERVISED, Ordering::Relaxed);
     }
 }
 
-impl Drop for SignalsBlocked {
-    fn drop(&mut self) {
-        // SAFETY: puts back the mask saved in `new`.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigprocmask,
-                libc::SIG_SETMASK,
-                &self.0,
-                std::ptr::null_mut::<u64>(),
-                8,
-            );
-        }
-    }
+/// Whether every read of `/proc/thread-self/status` so far (in this process
+/// and the ones it was forked from) found no seccomp filter and no tracer,
+/// and there was one. A filter installed, or a tracer attached, since the
+/// last read (at each stash batch, and in a forked child that inherits
+/// stashed stacks, at its birth), or on another thread only, is not seen.
+fn known_unsupervised() -> bool {
+    SUPERVISION.load(Ordering::Relaxed) == UNSUPERVISED
 }
 
 #[cfg(test)]
@@ -1015,6 +1274,7 @@ mod tests {
         let (done, wait) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || wait.recv());
         assert!(!only_thread());
+        assert_eq!(only_thread_by_proc(), Some(false));
         drop(done);
         other.join().unwrap().unwrap_err();
     }
@@ -1064,7 +1324,7 @@ mod tests {
             let bytes = unsafe { std::slice::from_raw_parts(region, 256) };
             assert!(bytes.iter().all(|&byte| byte == expected), "state {state}: {:?}", &bytes[..8]);
             slot.stash_meta.store(ptr::null_mut(), Ordering::Relaxed);
-            slot.stash.store(word(NONE, 0), Ordering::Release);
+            end_restore(slot, NONE);
             // SAFETY: allocated above with this layout, used no more.
             unsafe { alloc::dealloc(buf.cast(), layout) };
         }
