@@ -489,7 +489,8 @@ pub(crate) fn http(n: u64) {
         for ((server, process), results) in Server::ALL.iter().zip(&processes).zip(&mut results) {
             for (pipeline, results) in [None, Some(&pipelined)].into_iter().zip(results.iter_mut()) {
                 let round = process.cpu().and_then(|before| {
-                    let run = wrk.run_pipelined(&format!("http://{}/", process.addr), round_secs, pipeline)?;
+                    let run =
+                        wrk.run_pipelined(&format!("http://{}/", process.addr), round_secs, pipeline)?;
                     // wrk is done: the server has answered the last requests.
                     Ok(Round { run, cpu: process.cpu()? - before })
                 });
