@@ -253,11 +253,12 @@ fn a_pipelined_batch_is_answered_in_order_with_one_write_around_a_large_response
 fn header_values_kept_by_handlers_outlive_the_connection_buffers() {
     // Heads are copied into blocks that later heads reuse once free: the
     // values a handler keeps must stay as they were.
-    let kept: Rc<RefCell<Vec<(usize, Request<()>)>>> = Rc::default();
+    type Kept = Rc<RefCell<Vec<(usize, Request<()>)>>>;
+    let kept: Kept = Rc::default();
     let keeper = kept.clone();
     let server = Server::bind("127.0.0.1:0", move |request: Request<Body>| {
         let i: usize = request.uri().path()[1..].parse().unwrap();
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             keeper.borrow_mut().push((i, request.map(drop)));
         }
         Response::new("ok")
