@@ -14,6 +14,13 @@
 //!   child's CPU time over all rounds divided by all their requests. Any
 //!   error that wrk counts (a non-2xx or 3xx response, a socket error or a
 //!   timeout) fails the case.
+//!
+//!   Each round runs wrk twice on its server: once plain (a request, then
+//!   its response, on each connection: `*_http_*` figures), and once
+//!   pipelined [`PIPELINE_DEPTH`] deep with the usual wrk script that
+//!   sends that many copies of the request per write (TechEmpower's
+//!   plaintext test: `*_http_pipelined_*` figures). hyper runs with
+//!   `pipeline_flush(true)`, as TechEmpower's hyper entry does.
 //! - `http_scale`: [`crate::scale`]'s run, with one `GET /` per connection
 //!   and then the connection held idle: the server's resident memory per
 //!   connection, and what it keeps once they have all closed.
@@ -50,6 +57,26 @@ pub(crate) const CONNECTIONS: usize = 50;
 /// Timed rounds per server, at most (fewer if `N` asks for less than a
 /// second per round: wrk's durations are whole seconds).
 pub(crate) const ROUNDS: u64 = 3;
+/// How many requests the pipelined rounds send per write on each
+/// connection.
+pub(crate) const PIPELINE_DEPTH: usize = 16;
+
+/// The wrk script of the pipelined rounds: the request `depth` times over
+/// (the script's argument) in each write. wrk counts each response.
+const PIPELINE_SCRIPT: &str = r#"init = function(args)
+   local depth = tonumber(args[1]) or 1
+   local r = {}
+   for i = 1, depth do
+      r[i] = wrk.format()
+   end
+   req = table.concat(r)
+end
+
+request = function()
+   return req
+end
+"#;
+
 /// The untimed warm-up run of each server before the timed rounds (only
 /// when the rounds are all there, so that a tiny `N` stays fast).
 pub(crate) const WARM_UP_SECS: u64 = 1;
@@ -361,7 +388,9 @@ fn serve_hyper() -> io::Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         announce(listener.local_addr()?)?;
-        let http = hyper::server::conn::http1::Builder::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        // Pipelined responses go out together, as in TechEmpower's entry.
+        http.pipeline_flush(true);
         loop {
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
@@ -448,34 +477,66 @@ pub(crate) fn http(n: u64) {
             }
         }
     }
-    let mut results: [Vec<Round>; 3] = Default::default();
+    let script = std::env::temp_dir().join(format!("greenery-bench-pipeline-{}.lua", std::process::id()));
+    if let Err(err) = std::fs::write(&script, PIPELINE_SCRIPT) {
+        eprintln!("http: cannot write the wrk script {}: {err}", script.display());
+        std::process::exit(1);
+    }
+    let pipelined = Pipeline { script: script.clone(), depth: PIPELINE_DEPTH };
+    // Plain and pipelined rounds, per server.
+    let mut results: [[Vec<Round>; 2]; 3] = Default::default();
     for _ in 0..rounds {
         for ((server, process), results) in Server::ALL.iter().zip(&processes).zip(&mut results) {
-            let round = process.cpu().and_then(|before| {
-                let run = wrk.run(process.addr, round_secs)?;
-                // wrk is done: the server has answered the last requests.
-                Ok(Round { run, cpu: process.cpu()? - before })
-            });
-            match round {
-                Ok(round) => results.push(round),
-                Err(problem) => {
-                    eprintln!("http: {}: {problem}", server.name());
-                    std::process::exit(1);
+            for (pipeline, results) in [None, Some(&pipelined)].into_iter().zip(results.iter_mut()) {
+                let round = process.cpu().and_then(|before| {
+                    let run =
+                        wrk.run_pipelined(&format!("http://{}/", process.addr), round_secs, pipeline)?;
+                    // wrk is done: the server has answered the last requests.
+                    Ok(Round { run, cpu: process.cpu()? - before })
+                });
+                match round {
+                    Ok(round) => results.push(round),
+                    Err(problem) => {
+                        let mode = if pipeline.is_some() { " (pipelined)" } else { "" };
+                        eprintln!("http: {}{mode}: {problem}", server.name());
+                        let _ = std::fs::remove_file(&script);
+                        std::process::exit(1);
+                    }
                 }
             }
         }
     }
+    let _ = std::fs::remove_file(&script);
     drop(processes);
-    let summaries = results.each_ref().map(|rounds| Summary::of(rounds));
-    for (server, summary) in Server::ALL.iter().zip(&summaries) {
-        summary.report(server.name(), "http", round_secs);
+    let summaries = results.each_ref().map(|[plain, pipelined]| [Summary::of(plain), Summary::of(pipelined)]);
+    for (server, [plain, pipelined]) in Server::ALL.iter().zip(&summaries) {
+        plain.report(server.name(), "http", round_secs);
+        pipelined.report(server.name(), "http_pipelined", round_secs);
     }
-    let [hyper, may, greenery] = &summaries;
+    let [[hyper, hyper_pipelined], [may, may_pipelined], [greenery, greenery_pipelined]] = &summaries;
     report("greenery_vs_hyper_http_ratio", greenery.requests_per_s / hyper.requests_per_s, "x");
     report("greenery_vs_may_minihttp_http_ratio", greenery.requests_per_s / may.requests_per_s, "x");
+    // CPU per request against the peers: below 1 is cheaper.
+    for (case, greenery, hyper, may) in [
+        ("http", greenery, hyper, may),
+        ("http_pipelined", greenery_pipelined, hyper_pipelined, may_pipelined),
+    ] {
+        report(
+            &format!("greenery_vs_hyper_{case}_cpu_per_request_ratio"),
+            greenery.cpu_ns_per_request / hyper.cpu_ns_per_request,
+            "x",
+        );
+        report(
+            &format!("greenery_vs_may_minihttp_{case}_cpu_per_request_ratio"),
+            greenery.cpu_ns_per_request / may.cpu_ns_per_request,
+            "x",
+        );
+    }
+    let summaries = summaries.as_flattened();
     let errors: u64 = summaries.iter().map(|summary| summary.errors).sum();
     eprintln!(
-        "# http: wrk -t1 -c{CONNECTIONS}, {rounds} rounds of {round_secs} s per server{}, {}",
+        "# http: wrk -t1 -c{CONNECTIONS}, {rounds} rounds of {round_secs} s per server, plain and pipelined \
+         {PIPELINE_DEPTH} deep{}, {}",
         if rounds == ROUNDS { format!(" after {WARM_UP_SECS} s of warm-up") } else { String::new() },
         wrk.pinning
     );
@@ -593,8 +654,21 @@ impl Wrk {
 
     /// Loads `url` (`http://` or `https://`) for `secs` seconds.
     pub(crate) fn run_url(&self, url: &str, secs: u64) -> Result<WrkRun, String> {
-        let args =
-            ["wrk".to_string(), "-t1".into(), format!("-c{CONNECTIONS}"), format!("-d{secs}s"), url.into()];
+        self.run_pipelined(url, secs, None)
+    }
+
+    /// Loads `url` for `secs` seconds, pipelining the requests as `pipeline`
+    /// says (if at all).
+    fn run_pipelined(&self, url: &str, secs: u64, pipeline: Option<&Pipeline>) -> Result<WrkRun, String> {
+        let mut args =
+            vec!["wrk".to_string(), "-t1".into(), format!("-c{CONNECTIONS}"), format!("-d{secs}s")];
+        if let Some(pipeline) = pipeline {
+            args.extend(["-s".into(), pipeline.script.display().to_string()]);
+        }
+        args.push(url.into());
+        if let Some(pipeline) = pipeline {
+            args.extend(["--".into(), pipeline.depth.to_string()]);
+        }
         let mut command = self.prefix.iter().chain(&args);
         let program = command.next().expect("a program");
         let started = Instant::now();
@@ -617,6 +691,13 @@ impl Wrk {
         let run = WrkRun::parse(&stdout).map_err(|problem| format!("wrk's output: {problem}:\n{stdout}"))?;
         Ok(WrkRun { client_cpu, wall_ns, ..run })
     }
+}
+
+/// How wrk pipelines its requests: [`PIPELINE_SCRIPT`], saved in `script`,
+/// sending `depth` requests per write.
+struct Pipeline {
+    script: std::path::PathBuf,
+    depth: usize,
 }
 
 /// What one wrk run reported.

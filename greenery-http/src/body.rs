@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use http::header::HeaderMap;
@@ -25,16 +26,24 @@ use crate::conn::{BodyProgress, Conn};
 pub struct Body {
     conn: Option<Rc<Conn>>,
     request: u64,
+    peer: Option<SocketAddr>,
 }
 
 impl Body {
-    pub(crate) fn new(conn: Rc<Conn>, request: u64, has_body: bool) -> Body {
-        Body { conn: has_body.then_some(conn), request }
+    pub(crate) fn new(conn: Rc<Conn>, request: u64, has_body: bool, peer: SocketAddr) -> Body {
+        Body { conn: has_body.then_some(conn), request, peer: Some(peer) }
     }
 
     /// A body with nothing in it (for building requests in tests).
     pub fn empty() -> Body {
-        Body { conn: None, request: 0 }
+        Body { conn: None, request: 0, peer: None }
+    }
+
+    /// The address of the client that sent the request (`None` for a body
+    /// that did not come through a [`Server`](crate::Server)), which
+    /// [`RequestExt::peer_addr`](crate::RequestExt::peer_addr) reads.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
     }
 
     /// Whether the request had no body at all.
@@ -83,6 +92,9 @@ impl Default for Body {
 
 impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Body").field("empty", &self.is_empty()).finish_non_exhaustive()
+        f.debug_struct("Body")
+            .field("empty", &self.is_empty())
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
     }
 }

@@ -52,11 +52,11 @@ use std::panic;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use greenery::net::TcpStream;
 use http::header::HeaderMap;
 use http::{Method, Request, Response, StatusCode};
 
-use crate::PeerAddr;
 use crate::body::Body;
 use crate::chunked::Decoder;
 use crate::head::{self, Framing, Head, Reject};
@@ -148,12 +148,19 @@ pub(crate) struct Conn {
     /// timeout after the handshake), then the keep-alive timeout after each
     /// response. Nothing the client sends while idle moves it.
     idle_deadline: Cell<Instant>,
+    /// A response was finished since `idle_deadline` was set: the next wait
+    /// for a head sets it to the keep-alive timeout from then (a clock read
+    /// that a pipelined request, already buffered, does without).
+    keep_alive_pending: Cell<bool>,
     /// Bytes of the current response sent so far, which earn waiting time
     /// under the response's minimum rate.
     sent: Cell<u64>,
     /// Time spent waiting for the client to take the current response.
     write_waited: Cell<Duration>,
     read_buf: RefCell<ReadBuf>,
+    /// The block that request heads are copied into (see
+    /// [`head::parse_into`]); empty while the connection is parked.
+    head_arena: RefCell<BytesMut>,
     pub(crate) write_buf: RefCell<Vec<u8>>,
     pub(crate) body: RefCell<BodyState>,
     /// The current request's number on this connection.
@@ -239,9 +246,11 @@ impl Conn {
             settings,
             id: shared.next_connection_id(),
             idle_deadline: Cell::new(idle_deadline),
+            keep_alive_pending: Cell::new(false),
             sent: Cell::new(0),
             write_waited: Cell::new(Duration::ZERO),
             read_buf: RefCell::new(ReadBuf { bytes: shared.spares.read_buffer(), start: 0, end: 0 }),
+            head_arena: RefCell::new(BytesMut::new()),
             write_buf: RefCell::new(shared.spares.write_buffer()),
             body: RefCell::new(BodyState::new(0, BodyProgress::Done, false)),
             request: Cell::new(0),
@@ -305,6 +314,9 @@ impl Conn {
         debug_assert!(write.is_empty(), "a connection parks after sending its output");
         write.clear();
         spares.keep_write(std::mem::take(&mut *write));
+        // The heads still in use keep the block; the next head takes a new
+        // one (or this one back, if they are gone by then).
+        *self.head_arena.borrow_mut() = BytesMut::new();
     }
 
     /// Takes buffers again from `spares` when the parked connection wakes.
@@ -378,11 +390,18 @@ impl Conn {
         Handshake::Done
     }
 
+    /// When the wait for the next request head ends (see the field).
+    fn idle_deadline(&self) -> Instant {
+        if self.keep_alive_pending.replace(false) {
+            self.idle_deadline.set(Instant::now() + self.settings.timeouts.keep_alive);
+        }
+        self.idle_deadline.get()
+    }
+
     /// Reads the next request head. See [`HeadOutcome`].
     fn read_head(self: &Rc<Self>, shared: &Shared) -> HeadOutcome {
         let timeouts = &self.settings.timeouts;
         let first = self.request.get() == 0;
-        let idle_deadline = self.idle_deadline.get();
         let mut head_deadline = None;
         loop {
             {
@@ -394,21 +413,26 @@ impl Conn {
                 }
                 let buffered = buf.buffered();
                 if !buffered.is_empty() && buffered != b"\r" {
-                    head_deadline.get_or_insert_with(|| {
-                        // The first head is due a header timeout after the
-                        // connection came, the others after their first byte.
-                        if first { idle_deadline } else { Instant::now() + timeouts.header }
-                    });
-                    match head::parse(buffered, &self.settings.limits) {
+                    let parsed =
+                        head::parse_into(buffered, &self.settings.limits, &mut self.head_arena.borrow_mut());
+                    match parsed {
                         Ok(Some((head, len))) => {
                             buf.consume(len);
-                            return HeadOutcome::Head(Box::new(head));
+                            return HeadOutcome::Head(head);
                         }
                         Ok(None) => {}
                         Err(reject) => return HeadOutcome::Rejected(reject),
                     }
+                    // Read only when the head is not all there: a head that
+                    // is costs no clock read.
+                    head_deadline.get_or_insert_with(|| {
+                        // The first head is due a header timeout after the
+                        // connection came, the others after their first byte.
+                        if first { self.idle_deadline() } else { Instant::now() + timeouts.header }
+                    });
                 }
             }
+            let idle_deadline = self.idle_deadline();
             let idle = head_deadline.is_none();
             if idle && shared.is_stopping() {
                 return HeadOutcome::Closed;
@@ -642,8 +666,10 @@ enum Next {
 }
 
 /// What waiting for a request head came to.
+// The head is moved once per request: boxing it would cost an allocation.
+#[allow(clippy::large_enum_variant)]
 enum HeadOutcome {
-    Head(Box<Head>),
+    Head(Head),
     /// The client closed the connection, or left it idle too long, or the
     /// server is stopping: close without a response.
     Closed,
@@ -688,7 +714,7 @@ fn run(conn: Rc<Conn>, shared: &Rc<Shared>) {
             }
             HeadOutcome::Idle(deadline) => return park(conn, shared, deadline),
         };
-        match answer(&conn, shared, *head) {
+        match answer(&conn, shared, head) {
             Next::KeepAlive if conn.finish_body() => {}
             Next::KeepAlive | Next::Close => {
                 conn.close();
@@ -701,8 +727,9 @@ fn run(conn: Rc<Conn>, shared: &Rc<Shared>) {
                 return;
             }
         }
-        // The keep-alive timeout counts from the end of this response.
-        conn.idle_deadline.set(Instant::now() + conn.settings.timeouts.keep_alive);
+        // The keep-alive timeout counts from the end of this response (read
+        // once the connection waits for the next one).
+        conn.keep_alive_pending.set(true);
     }
     let _ = conn.flush();
     drop(conn);
@@ -765,12 +792,13 @@ fn answer(conn: &Rc<Conn>, shared: &Shared, head: Head) -> Next {
     let client_keeps_alive = head.keep_alive;
     // For the panic report, which names the request.
     let target = head.uri.clone();
-    let mut request = Request::new(Body::new(conn.clone(), request_number, has_body));
+    // The client's address travels in the body, not in the extensions,
+    // which would cost three allocations per request.
+    let mut request = Request::new(Body::new(conn.clone(), request_number, has_body, conn.peer));
     *request.method_mut() = head.method;
     *request.uri_mut() = head.uri;
     *request.version_mut() = head.version;
     *request.headers_mut() = head.headers;
-    request.extensions_mut().insert(PeerAddr(conn.peer));
     let log_line = shared.wants_log().then(|| response::log_request_line(&request));
     let request_line = || format!("{} {} {:?}", line.method, target, line.version);
     let response = match panic_report::call(|| shared.call(request)) {

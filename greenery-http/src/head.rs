@@ -44,7 +44,7 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 
@@ -90,10 +90,28 @@ const fn reject(status: StatusCode, reason: &'static str) -> Reject {
 
 const BAD: StatusCode = StatusCode::BAD_REQUEST;
 
+/// The size of the blocks that a connection copies request heads into
+/// ([`parse_into`]'s arena): heads share a block until it is full, and a
+/// block whose heads are all dropped is reused.
+pub(crate) const HEAD_ARENA_BLOCK: usize = 4096;
+
 /// Parses the head at the start of `buf` (leading empty lines already
 /// skipped). `Ok(None)`: the head is not all there yet, and may still fit
 /// the limits; `Ok(Some((head, len)))`: the head took `len` bytes.
+#[cfg(any(test, fuzzing))]
 pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Reject> {
+    parse_into(buf, limits, &mut BytesMut::new())
+}
+
+/// As `parse`, copying the head into `arena`, the connection's block of
+/// head bytes: the target and the field values are counted references to
+/// that copy, so that a head costs no allocation of its own while the
+/// handlers drop their requests (the block is then reclaimed when full).
+pub(crate) fn parse_into(
+    buf: &[u8],
+    limits: &Limits,
+    arena: &mut BytesMut,
+) -> Result<Option<(Head, usize)>, Reject> {
     let Some((len, field_count)) = head_len(buf, limits)? else { return Ok(None) };
     // Room for exactly the fields counted, on the stack in the usual case,
     // left uninitialised: httparse writes each one it returns.
@@ -132,9 +150,13 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
         .and_then(|method| Method::from_bytes(method.as_bytes()).ok())
         .ok_or(reject(BAD, "malformed method"))?;
     // One copy of the head, which the target and the field values share
-    // (each a counted reference to it): two allocations for the whole
-    // head instead of one per value.
-    let shared = Bytes::copy_from_slice(&buf[..len]);
+    // (each a counted reference to it), in the connection's arena: no
+    // allocation for the whole head once the arena has a block.
+    if arena.capacity() < len {
+        arena.reserve(len.max(HEAD_ARENA_BLOCK));
+    }
+    arena.extend_from_slice(&buf[..len]);
+    let shared: Bytes = arena.split().freeze();
     let share = |part: &[u8]| {
         let start = part.as_ptr() as usize - buf.as_ptr() as usize;
         shared.slice(start..start + part.len())
@@ -144,16 +166,23 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
     // The checks read the raw fields (the names are tokens, which httparse
     // checked); the map is built once they pass.
     let fields: &[httparse::Header<'_>] = request.headers;
-    check_host(fields, version)?;
-    let framing = framing(fields, version)?;
+    // One pass finds the fields that the checks read; each check then runs
+    // only if its field is there.
+    let seen = Seen::of(fields);
+    check_host(seen.host, version)?;
+    let framing = if seen.content_length || seen.transfer_encoding {
+        framing(fields, version)?
+    } else {
+        Framing::Empty
+    };
     if let Framing::Length(length) = framing
         && length > limits.max_body
     {
         return Err(reject(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than allowed"));
     }
-    let (close, keep_alive_token) = connection_tokens(fields);
+    let (close, keep_alive_token) = if seen.connection { connection_tokens(fields) } else { (false, false) };
     let keep_alive = !close && (version == Version::HTTP_11 || keep_alive_token);
-    let expect_continue = expect_continue(fields, version)?;
+    let expect_continue = if seen.expect { expect_continue(fields, version)? } else { false };
     let mut headers = HeaderMap::with_capacity(fields.len());
     for field in fields {
         let name = HeaderName::from_bytes(field.name.as_bytes())
@@ -168,9 +197,12 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>
         let value = HeaderValue::from_str(authority).map_err(|_| reject(BAD, "malformed request target"))?;
         headers.insert(http::header::HOST, value);
     }
-    let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();
-    let first_is_a_list = lengths.next().is_some_and(|first| first.as_bytes().contains(&b','));
-    if first_is_a_list || lengths.next().is_some() {
+    let repeated_length = seen.content_length && {
+        let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();
+        let first_is_a_list = lengths.next().is_some_and(|first| first.as_bytes().contains(&b','));
+        first_is_a_list || lengths.next().is_some()
+    };
+    if repeated_length {
         // RFC 9110 8.6: repeated equal values (framing checked they are)
         // become one.
         let length = match framing {
@@ -203,18 +235,32 @@ fn version_reject(buf: &[u8]) -> Reject {
 fn head_len(buf: &[u8], limits: &Limits) -> Result<Option<(usize, usize)>, Reject> {
     let mut line_start = 0;
     let mut lines = 0;
-    let mut from = 0;
-    while let Some(offset) = buf[from..].iter().position(|&byte| byte == b'\n') {
-        let newline = from + offset;
-        if newline == 0 || buf[newline - 1] != b'\r' {
+    // One pass over the bytes: each line runs to its first CR or LF, which
+    // must be a CR followed by an LF.
+    while let Some(offset) = memchr::memchr2(b'\r', b'\n', &buf[line_start..]) {
+        let end = line_start + offset;
+        if buf[end] == b'\n' {
             return Err(reject(BAD, "a line ends in a bare LF instead of CRLF"));
         }
-        let line = &buf[line_start..newline - 1];
+        match buf.get(end + 1) {
+            None => break, // the LF may come
+            Some(b'\n') => {}
+            Some(_)
+                if memchr::memchr(b'\n', &buf[end + 1..]).is_some_and(|lf| {
+                    // A bare LF ends this line first: say so, as for any line.
+                    buf[end + 1 + lf - 1] != b'\r'
+                }) =>
+            {
+                return Err(reject(BAD, "a line ends in a bare LF instead of CRLF"));
+            }
+            Some(_) => return Err(reject(BAD, "a bare CR inside a line")),
+        }
+        let line = &buf[line_start..end];
         if lines == 0 && line.len() > limits.max_request_line {
             return Err(reject(StatusCode::URI_TOO_LONG, "the request line is longer than allowed"));
         }
         if line.is_empty() && lines > 0 {
-            let len = newline + 1;
+            let len = end + 2;
             if len > limits.max_head {
                 return Err(too_large_head());
             }
@@ -223,15 +269,11 @@ fn head_len(buf: &[u8], limits: &Limits) -> Result<Option<(usize, usize)>, Rejec
         if lines > 0 && matches!(line.first(), Some(b' ' | b'\t')) {
             return Err(reject(BAD, "obsolete line folding in a header field"));
         }
-        if line.contains(&b'\r') {
-            return Err(reject(BAD, "a bare CR inside a line"));
-        }
         lines += 1;
         if lines > limits.max_headers + 1 {
             return Err(reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "too many header fields"));
         }
-        line_start = newline + 1;
-        from = newline + 1;
+        line_start = end + 2;
     }
     // Incomplete: is what there is already over a limit?
     if lines == 0 && buf.len() > limits.max_request_line + 1 {
@@ -254,6 +296,11 @@ fn request_target(method: &Method, target: Bytes) -> Result<(Uri, bool), Reject>
     if target.contains(&b'#') {
         // A fragment is no part of a request target; `Uri` would drop it.
         return Err(MALFORMED);
+    }
+    if target.first() == Some(&b'/') && *method != Method::CONNECT {
+        // The origin form, which every method but CONNECT may use: `Uri`
+        // checks all there is to check.
+        return Ok((Uri::from_maybe_shared(target).map_err(|_| MALFORMED)?, false));
     }
     let uri = Uri::from_maybe_shared(target.clone()).map_err(|_| MALFORMED)?;
     let target = std::str::from_utf8(&target).map_err(|_| MALFORMED)?;
@@ -293,6 +340,14 @@ fn request_target(method: &Method, target: Bytes) -> Result<(Uri, bool), Reject>
 /// or a reg-name (which takes in IPv4 addresses), then an optional colon
 /// and digits.
 fn valid_host(value: &[u8]) -> bool {
+    // The usual case first: a reg-name without percent-encoding, and
+    // perhaps a port.
+    let name_end = value.iter().position(|&byte| REG_NAME[usize::from(byte)] == 0).unwrap_or(value.len());
+    match value.get(name_end) {
+        None => return true,
+        Some(b':') if value[name_end + 1..].iter().all(u8::is_ascii_digit) => return true,
+        _ => {}
+    }
     let (host, port): (&[u8], &[u8]) = if let Some(literal) = value.strip_prefix(b"[") {
         let Some(end) = literal.iter().position(|&byte| byte == b']') else { return false };
         if !valid_ip_literal(&literal[..end]) {
@@ -321,7 +376,7 @@ fn valid_reg_name(name: &[u8]) -> bool {
                 let (Some(high), Some(low)) = (bytes.next(), bytes.next()) else { return false };
                 high.is_ascii_hexdigit() && low.is_ascii_hexdigit()
             }
-            _ => is_unreserved(byte) || is_sub_delim(byte),
+            _ => REG_NAME[usize::from(byte)] != 0,
         };
         if !fine {
             return false;
@@ -345,11 +400,33 @@ fn valid_ip_literal(literal: &[u8]) -> bool {
 }
 
 fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+    REG_NAME[usize::from(byte)] == UNRESERVED
 }
 
+const UNRESERVED: u8 = 1;
+const SUB_DELIM: u8 = 2;
+
+/// What each byte is in a `reg-name`: [`UNRESERVED`], [`SUB_DELIM`], or
+/// neither (0).
+const REG_NAME: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            UNRESERVED
+        } else if matches!(b, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=') {
+            SUB_DELIM
+        } else {
+            0
+        };
+        byte += 1;
+    }
+    table
+};
+
 fn is_sub_delim(byte: u8) -> bool {
-    matches!(byte, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+    REG_NAME[usize::from(byte)] == SUB_DELIM
 }
 
 /// The values of the fields named `name` (in lower case), in order.
@@ -369,16 +446,62 @@ fn visible_ascii(value: &[u8]) -> Option<&str> {
 
 /// HTTP/1.1 requires exactly one `Host`; HTTP/1.0 allows at most one; its
 /// value must be `uri-host [ ":" port ]` or empty (RFC 9112 3.2).
-fn check_host(fields: &[httparse::Header<'_>], version: Version) -> Result<(), Reject> {
-    let mut hosts = values(fields, "host");
-    match (hosts.next(), hosts.next()) {
-        (None, _) if version == Version::HTTP_11 => {
+fn check_host(host: Hosts<'_>, version: Version) -> Result<(), Reject> {
+    match host {
+        Hosts::None if version == Version::HTTP_11 => {
             Err(reject(BAD, "an HTTP/1.1 request needs a Host header"))
         }
-        (None, _) => Ok(()),
-        (Some(_), Some(_)) => Err(reject(BAD, "more than one Host header")),
-        (Some(host), None) if valid_host(host) => Ok(()),
-        (Some(_), None) => Err(reject(BAD, "the Host header is not a host and optional port")),
+        Hosts::None => Ok(()),
+        Hosts::Several => Err(reject(BAD, "more than one Host header")),
+        Hosts::One(host) if valid_host(host) => Ok(()),
+        Hosts::One(_) => Err(reject(BAD, "the Host header is not a host and optional port")),
+    }
+}
+
+/// The `Host` fields of a request.
+#[derive(Clone, Copy)]
+enum Hosts<'a> {
+    None,
+    One(&'a [u8]),
+    Several,
+}
+
+/// Which of the fields that the checks read a head has, found in one pass.
+struct Seen<'a> {
+    host: Hosts<'a>,
+    content_length: bool,
+    transfer_encoding: bool,
+    connection: bool,
+    expect: bool,
+}
+
+impl<'a> Seen<'a> {
+    fn of(fields: &'a [httparse::Header<'a>]) -> Seen<'a> {
+        let mut seen = Seen {
+            host: Hosts::None,
+            content_length: false,
+            transfer_encoding: false,
+            connection: false,
+            expect: false,
+        };
+        for field in fields {
+            let name = field.name.as_bytes();
+            // The length first: most names are none of these.
+            match name.len() {
+                4 if name.eq_ignore_ascii_case(b"host") => {
+                    seen.host = match seen.host {
+                        Hosts::None => Hosts::One(field.value),
+                        _ => Hosts::Several,
+                    };
+                }
+                6 if name.eq_ignore_ascii_case(b"expect") => seen.expect = true,
+                10 if name.eq_ignore_ascii_case(b"connection") => seen.connection = true,
+                14 if name.eq_ignore_ascii_case(b"content-length") => seen.content_length = true,
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => seen.transfer_encoding = true,
+                _ => {}
+            }
+        }
+        seen
     }
 }
 

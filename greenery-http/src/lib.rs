@@ -75,8 +75,12 @@ pub use http;
 #[cfg(feature = "tls")]
 pub use greenery::net::rustls;
 
-/// The client's address, in every request's extensions (pywsgi's
-/// `REMOTE_ADDR`); [`RequestExt::peer_addr`] reads it.
+/// A client's address as a request extension, for requests built by hand
+/// (in tests, or by a layer that stands for another client):
+/// [`RequestExt::peer_addr`] reads it when the body does not know the
+/// client. The requests that a [`Server`] makes carry their client's
+/// address in their [`Body`] instead ([`Body::peer_addr`]), which costs
+/// nothing per request where an extension would cost allocations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
@@ -94,11 +98,13 @@ pub trait RequestExt {
     /// (`+` is a space; invalid UTF-8 becomes U+FFFD).
     fn query_pairs(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)>;
 
-    /// The client's address, for requests that came through a [`Server`].
+    /// The client's address (pywsgi's `REMOTE_ADDR`), for requests that
+    /// came through a [`Server`] (from their [`Body`]), or that carry a
+    /// [`PeerAddr`] extension.
     fn peer_addr(&self) -> Option<SocketAddr>;
 }
 
-impl<B> RequestExt for http::Request<B> {
+impl<B: 'static> RequestExt for http::Request<B> {
     fn decoded_path(&self) -> Result<Cow<'_, str>, Utf8Error> {
         percent_encoding::percent_decode_str(self.uri().path()).decode_utf8()
     }
@@ -108,7 +114,10 @@ impl<B> RequestExt for http::Request<B> {
     }
 
     fn peer_addr(&self) -> Option<SocketAddr> {
-        self.extensions().get::<PeerAddr>().map(|peer| peer.0)
+        let body: &dyn std::any::Any = self.body();
+        body.downcast_ref::<Body>()
+            .and_then(Body::peer_addr)
+            .or_else(|| self.extensions().get::<PeerAddr>().map(|peer| peer.0))
     }
 }
 
@@ -129,5 +138,17 @@ mod tests {
         let invalid = http::Request::get("/%FF").body(()).unwrap();
         assert!(invalid.decoded_path().is_err());
         assert_eq!(invalid.peer_addr(), None);
+    }
+
+    #[test]
+    fn the_peer_address_comes_from_the_body_or_an_extension() {
+        let addr: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        let mut by_hand = http::Request::get("/").body(Body::empty()).unwrap();
+        assert_eq!(by_hand.peer_addr(), None);
+        by_hand.extensions_mut().insert(PeerAddr(addr));
+        assert_eq!(by_hand.peer_addr(), Some(addr));
+        let mut other_body = http::Request::get("/").body("text").unwrap();
+        other_body.extensions_mut().insert(PeerAddr(addr));
+        assert_eq!(other_body.peer_addr(), Some(addr));
     }
 }

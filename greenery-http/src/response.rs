@@ -245,9 +245,6 @@ pub(crate) fn write(
     let (parts, body) = response.into_parts();
     let status = parts.status;
     let headers = parts.headers;
-    if wants_close(&headers) {
-        keep_alive = false;
-    }
     let bodiless_status =
         status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let head_request = request.method == Method::HEAD;
@@ -261,8 +258,28 @@ pub(crate) fn write(
         Chunked,
         UntilClose,
     }
-    let framing = if bodiless_status || (keep_handler_length && headers.contains_key(header::CONTENT_LENGTH))
-    {
+    let mut out = conn.write_buf.borrow_mut();
+    write_status_line(&mut out, status);
+    // One pass over the handler's fields writes them and notes what the
+    // server's own fields depend on.
+    let mut has_date = false;
+    let mut has_length = false;
+    for (name, value) in &headers {
+        if name == header::CONNECTION {
+            if says_close(value) {
+                keep_alive = false;
+            }
+        } else if name == header::CONTENT_LENGTH {
+            has_length = true;
+            if keep_handler_length {
+                write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+            }
+        } else if name != header::TRANSFER_ENCODING {
+            has_date |= name == header::DATE;
+            write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    let framing = if bodiless_status || (keep_handler_length && has_length) {
         Framing::None
     } else if let Some(length) = length {
         Framing::Length(length)
@@ -272,36 +289,25 @@ pub(crate) fn write(
         keep_alive = false;
         Framing::UntilClose
     };
-    {
-        let mut out = conn.write_buf.borrow_mut();
-        write_status_line(&mut out, status);
-        for (name, value) in &headers {
-            let managed = name == header::CONNECTION
-                || name == header::TRANSFER_ENCODING
-                || (name == header::CONTENT_LENGTH && !keep_handler_length);
-            if !managed {
-                write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
-            }
-        }
-        if !headers.contains_key(header::DATE) {
-            crate::date::with_date(|date| write_field(&mut out, b"date", date));
-        }
-        match framing {
-            Framing::Length(length) => {
-                out.extend_from_slice(b"content-length: ");
-                out.extend_from_slice(itoa(length, &mut [0; 20]));
-                out.extend_from_slice(b"\r\n");
-            }
-            Framing::Chunked if !head_request => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-            _ => {}
-        }
-        if !keep_alive {
-            out.extend_from_slice(b"connection: close\r\n");
-        } else if request.version == Version::HTTP_10 {
-            out.extend_from_slice(b"connection: keep-alive\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
+    if !has_date {
+        crate::date::with_date(|date| write_field(&mut out, b"date", date));
     }
+    match framing {
+        Framing::Length(length) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa(length, &mut [0; 20]));
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked if !head_request => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        _ => {}
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if request.version == Version::HTTP_10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    drop(out);
     if head_request || bodiless_status {
         return Written { status, body_bytes: 0, keep_alive };
     }
@@ -413,16 +419,19 @@ pub(crate) fn log_request_line<B>(request: &Request<B>) -> String {
     format!("{} {} {:?}", request.method(), request.uri(), request.version())
 }
 
-fn wants_close(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|value: &HeaderValue| {
-        value
-            .as_bytes()
-            .split(|&byte| byte == b',')
-            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
+/// Whether a `Connection` field's value has the token `close`.
+fn says_close(value: &HeaderValue) -> bool {
+    value
+        .as_bytes()
+        .split(|&byte| byte == b',')
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
 fn write_status_line(out: &mut Vec<u8>, status: StatusCode) {
+    if status == StatusCode::OK {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        return;
+    }
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');

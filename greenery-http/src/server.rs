@@ -3,6 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -67,16 +68,43 @@ pub(crate) struct Shared {
     /// Connections waiting for their next request in their green thread,
     /// by id: a stop shuts them down at once instead of waiting for their
     /// keep-alive timeout.
-    pub(crate) waiting_connections: RefCell<HashMap<u64, Rc<Conn>>>,
+    pub(crate) waiting_connections: RefCell<ConnectionMap>,
     /// Connections parked without a green thread, by id: their only owner
     /// (a stop drops them).
-    pub(crate) parked_connections: RefCell<HashMap<u64, Rc<Conn>>>,
+    pub(crate) parked_connections: RefCell<ConnectionMap>,
     /// The green threads serving connections that woke from a park.
     pub(crate) continuations: Group,
     pub(crate) spares: SpareBuffers,
     next_connection: Cell<u64>,
     /// Whether (and how) the server serves HTTPS.
     pub(crate) tls: TlsConfig,
+}
+
+/// Connections by their number. A connection is listed and unlisted each
+/// time it waits for a request, so the hash is a multiplication, not SipHash:
+/// the numbers are the server's own, not the clients'.
+pub(crate) type ConnectionMap = HashMap<u64, Rc<Conn>, BuildHasherDefault<IdHasher>>;
+
+/// Hashes a connection's number (see [`ConnectionMap`]).
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: consecutive numbers spread over the high bits,
+        // which the table's control bytes read.
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// A server's limits and timeouts, as a connection reads them when it
@@ -167,8 +195,8 @@ impl Server {
             stopping: Cell::new(false),
             stopped: Event::new(),
             parks_idle: Cell::new(true),
-            waiting_connections: RefCell::new(HashMap::new()),
-            parked_connections: RefCell::new(HashMap::new()),
+            waiting_connections: RefCell::new(ConnectionMap::default()),
+            parked_connections: RefCell::new(ConnectionMap::default()),
             continuations: Group::new(),
             spares: SpareBuffers::default(),
             next_connection: Cell::new(0),

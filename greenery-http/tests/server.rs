@@ -193,6 +193,103 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn a_pipelined_batch_is_answered_in_order_with_one_write_around_a_large_response_and_a_read_body() {
+    const LARGE: usize = 300 * 1024; // past the write buffer's flush size
+    let server = Server::bind("127.0.0.1:0", |request: Request<Body>| {
+        let path = request.uri().path().to_owned();
+        let peer = request.peer_addr().is_some();
+        match path.as_str() {
+            "/large" => Response::new(ResponseBody::from(vec![b'x'; LARGE])),
+            "/echo" => {
+                let body = request.into_body().into_bytes().unwrap();
+                Response::new(ResponseBody::from(format!("echo {}", String::from_utf8_lossy(&body))))
+            }
+            _ => Response::new(ResponseBody::from(format!("{path} {peer}"))),
+        }
+    })
+    .unwrap();
+    server.start().unwrap();
+    let mut client = Client::connect(&server);
+    // Sixteen small requests in one write: their responses come back in
+    // one write too, all in the first read.
+    let mut batch = Vec::new();
+    for i in 0..16 {
+        batch.extend_from_slice(format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    }
+    client.send(&batch);
+    let mut first = vec![0; 64 * 1024];
+    let read = client.reader.get_mut().read(&mut first).unwrap();
+    let text = String::from_utf8_lossy(&first[..read]).into_owned();
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 16, "{text}");
+    for i in 0..16 {
+        assert!(text.contains(&format!("\r\n\r\n/{i} true")), "{text}");
+    }
+    // Then a batch with a large response and a body (chunked, then with a
+    // length) in the middle of small ones.
+    let mut batch = Vec::new();
+    batch.extend_from_slice(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    batch.extend_from_slice(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n");
+    batch.extend_from_slice(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    batch.extend_from_slice(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
+    batch.extend_from_slice(b"GET /c HTTP/1.1\r\nHost: x\r\n\r\n");
+    batch.extend_from_slice(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nworld");
+    batch.extend_from_slice(b"GET /d HTTP/1.1\r\nHost: x\r\n\r\n");
+    client.send(&batch);
+    assert_eq!(client.reply().text(), "/a true");
+    let large = client.reply();
+    assert_eq!(large.body.len(), LARGE);
+    assert!(large.body.iter().all(|&byte| byte == b'x'));
+    assert_eq!(client.reply().text(), "/b true");
+    assert_eq!(client.reply().text(), "echo hello");
+    assert_eq!(client.reply().text(), "/c true");
+    assert_eq!(client.reply().text(), "echo world");
+    assert_eq!(client.reply().text(), "/d true");
+    server.stop(GENEROUS).unwrap();
+}
+
+#[test]
+fn header_values_kept_by_handlers_outlive_the_connection_buffers() {
+    // Heads are copied into blocks that later heads reuse once free: the
+    // values a handler keeps must stay as they were.
+    type Kept = Rc<RefCell<Vec<(usize, Request<()>)>>>;
+    let kept: Kept = Rc::default();
+    let keeper = kept.clone();
+    let server = Server::bind("127.0.0.1:0", move |request: Request<Body>| {
+        let i: usize = request.uri().path()[1..].parse().unwrap();
+        if i.is_multiple_of(3) {
+            keeper.borrow_mut().push((i, request.map(drop)));
+        }
+        Response::new("ok")
+    })
+    .unwrap();
+    server.start().unwrap();
+    let mut client = Client::connect(&server);
+    let value = |i: usize| format!("{i}-{}", "v".repeat(i * 37 % 2000));
+    for round in 0..4 {
+        let mut batch = Vec::new();
+        for i in round * 25..(round + 1) * 25 {
+            batch.extend_from_slice(
+                format!("GET /{i} HTTP/1.1\r\nHost: x\r\nX-Value: {}\r\n\r\n", value(i)).as_bytes(),
+            );
+        }
+        client.send(&batch);
+        for _ in 0..25 {
+            assert_eq!(client.reply().text(), "ok");
+        }
+    }
+    let kept = kept.borrow();
+    assert_eq!(kept.len(), 34);
+    for (i, request) in kept.iter() {
+        assert_eq!(request.uri().path(), format!("/{i}"));
+        assert_eq!(request.headers()["x-value"], value(*i).as_str());
+        assert_eq!(request.headers()["host"], "x");
+    }
+    server.stop(GENEROUS).unwrap();
+}
+
+#[test]
 fn http_10_closes_unless_asked_to_keep_alive() {
     let server = echo_server();
     let mut client = Client::connect(&server);
