@@ -94,6 +94,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
 use std::mem;
+use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
@@ -170,7 +171,29 @@ impl State {
 }
 
 /// The body of a lazy greenlet, until its stack is made.
-type LazyBody = Box<dyn FnOnce(Value) -> Value>;
+type LazyBody = Box<dyn LazyLaunch>;
+
+/// A lazy greenlet's body, boxed until it gets a stack; it then moves
+/// itself onto the stack (as the launch data of a greenlet made by
+/// `build`), so that the box is freed as the greenlet starts instead of
+/// living as long as it runs.
+trait LazyLaunch {
+    fn launch(self: Box<Self>, inner: &Inner) -> Result<(), StackError>;
+}
+
+/// The body of a lazy greenlet and what it returns.
+struct Lazy<F, R>(F, PhantomData<fn() -> R>);
+
+impl<F, R> LazyLaunch for Lazy<F, R>
+where
+    F: FnOnce(Value) -> R + 'static,
+    R: 'static,
+{
+    fn launch(self: Box<Self>, inner: &Inner) -> Result<(), StackError> {
+        let Lazy(body, _) = *self;
+        inner.launch_on_stack(body)
+    }
+}
 
 /// The shared state of a greenlet; handles are `Rc`s of it.
 ///
@@ -458,7 +481,7 @@ impl Greenlet {
         R: 'static,
     {
         let greenlet = Greenlet::unprepared(name, stack_size, parent, State::Lazy);
-        greenlet.0.lazy.set(Some(Box::new(move |value| Value::new(body(value)))));
+        greenlet.0.lazy.set(Some(Box::new(Lazy(body, PhantomData))));
         greenlet
     }
 
@@ -474,7 +497,7 @@ impl Greenlet {
             return Ok(());
         }
         let body = self.0.lazy.take().expect("a lazy greenlet holds its body");
-        match self.0.launch_on_stack(body) {
+        match body.launch(&self.0) {
             Ok(()) => {
                 self.0.state.set(State::Unstarted);
                 Ok(())

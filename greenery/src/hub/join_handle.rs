@@ -408,7 +408,11 @@ impl<T> JoinHandle<T> {
         if self.is_ready() {
             callback();
         } else {
-            self.shared.raw_links.borrow_mut().push(Box::new(callback));
+            let mut links = self.shared.raw_links.borrow_mut();
+            // Most green threads get one (a group's or a pool's): room for
+            // just that, not the four a first push makes.
+            links.reserve_exact(1);
+            links.push(Box::new(callback));
         }
     }
 
