@@ -93,8 +93,8 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
-use std::mem;
 use std::marker::PhantomData;
+use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
@@ -207,6 +207,10 @@ struct Inner {
     /// Whether the body ever ran (a greenlet can die without: a throw or a
     /// kill before its first switch).
     ran: Cell<bool>,
+    /// Live [`NoStash`](crate::stack::NoStash) guards made on it: while
+    /// there are any, its stack is not stashed. (Here, in what would be
+    /// padding after the flags.)
+    no_stash: Cell<u32>,
     /// `None` for the main greenlet, and once a dead greenlet's stack has
     /// gone back to the pool.
     stack: Cell<Option<Stack>>,
@@ -229,9 +233,6 @@ struct Inner {
     parked: ParkedLinks,
     /// Its stack's contents while it is `Stashed`.
     stash: Cell<Option<stack::Stash>>,
-    /// Live [`NoStash`](crate::stack::NoStash) guards made on it: while
-    /// there are any, its stack is not stashed.
-    no_stash: Cell<u32>,
     /// What the hub knows about it (for `hub::dump` and the monitor).
     record: Record,
 }

@@ -57,7 +57,7 @@ pub(super) fn deadline(timeout: Duration) -> Option<Instant> {
 }
 
 /// A member, whatever its value type.
-type Member = Rc<dyn AnyJoinHandle>;
+type Member = AnyJoinHandle;
 
 /// How a wait for a slot ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
