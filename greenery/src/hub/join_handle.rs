@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::link::{Link, LinkId};
-use super::thread::{self, KillSignal, Links, Shared, Start};
+use super::thread::{self, KillSignal, Links, RawLink, Shared, Start};
 use super::{Deadlock, JoinError, Task, WaitQueue, Wake, with_hub};
 use crate::greenlet::Greenlet;
 
@@ -391,7 +391,18 @@ impl<T> JoinHandle<T> {
         if self.is_ready() {
             callback();
         } else {
-            self.shared.raw_links.borrow_mut().push(Box::new(callback));
+            self.shared.raw_links.borrow_mut().push(RawLink::Own(Box::new(callback)));
+        }
+    }
+
+    /// As [`raw_link`](Self::raw_link), with a callback that many green
+    /// threads share (no allocation per green thread), called with the
+    /// green thread's id.
+    pub(crate) fn raw_link_shared(&self, callback: &Rc<dyn Fn(u64)>) {
+        if self.is_ready() {
+            callback(self.id());
+        } else {
+            self.shared.raw_links.borrow_mut().push(RawLink::Shared(callback.clone()));
         }
     }
 

@@ -65,18 +65,25 @@ pub(super) struct Links<T> {
     pub(super) next: u64,
 }
 
+/// A raw link: a callback of its own, or one shared by many green threads
+/// (a group's), called with the finishing green thread's id.
+pub(super) enum RawLink {
+    Own(Box<dyn FnOnce()>),
+    Shared(Rc<dyn Fn(u64)>),
+}
+
 /// A green thread's raw links, in the order they were added. Most green
 /// threads have none or one (a group's or a pool's), kept without a vector.
 #[derive(Default)]
 pub(super) enum RawLinks {
     #[default]
     None,
-    One(Box<dyn FnOnce()>),
-    Many(Vec<Box<dyn FnOnce()>>),
+    One(RawLink),
+    Many(Vec<RawLink>),
 }
 
 impl RawLinks {
-    pub(super) fn push(&mut self, link: Box<dyn FnOnce()>) {
+    pub(super) fn push(&mut self, link: RawLink) {
         *self = match std::mem::take(self) {
             RawLinks::None => RawLinks::One(link),
             RawLinks::One(first) => RawLinks::Many(vec![first, link]),
@@ -87,12 +94,16 @@ impl RawLinks {
         };
     }
 
-    /// Runs them, in order.
-    fn run(self) {
+    /// Runs them, in order, for the green thread `id`.
+    fn run(self, id: u64) {
+        let call = |link| match link {
+            RawLink::Own(callback) => callback(),
+            RawLink::Shared(callback) => callback(id),
+        };
         match self {
             RawLinks::None => {}
-            RawLinks::One(link) => link(),
-            RawLinks::Many(links) => links.into_iter().for_each(|link| link()),
+            RawLinks::One(link) => call(link),
+            RawLinks::Many(links) => links.into_iter().for_each(call),
         }
     }
 }
@@ -122,7 +133,7 @@ impl<T: 'static> Shared<T> {
         self.successful.set(outcome.as_ref().map_or_else(JoinError::is_killed, |_| true));
         *self.outcome.borrow_mut() = Some(outcome);
         let raw_links = std::mem::take(&mut *self.raw_links.borrow_mut());
-        raw_links.run();
+        raw_links.run(self.id);
         self.schedule_links();
         self.joiners.notify_all();
     }
