@@ -1,7 +1,7 @@
 //! The `echo_scale` case: `N` connections held open at once against an echo
 //! server on one thread in a child process, and the server's resident
-//! memory per connection (greenery's `StreamServer` against tokio's
-//! current-thread runtime). The run itself is [`crate::scale`]'s: each
+//! memory per connection (greenery's `StreamServer` with the `echo_server`
+//! example's handler against tokio's current-thread runtime). The run itself is [`crate::scale`]'s: each
 //! connection makes one round trip of [`MESSAGE`] bytes once connected, and
 //! [`ROUND_TRIPS`] more once all are open.
 
@@ -10,6 +10,13 @@ use std::process::ExitCode;
 
 use crate::child::{announce, server_arg, set_up_server};
 use crate::scale::{self, Scenario, Target};
+
+/// The `echo_server` example itself, compiled in so that greenery's server
+/// here runs its connection handler as shipped (the rest of it, `main`
+/// and its command line, is not used).
+#[allow(dead_code)]
+#[path = "../../greenery/examples/echo_server.rs"]
+mod example;
 
 /// The hidden command that runs an echo server in a child process:
 /// `greenery-bench __echo_server greenery|tokio` on one thread, or
@@ -70,9 +77,10 @@ pub(crate) fn serve_child(args: &[String]) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// greenery's echo server (the `echo_server` example's) on this thread's hub.
+/// greenery's echo server on this thread's hub: a `StreamServer` with the
+/// `echo_server` example's own handler.
 fn serve_greenery() -> io::Result<()> {
-    let server = greenery::net::StreamServer::bind("127.0.0.1:0", crate::net::greenery_echo)?;
+    let server = greenery::net::StreamServer::bind("127.0.0.1:0", example::echo)?;
     server.start()?;
     greenery::yield_now(); // the accept loop starts, and parks, before the baseline
     announce(server.local_addrs()[0])?;

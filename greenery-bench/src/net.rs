@@ -26,9 +26,12 @@ const MESSAGE: usize = 64;
 /// in the tokio task).
 const ECHO_BUFFER: usize = 4096;
 
-/// greenery's echo handler, what the `echo_server` example runs for each
-/// connection: `TCP_NODELAY`, then write back whatever is read until the
-/// peer closes the connection.
+/// greenery's echo handler for the throughput cases, the same shape as the
+/// tokio peer's: `TCP_NODELAY`, then write back whatever is read, with a
+/// buffer on the green thread's stack, until the peer closes the
+/// connection. (The `echo_server` example waits for bytes without a buffer
+/// and borrows one only while they are in hand; the `echo_scale` case runs
+/// its handler.)
 pub(crate) fn greenery_echo(mut stream: greenery::net::TcpStream, _peer: SocketAddr) {
     stream.set_nodelay(true).expect("TCP_NODELAY");
     let mut buf = [0; ECHO_BUFFER];

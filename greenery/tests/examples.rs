@@ -321,6 +321,37 @@ fn echo_client_rejects_a_bad_command_line_with_one_error_and_the_usage() {
     );
 }
 
+/// The example holds a buffer only from a read to the end of its write: a
+/// connection whose peer does not read yet (its write waits, holding the
+/// buffer) and others sharing the spare buffer meanwhile all get their own
+/// bytes back, in order.
+#[test]
+fn echo_server_echoes_more_than_its_buffer_while_other_connections_share_it() {
+    use std::io::{Read, Write};
+    let server = EchoServer::start();
+    let addr = server.addr.clone();
+    let bulk: Vec<u8> = (0..4 * 1024 * 1024_u32).map(|i| (i % 251) as u8).collect();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    // Written from another thread: the server's writes back fill the
+    // socket's buffers while nobody reads them yet.
+    let mut writer = slow.try_clone().unwrap();
+    let sent = bulk.clone();
+    let writing = std::thread::spawn(move || writer.write_all(&sent).unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    let mut others: Vec<_> = (0..4).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    for round in 0..20_u8 {
+        for (index, other) in others.iter_mut().enumerate() {
+            other.set_read_timeout(Some(HANG_GUARD)).unwrap();
+            round_trip(other, &[round.wrapping_mul(7).wrapping_add(index as u8); 300]);
+        }
+    }
+    let mut back = vec![0; bulk.len()];
+    slow.read_exact(&mut back).unwrap();
+    writing.join().unwrap();
+    assert!(back == bulk, "the bulk echo came back changed");
+}
+
 /// Sends `message` and reads the same bytes back.
 fn round_trip(stream: &mut std::net::TcpStream, message: &[u8]) {
     use std::io::{Read, Write};

@@ -93,6 +93,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
+use std::marker::PhantomData;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
@@ -170,7 +171,29 @@ impl State {
 }
 
 /// The body of a lazy greenlet, until its stack is made.
-type LazyBody = Box<dyn FnOnce(Value) -> Value>;
+type LazyBody = Box<dyn LazyLaunch>;
+
+/// A lazy greenlet's body, boxed until it gets a stack; it then moves
+/// itself onto the stack (as the launch data of a greenlet made by
+/// `build`), so that the box is freed as the greenlet starts instead of
+/// living as long as it runs.
+trait LazyLaunch {
+    fn launch(self: Box<Self>, inner: &Inner) -> Result<(), StackError>;
+}
+
+/// The body of a lazy greenlet and what it returns.
+struct Lazy<F, R>(F, PhantomData<fn() -> R>);
+
+impl<F, R> LazyLaunch for Lazy<F, R>
+where
+    F: FnOnce(Value) -> R + 'static,
+    R: 'static,
+{
+    fn launch(self: Box<Self>, inner: &Inner) -> Result<(), StackError> {
+        let Lazy(body, _) = *self;
+        inner.launch_on_stack(body)
+    }
+}
 
 /// The shared state of a greenlet; handles are `Rc`s of it.
 ///
@@ -184,6 +207,10 @@ struct Inner {
     /// Whether the body ever ran (a greenlet can die without: a throw or a
     /// kill before its first switch).
     ran: Cell<bool>,
+    /// Live [`NoStash`](crate::stack::NoStash) guards made on it: while
+    /// there are any, its stack is not stashed. (Here, in what would be
+    /// padding after the flags.)
+    no_stash: Cell<u32>,
     /// `None` for the main greenlet, and once a dead greenlet's stack has
     /// gone back to the pool.
     stack: Cell<Option<Stack>>,
@@ -206,9 +233,6 @@ struct Inner {
     parked: ParkedLinks,
     /// Its stack's contents while it is `Stashed`.
     stash: Cell<Option<stack::Stash>>,
-    /// Live [`NoStash`](crate::stack::NoStash) guards made on it: while
-    /// there are any, its stack is not stashed.
-    no_stash: Cell<u32>,
     /// What the hub knows about it (for `hub::dump` and the monitor).
     record: Record,
 }
@@ -458,7 +482,7 @@ impl Greenlet {
         R: 'static,
     {
         let greenlet = Greenlet::unprepared(name, stack_size, parent, State::Lazy);
-        greenlet.0.lazy.set(Some(Box::new(move |value| Value::new(body(value)))));
+        greenlet.0.lazy.set(Some(Box::new(Lazy(body, PhantomData))));
         greenlet
     }
 
@@ -474,7 +498,7 @@ impl Greenlet {
             return Ok(());
         }
         let body = self.0.lazy.take().expect("a lazy greenlet holds its body");
-        match self.0.launch_on_stack(body) {
+        match body.launch(&self.0) {
             Ok(()) => {
                 self.0.state.set(State::Unstarted);
                 Ok(())

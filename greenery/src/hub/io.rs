@@ -102,8 +102,9 @@ struct FdState {
 enum Parked {
     /// A parked green thread.
     Thread(Rc<Waiter>),
-    /// A callback to run on the hub (see [`Registration::on_ready`]).
-    Callback(ReadyCallback),
+    /// A callback to run on the hub (see [`Registration::on_ready`]); boxed,
+    /// so that the slots every registered fd has stay two words each.
+    Callback(Box<ReadyCallback>),
     /// A future's waker (see [`Registration::poll_ready`]). It does not
     /// count as a waiter for the deadlock check: the green thread that
     /// polls the future waits in `block_on`, which counts.
@@ -140,7 +141,8 @@ impl FdState {
                 if let Some(timer) = callback.timer {
                     hub.cancel_timer(timer);
                 }
-                let (call, outcome) = (callback.call, outcome());
+                let ReadyCallback { call, .. } = *callback;
+                let outcome = outcome();
                 hub.schedule(Task::Call(Box::new(move || call(outcome))));
             }
             None => {}
@@ -479,7 +481,7 @@ impl Registered {
                     }),
                 )
             });
-            slot.set(Some(Parked::Callback(ReadyCallback { id, call: callback, timer })));
+            slot.set(Some(Parked::Callback(Box::new(ReadyCallback { id, call: callback, timer }))));
             hub.io.waiting.set(hub.io.waiting.get() + 1);
             Ok(())
         })

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::link::{Link, LinkId};
-use super::thread::{self, KillSignal, Shared, Start};
+use super::thread::{self, KillSignal, Links, RawLink, Shared, Start};
 use super::{Deadlock, JoinError, Task, WaitQueue, Wake, with_hub};
 use crate::greenlet::Greenlet;
 
@@ -129,9 +129,14 @@ impl<T: 'static> JoinHandle<T> {
     }
 
     fn add_link(&self, link: Link<T>) -> LinkId {
-        let id = LinkId(self.shared.next_link.get());
-        self.shared.next_link.set(id.0 + 1);
-        self.shared.links.borrow_mut().push((id, link));
+        let id = {
+            let mut links = self.shared.links.borrow_mut();
+            let links = links.get_or_insert_with(|| Box::new(Links { pending: Vec::new(), next: 0 }));
+            let id = LinkId(links.next);
+            links.next += 1;
+            links.pending.push((id, link));
+            id
+        };
         if self.is_ready() {
             self.shared.schedule_links();
         }
@@ -169,22 +174,7 @@ impl<T: 'static> JoinHandle<T> {
     /// Asks for the green thread to be killed, and returns at once (gevent's
     /// `kill(block=False)`); see [`kill`](Self::kill).
     pub fn kill_async(&self) {
-        if self.is_ready() {
-            return;
-        }
-        if !self.greenlet.is_started() {
-            // Its greenlet is lazy: dropping its body is all it takes (the
-            // hub, its parent, is not switched to). The start task finds it
-            // dead and skips it.
-            self.greenlet.discard_lazy();
-            self.shared.complete(Err(JoinError::killed()));
-            return;
-        }
-        if self.greenlet.is_current() {
-            let _ = self.greenlet.kill(); // unwinds here
-            return;
-        }
-        with_hub(|hub| hub.schedule(Task::Kill(self.greenlet.clone())));
+        kill_async(&self.greenlet, self.is_ready(), || self.shared.complete(Err(JoinError::killed())));
     }
 
     /// Kills the green thread with `error` instead of a plain kill, and waits
@@ -245,15 +235,7 @@ impl<T> JoinHandle<T> {
     /// Waits until the green thread has finished, and (`for_links`) until
     /// its links have run; returns whether it did by the deadline.
     fn wait_until(&self, deadline: Option<Instant>, for_links: bool) -> Result<bool, Deadlock> {
-        let done = || self.is_ready() && !(for_links && self.shared.links_scheduled.get());
-        while !done() {
-            match self.shared.joiners.wait_for(super::Wait::Join(self.shared.id), deadline) {
-                Wake::Notified => {}
-                Wake::TimedOut => return Ok(done()),
-                Wake::Deadlock => return Err(Deadlock),
-            }
-        }
-        Ok(true)
+        self.shared.wait_until(deadline, for_links)
     }
 
     /// Waits for the green thread, then lends its outcome (gevent's `get`
@@ -394,8 +376,9 @@ impl<T> JoinHandle<T> {
     /// ```
     pub fn unlink(&self, id: LinkId) -> bool {
         let mut links = self.shared.links.borrow_mut();
-        let Some(index) = links.iter().position(|(link, _)| *link == id) else { return false };
-        let (_, link) = links.remove(index);
+        let Some(pending) = links.as_mut().map(|links| &mut links.pending) else { return false };
+        let Some(index) = pending.iter().position(|(link, _)| *link == id) else { return false };
+        let (_, link) = pending.remove(index);
         drop(links);
         drop(link); // outside the borrow: dropping a callback may run code
         true
@@ -408,7 +391,18 @@ impl<T> JoinHandle<T> {
         if self.is_ready() {
             callback();
         } else {
-            self.shared.raw_links.borrow_mut().push(Box::new(callback));
+            self.shared.raw_links.borrow_mut().push(RawLink::Own(Box::new(callback)));
+        }
+    }
+
+    /// As [`raw_link`](Self::raw_link), with a callback that many green
+    /// threads share (no allocation per green thread), called with the
+    /// green thread's id.
+    pub(crate) fn raw_link_shared(&self, callback: &Rc<dyn Fn(u64)>) {
+        if self.is_ready() {
+            callback(self.id());
+        } else {
+            self.shared.raw_links.borrow_mut().push(RawLink::Shared(callback.clone()));
         }
     }
 
@@ -427,38 +421,83 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
-/// A green thread seen without its value type, for collections of green
-/// threads of mixed types (the groups and pools of [`crate::sync`]).
-pub(crate) trait AnyJoinHandle {
-    /// [`JoinHandle::kill_async`].
-    fn kill_async(&self);
-    /// [`JoinHandle::join`].
-    fn join(&self) -> Result<(), Deadlock>;
-    /// Whether it is the running green thread.
-    fn is_current(&self) -> bool;
+/// Another handle to a green thread, without its value type: what a group
+/// keeps of each member. It never takes the value ([`JoinHandle::get`]
+/// still returns it). Two pointers, the handle's own: making one allocates
+/// nothing.
+#[derive(Clone)]
+pub(crate) struct AnyJoinHandle {
+    shared: Rc<dyn Untyped>,
+    greenlet: Greenlet,
 }
 
-impl<T: 'static> AnyJoinHandle for JoinHandle<T> {
-    fn kill_async(&self) {
-        JoinHandle::kill_async(self);
+/// What an [`AnyJoinHandle`] reaches of a green thread's shared state.
+trait Untyped {
+    fn is_ready(&self) -> bool;
+    /// Ends a green thread that never started as killed.
+    fn complete_killed(self: Rc<Self>);
+    /// [`JoinHandle::join`].
+    fn join(&self) -> Result<(), Deadlock>;
+}
+
+impl<T: 'static> Untyped for Shared<T> {
+    fn is_ready(&self) -> bool {
+        self.finished.get() != 0
+    }
+
+    fn complete_killed(self: Rc<Self>) {
+        self.complete(Err(JoinError::killed()));
     }
 
     fn join(&self) -> Result<(), Deadlock> {
-        JoinHandle::join(self)
+        self.wait_until(None, false).map(|_| ())
+    }
+}
+
+impl AnyJoinHandle {
+    /// [`JoinHandle::kill_async`].
+    pub(crate) fn kill_async(&self) {
+        kill_async(&self.greenlet, self.shared.is_ready(), || self.shared.clone().complete_killed());
     }
 
-    fn is_current(&self) -> bool {
+    /// [`JoinHandle::join`].
+    pub(crate) fn join(&self) -> Result<(), Deadlock> {
+        self.shared.join()
+    }
+
+    /// Whether it is the running green thread.
+    pub(crate) fn is_current(&self) -> bool {
         self.greenlet.is_current()
     }
 }
 
 impl<T: 'static> JoinHandle<T> {
-    /// Another handle to the same green thread, without its value type. It
-    /// never takes the value: [`get`](Self::get) on this handle still
-    /// returns it.
-    pub(crate) fn erased(&self) -> Rc<dyn AnyJoinHandle> {
-        Rc::new(JoinHandle { shared: self.shared.clone(), greenlet: self.greenlet.clone() })
+    /// Another handle to the same green thread, without its value type.
+    pub(crate) fn erased(&self) -> AnyJoinHandle {
+        AnyJoinHandle { shared: self.shared.clone(), greenlet: self.greenlet.clone() }
     }
+}
+
+/// [`JoinHandle::kill_async`] for a green thread `greenlet` that is
+/// finished (`ready`) or not; `complete_killed` ends it as killed if it
+/// never started.
+fn kill_async(greenlet: &Greenlet, ready: bool, complete_killed: impl FnOnce()) {
+    if ready {
+        return;
+    }
+    if !greenlet.is_started() {
+        // Its greenlet is lazy: dropping its body is all it takes (the
+        // hub, its parent, is not switched to). The start task finds it
+        // dead and skips it.
+        greenlet.discard_lazy();
+        complete_killed();
+        return;
+    }
+    if greenlet.is_current() {
+        let _ = greenlet.kill(); // unwinds here
+        return;
+    }
+    with_hub(|hub| hub.schedule(Task::Kill(greenlet.clone())));
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
@@ -468,5 +507,21 @@ impl<T> fmt::Debug for JoinHandle<T> {
             .field("name", &self.name())
             .field("ready", &self.is_ready())
             .finish()
+    }
+}
+
+impl<T> Shared<T> {
+    /// Waits until the green thread has finished, and (`for_links`) until
+    /// its links have run; returns whether it did by the deadline.
+    fn wait_until(&self, deadline: Option<Instant>, for_links: bool) -> Result<bool, Deadlock> {
+        let done = || self.finished.get() != 0 && !(for_links && self.links_scheduled.get());
+        while !done() {
+            match self.joiners.wait_for(super::Wait::Join(self.id), deadline) {
+                Wake::Notified => {}
+                Wake::TimedOut => return Ok(done()),
+                Wake::Deadlock => return Err(Deadlock),
+            }
+        }
+        Ok(true)
     }
 }

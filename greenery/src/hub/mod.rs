@@ -631,6 +631,21 @@ fn run_ready(hub: &Hub) -> usize {
     batch
 }
 
+/// Run-queue entries the hub keeps room for once its queue is empty: a burst
+/// that made many green threads ready at once (thousands of connections
+/// answered in one turn) does not leave its run queue's memory behind,
+/// about 30 bytes per green thread of the burst.
+const READY_KEPT: usize = 1024;
+
+/// Gives back the room of an empty run queue beyond [`READY_KEPT`] entries
+/// (four times that, before it bothers).
+fn shrink_ready(hub: &Hub) {
+    let mut ready = hub.ready.borrow_mut();
+    if ready.is_empty() && ready.capacity() > 4 * READY_KEPT {
+        ready.shrink_to(READY_KEPT);
+    }
+}
+
 /// The hub's loop; see the module documentation.
 fn run_loop() {
     let mut since_poll = 0;
@@ -643,6 +658,7 @@ fn run_loop() {
         }
         since_poll = 0;
         if !busy {
+            shrink_ready(&hub);
             let idlers = std::mem::take(&mut *hub.idlers.borrow_mut());
             for idler in idlers {
                 idler.wake();
@@ -736,5 +752,25 @@ impl fmt::Debug for Hub {
             .field("ready", &self.ready.borrow().len())
             .field("timers", &self.timers.borrow().len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_queue_gives_back_the_room_of_a_burst() {
+        let burst = 8 * READY_KEPT;
+        let sleepers: Vec<_> = (0..burst).map(|_| crate::spawn(|| sleep(Duration::from_millis(1)))).collect();
+        let grown = with_hub(|hub| hub.ready.borrow().capacity());
+        assert!(grown >= burst, "the spawns queued {burst} starts ({grown})");
+        for sleeper in sleepers {
+            sleeper.join().unwrap();
+        }
+        // The sleepers all woke in one turn, and the queue emptied since.
+        idle().unwrap();
+        let kept = with_hub(|hub| hub.ready.borrow().capacity());
+        assert!(kept <= 4 * READY_KEPT, "kept room for {kept} entries after the burst");
     }
 }

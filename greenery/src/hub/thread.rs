@@ -49,13 +49,63 @@ pub(super) struct Shared<T> {
     pub(super) start: Cell<Start>,
     /// Woken when it finishes, and when its links have run.
     pub(super) joiners: WaitQueue,
-    /// The user's links, in link order, until they run.
-    pub(super) links: RefCell<Vec<(LinkId, Link<T>)>>,
+    /// The user's links, made by the first (most green threads have none).
+    pub(super) links: RefCell<Option<Box<Links<T>>>>,
     /// Whether a hub task to run `links` is queued.
     pub(super) links_scheduled: Cell<bool>,
-    pub(super) next_link: Cell<u64>,
     /// The crate's own callbacks, run as it ends, on the ending thread.
-    pub(super) raw_links: RefCell<Vec<Box<dyn FnOnce()>>>,
+    pub(super) raw_links: RefCell<RawLinks>,
+}
+
+/// A green thread's links ([`JoinHandle::link`](super::JoinHandle::link)).
+pub(super) struct Links<T> {
+    /// In link order, until they run.
+    pub(super) pending: Vec<(LinkId, Link<T>)>,
+    /// The id of the next one.
+    pub(super) next: u64,
+}
+
+/// A raw link: a callback of its own, or one shared by many green threads
+/// (a group's), called with the finishing green thread's id.
+pub(super) enum RawLink {
+    Own(Box<dyn FnOnce()>),
+    Shared(Rc<dyn Fn(u64)>),
+}
+
+/// A green thread's raw links, in the order they were added. Most green
+/// threads have none or one (a group's or a pool's), kept without a vector.
+#[derive(Default)]
+pub(super) enum RawLinks {
+    #[default]
+    None,
+    One(RawLink),
+    Many(Vec<RawLink>),
+}
+
+impl RawLinks {
+    pub(super) fn push(&mut self, link: RawLink) {
+        *self = match std::mem::take(self) {
+            RawLinks::None => RawLinks::One(link),
+            RawLinks::One(first) => RawLinks::Many(vec![first, link]),
+            RawLinks::Many(mut links) => {
+                links.push(link);
+                RawLinks::Many(links)
+            }
+        };
+    }
+
+    /// Runs them, in order, for the green thread `id`.
+    fn run(self, id: u64) {
+        let call = |link| match link {
+            RawLink::Own(callback) => callback(),
+            RawLink::Shared(callback) => callback(id),
+        };
+        match self {
+            RawLinks::None => {}
+            RawLinks::One(link) => call(link),
+            RawLinks::Many(links) => links.into_iter().for_each(call),
+        }
+    }
 }
 
 /// What the hub tells a green thread's shared state when it cannot start
@@ -83,9 +133,7 @@ impl<T: 'static> Shared<T> {
         self.successful.set(outcome.as_ref().map_or_else(JoinError::is_killed, |_| true));
         *self.outcome.borrow_mut() = Some(outcome);
         let raw_links = std::mem::take(&mut *self.raw_links.borrow_mut());
-        for raw_link in raw_links {
-            raw_link();
-        }
+        raw_links.run(self.id);
         self.schedule_links();
         self.joiners.notify_all();
     }
@@ -93,7 +141,9 @@ impl<T: 'static> Shared<T> {
     /// Queues a hub task that runs the links, unless one is queued already
     /// or there are none.
     pub(super) fn schedule_links(self: &Rc<Self>) {
-        if self.links_scheduled.get() || self.links.borrow().is_empty() {
+        if self.links_scheduled.get()
+            || self.links.borrow().as_ref().is_none_or(|links| links.pending.is_empty())
+        {
             return;
         }
         self.links_scheduled.set(true);
@@ -107,7 +157,7 @@ impl<T: 'static> Shared<T> {
         loop {
             let next = {
                 let mut links = self.links.borrow_mut();
-                (!links.is_empty()).then(|| links.remove(0))
+                links.as_mut().filter(|links| !links.pending.is_empty()).map(|links| links.pending.remove(0))
             };
             let Some((_, link)) = next else { break };
             let outcome = self.outcome.borrow();
@@ -192,10 +242,9 @@ where
         successful: Cell::new(false),
         start: Cell::new(Start::No),
         joiners: WaitQueue::new("join"),
-        links: RefCell::new(Vec::new()),
+        links: RefCell::new(None),
         links_scheduled: Cell::new(false),
-        next_link: Cell::new(0),
-        raw_links: RefCell::new(Vec::new()),
+        raw_links: RefCell::new(RawLinks::None),
     });
     let body_shared = shared.clone();
     let name = name.unwrap_or(Cow::Borrowed(std::any::type_name::<F>()));

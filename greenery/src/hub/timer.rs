@@ -1,21 +1,26 @@
-//! The hub's timers: a binary heap of deadlines over a slab of entries.
+//! The hub's timers: deadlines over a slab of entries, in a sorted run and a
+//! binary heap.
 //!
-//! - **Insert** is `O(log n)`: the entry goes into a free slot of the slab,
-//!   and its deadline into the heap.
+//! - **Insert** goes into a free slot of the slab. Its deadline goes at the
+//!   end of the *run*, a queue of deadlines in the order they fall due, if
+//!   it is no earlier than the last one there: `O(1)`, and the common case
+//!   (timers of one duration, sleeps and timeouts alike, are set in the
+//!   order they fall due). Any other goes into the heap, `O(log n)`.
 //! - **Cancel** is `O(1)`: the slot is freed and its generation bumped. The
-//!   heap entry stays behind and is skipped when it reaches the top (its
-//!   generation no longer matches). When skipped entries outnumber live ones,
-//!   the heap is rebuilt from the live ones, so cancelled timers cost no more
-//!   than twice the memory of live ones.
-//! - **Expiry** pops due deadlines in order; entries with equal deadlines
-//!   fire in the order they were added (the sequence number breaks ties), so
-//!   callbacks run FIFO.
+//!   run or heap entry stays behind and is skipped when it reaches the front
+//!   (its generation no longer matches). When skipped entries outnumber live
+//!   ones, the run and the heap are rebuilt from the live ones, so cancelled
+//!   timers cost no more than twice the memory of live ones.
+//! - **Expiry** pops due deadlines in order, the earlier of the run's front
+//!   and the heap's top each time (popping the run's is `O(1)`); entries
+//!   with equal deadlines fire in the order they were added (the sequence
+//!   number breaks ties), so callbacks run FIFO.
 //!
-//! Hundreds of thousands of pending timers cost a 24-byte heap entry and a
-//! slab slot each.
+//! Hundreds of thousands of pending timers cost a 32-byte run or heap entry
+//! and a slab slot each.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
 /// Names a timer for [`Timers::cancel`]; stale once the timer fired or was
@@ -31,10 +36,16 @@ struct Slot<T> {
     entry: Option<T>,
 }
 
+/// Where a timer is due: (deadline, sequence, slot, generation), in that
+/// order of precedence.
+type Due = (Instant, u64, u32, u32);
+
 /// Timers carrying a `T` each.
 pub(crate) struct Timers<T> {
-    /// (deadline, sequence, slot, generation), smallest first.
-    heap: BinaryHeap<Reverse<(Instant, u64, u32, u32)>>,
+    /// Deadlines set in the order they fall due, earliest first.
+    run: VecDeque<Due>,
+    /// The others, smallest first.
+    heap: BinaryHeap<Reverse<Due>>,
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     live: usize,
@@ -43,7 +54,14 @@ pub(crate) struct Timers<T> {
 
 impl<T> Timers<T> {
     pub(crate) fn new() -> Self {
-        Timers { heap: BinaryHeap::new(), slots: Vec::new(), free: Vec::new(), live: 0, sequence: 0 }
+        Timers {
+            run: VecDeque::new(),
+            heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            sequence: 0,
+        }
     }
 
     /// How many timers are pending.
@@ -64,7 +82,12 @@ impl<T> Timers<T> {
         cell.entry = Some(entry);
         let generation = cell.generation;
         self.sequence += 1;
-        self.heap.push(Reverse((deadline, self.sequence, slot, generation)));
+        let due = (deadline, self.sequence, slot, generation);
+        if self.run.back().is_none_or(|last| last.0 <= deadline) {
+            self.run.push_back(due);
+        } else {
+            self.heap.push(Reverse(due));
+        }
         self.live += 1;
         TimerId { slot, generation }
     }
@@ -78,7 +101,8 @@ impl<T> Timers<T> {
         }
         let entry = cell.entry.take()?;
         self.release(id.slot);
-        if self.heap.len() > 64 && self.heap.len() > 2 * self.live {
+        let entries = self.run.len() + self.heap.len();
+        if entries > 64 && entries > 2 * self.live {
             self.compact();
         }
         Some(entry)
@@ -91,23 +115,52 @@ impl<T> Timers<T> {
         self.live -= 1;
     }
 
-    /// Drops the heap entries of cancelled timers.
+    /// Drops the run and heap entries of cancelled timers.
     fn compact(&mut self) {
         let slots = &self.slots;
-        self.heap.retain(|Reverse((_, _, slot, generation))| {
-            let cell = &slots[*slot as usize];
-            cell.generation == *generation && cell.entry.is_some()
-        });
+        let live = |&(_, _, slot, generation): &Due| {
+            let cell = &slots[slot as usize];
+            cell.generation == generation && cell.entry.is_some()
+        };
+        self.run.retain(live);
+        self.heap.retain(|Reverse(due)| live(due));
+    }
+
+    /// Whether `due` names a pending timer.
+    fn is_live(&self, &(_, _, slot, generation): &Due) -> bool {
+        let cell = &self.slots[slot as usize];
+        cell.generation == generation && cell.entry.is_some()
+    }
+
+    /// The earliest entry of the run and the heap (perhaps a cancelled
+    /// timer's), and whether it is the run's.
+    #[inline]
+    fn first(&self) -> Option<(Due, bool)> {
+        match (self.run.front(), self.heap.peek()) {
+            (Some(run), Some(Reverse(heap))) if heap < run => Some((*heap, false)),
+            (Some(run), _) => Some((*run, true)),
+            (None, Some(Reverse(heap))) => Some((*heap, false)),
+            (None, None) => None,
+        }
+    }
+
+    /// Removes the entry [`first`](Self::first) returned.
+    #[inline]
+    fn pop_first(&mut self, from_run: bool) {
+        if from_run {
+            self.run.pop_front();
+        } else {
+            self.heap.pop();
+        }
     }
 
     /// The earliest pending deadline.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse((deadline, _, slot, generation))) = self.heap.peek().copied() {
-            let cell = &self.slots[slot as usize];
-            if cell.generation == generation && cell.entry.is_some() {
-                return Some(deadline);
+        while let Some((due, from_run)) = self.first() {
+            if self.is_live(&due) {
+                return Some(due.0);
             }
-            self.heap.pop();
+            self.pop_first(from_run);
         }
         None
     }
@@ -116,11 +169,11 @@ impl<T> Timers<T> {
     /// oldest) first.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<T> {
         loop {
-            let Reverse((deadline, _, slot, generation)) = *self.heap.peek()?;
+            let ((deadline, _, slot, generation), from_run) = self.first()?;
             if deadline > now {
                 return None;
             }
-            self.heap.pop();
+            self.pop_first(from_run);
             let cell = &mut self.slots[slot as usize];
             if cell.generation != generation {
                 continue;
@@ -182,11 +235,71 @@ mod tests {
             timers.cancel(*id);
         }
         assert_eq!(timers.len(), 1_000);
-        assert!(timers.heap.len() <= 2 * 1_000 + 64, "heap holds {}", timers.heap.len());
+        let entries = timers.run.len() + timers.heap.len();
+        assert!(entries <= 2 * 1_000 + 64, "the run and the heap hold {entries}");
         let mut count = 0;
         while timers.pop_due(t0 + Duration::from_secs(1)).is_some() {
             count += 1;
         }
         assert_eq!(count, 1_000);
+    }
+
+    #[test]
+    fn deadlines_in_order_go_to_the_run_and_others_to_the_heap() {
+        let mut timers = Timers::new();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        for (at, name) in [(10, "a"), (20, "c"), (20, "d"), (15, "b"), (30, "f"), (20, "e"), (5, "z")] {
+            timers.insert(t0 + ms(at), name);
+        }
+        assert_eq!(timers.run.len(), 4, "10, 20, 20, 30: each no earlier than the last");
+        assert_eq!(timers.heap.len(), 3, "15, 20 after 30, 5");
+        assert_eq!(timers.next_deadline(), Some(t0 + ms(5)));
+        let mut fired = Vec::new();
+        while let Some(name) = timers.pop_due(t0 + ms(25)) {
+            fired.push(name);
+        }
+        // Equal deadlines (20) fire in insertion order across the two.
+        assert_eq!(fired, ["z", "a", "b", "c", "d", "e"]);
+        assert_eq!(timers.pop_due(t0 + ms(30)), Some("f"));
+        assert_eq!(timers.len(), 0);
+    }
+
+    #[test]
+    fn mixed_inserts_and_cancellations_fire_as_a_sorted_list_would() {
+        let mut timers = Timers::new();
+        let t0 = Instant::now();
+        let mut reference: Vec<(u64, u64)> = Vec::new(); // (deadline µs, sequence)
+        let mut ids = Vec::new();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for sequence in 0..5_000_u64 {
+            // Mostly ascending deadlines, some earlier ones, some repeats.
+            let at = match next() % 4 {
+                0 => next() % 1_000,
+                _ => sequence / 2,
+            };
+            ids.push((timers.insert(t0 + Duration::from_micros(at), sequence), at));
+            reference.push((at, sequence));
+            if next() % 3 == 0 {
+                let (id, at) = ids[(next() % ids.len() as u64) as usize];
+                if let Some(cancelled) = timers.cancel(id) {
+                    reference.retain(|&entry| entry != (at, cancelled));
+                }
+            }
+        }
+        reference.sort_unstable();
+        assert_eq!(timers.len(), reference.len());
+        let mut fired = Vec::new();
+        while let Some(sequence) = timers.pop_due(t0 + Duration::from_secs(1)) {
+            fired.push(sequence);
+        }
+        let expected: Vec<u64> = reference.iter().map(|&(_, sequence)| sequence).collect();
+        assert_eq!(fired, expected);
     }
 }

@@ -57,7 +57,7 @@ pub(super) fn deadline(timeout: Duration) -> Option<Instant> {
 }
 
 /// A member, whatever its value type.
-type Member = Rc<dyn AnyJoinHandle>;
+type Member = AnyJoinHandle;
 
 /// How a wait for a slot ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,9 @@ pub(super) struct Tracker {
     joiners: WaitQueue,
     /// `None` for a group: no bound.
     slots: Option<Slots>,
+    /// The raw link of every member (one for all, so that a member's costs
+    /// no allocation): takes the finished green thread with this id out.
+    leave: Rc<dyn Fn(u64)>,
 }
 
 /// A pool's slots (see the module documentation).
@@ -177,15 +180,24 @@ impl Slots {
 impl Tracker {
     /// A group (`size` `None`) or a pool of `size` slots.
     pub(super) fn new(size: Option<usize>) -> Rc<Tracker> {
-        Rc::new(Tracker {
-            members: RefCell::new(BTreeMap::new()),
-            emptied: Cell::new(0),
-            joiners: WaitQueue::new("Group.join"),
-            slots: size.map(|size| Slots {
-                size,
-                free: Cell::new(size),
-                line: RefCell::new(VecDeque::new()),
-            }),
+        Rc::new_cyclic(|tracker: &Weak<Tracker>| {
+            let tracker = tracker.clone();
+            Tracker {
+                members: RefCell::new(BTreeMap::new()),
+                emptied: Cell::new(0),
+                joiners: WaitQueue::new("Group.join"),
+                slots: size.map(|size| Slots {
+                    size,
+                    free: Cell::new(size),
+                    line: RefCell::new(VecDeque::new()),
+                }),
+                // A pool's members hold slots; a group's do not.
+                leave: Rc::new(move |id| {
+                    if let Some(tracker) = tracker.upgrade() {
+                        tracker.leave(id, tracker.slots.is_some());
+                    }
+                }),
+            }
         })
     }
 
@@ -256,7 +268,7 @@ impl Tracker {
         T: 'static,
     {
         let handle = crate::hub::spawn_with(f, name.map(Cow::Borrowed), None);
-        self.track(&handle, self.slots.is_some());
+        self.track(&handle);
         handle
     }
 
@@ -267,19 +279,15 @@ impl Tracker {
         if handle.is_ready() || self.contains(handle.id()) {
             return false;
         }
-        self.track(handle, false);
+        self.track(handle);
         true
     }
 
-    fn track<T: 'static>(self: &Rc<Self>, handle: &JoinHandle<T>, holds_slot: bool) {
-        let id = handle.id();
-        self.members.borrow_mut().insert(id, handle.erased());
-        let tracker: Weak<Tracker> = Rc::downgrade(self);
-        handle.raw_link(move || {
-            if let Some(tracker) = tracker.upgrade() {
-                tracker.leave(id, holds_slot);
-            }
-        });
+    /// Makes `handle` a member, which leaves as it finishes (a pool's
+    /// giving its slot back).
+    fn track<T: 'static>(self: &Rc<Self>, handle: &JoinHandle<T>) {
+        self.members.borrow_mut().insert(handle.id(), handle.erased());
+        handle.raw_link_shared(&self.leave);
     }
 
     fn leave(&self, id: u64, holds_slot: bool) {
