@@ -170,6 +170,12 @@ mod tests {
 
     #[test]
     fn a_child_has_a_token_of_its_own_and_no_descriptor() {
+        // Stacks are stashed only where guard regions work; emulators such as
+        // qemu-user (which has threads of its own and ignores the advice
+        // this relies on) run without stashing, and this does not apply.
+        if !crate::stack::mmap::guard_regions() {
+            return;
+        }
         init().unwrap();
         let parent = token();
         assert_eq!(token(), parent, "a process keeps its token");
