@@ -352,11 +352,22 @@ fn a_server_sets_the_backlog_it_is_given_and_names_the_address_it_cannot_bind() 
         assert_eq!(rc, 0, "TCP_INFO: {}", io::Error::last_os_error());
         info.tcpi_sacked // a listener's backlog
     };
-    assert_eq!(backlog(), greenery::net::default_backlog());
+    // qemu-user does not translate a listener's TCP_INFO (it reads 0):
+    // there only the error text is checked.
+    let reported = backlog() != 0;
+    if reported {
+        assert_eq!(backlog(), greenery::net::default_backlog());
+    } else {
+        println!("TCP_INFO reports no backlog here (an emulator): the backlog checks are left out");
+    }
     let server = StreamServer::new(listener, echo_once).unwrap().with_backlog(100);
-    assert_eq!(backlog(), greenery::net::default_backlog(), "set as the server starts");
+    if reported {
+        assert_eq!(backlog(), greenery::net::default_backlog(), "set as the server starts");
+    }
     server.start().unwrap();
-    assert_eq!(backlog(), 100);
+    if reported {
+        assert_eq!(backlog(), 100);
+    }
     let addr = server.local_addrs()[0];
     assert_eq!(ask(addr, "still serving").unwrap(), "still serving");
 
