@@ -17,6 +17,18 @@
 //!    restores the default action and returns so the fault repeats and kills
 //!    the process as it would have without greenery.
 //!
+//! A SIGSEGV or SIGBUS sent by a process or thread (kill(2), raise(3),
+//! pthread_kill(3), sigqueue(3): `si_code` of 0 or less) is no fault of
+//! greenery's: it gets what it would have had without greenery (see
+//! [`pass_on`]): ignored if the earlier action was `SIG_IGN`, the default
+//! action (the process ends with a core) if it was `SIG_DFL`, the earlier
+//! handler otherwise. Such a signal does not recur when the handler returns,
+//! so the process may go on, with stacks stashed: greenery's handler stays
+//! installed. If the earlier handler changed the action (std's installs
+//! `SIG_DFL` when the address is no thread's guard page), that action is
+//! recorded as the earlier one, for the signals that follow, and greenery's
+//! handler is put back.
+//!
 //! The handler runs on an alternate signal stack (the faulting stack has no
 //! room left): [`prepare_thread`] makes sure the thread has one before its
 //! first coroutine stack exists. std gives its own threads one
@@ -32,7 +44,8 @@
 //!
 //! The handler takes no lock, allocates nothing, touches no thread-local
 //! (in a library loaded with `dlopen`, the first touch of one may allocate)
-//! and calls only write(2), sigaction(2), abort(3), and what the stash's
+//! and calls only write(2), sigaction(2), abort(3), getpid(2), tgkill(2),
+//! and what the stash's
 //! restore calls (rt_sigprocmask(2), mprotect(2), madvise(2), pwrite(2),
 //! gettid(2), unshare(2), open(2), read(2), close(2), sched_yield(2)); the
 //! registry is built to be read from a signal handler. A fault it passes on
@@ -50,60 +63,204 @@
 //! of its stack, which the coroutine writes before it first runs.
 
 use std::cell::OnceCell;
-use std::mem::{self, MaybeUninit};
+use std::mem;
 use std::ptr::{self, NonNull};
 use std::sync::Once;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering, fence};
 
 use super::error::Size;
 use super::raw_sys::SignalsBlocked;
 use super::registry::find_guard;
 use super::{Header, mmap, stash};
 
-/// The sigaction that was in place before greenery's, for SIGSEGV and SIGBUS.
-struct PreviousActions {
-    segv: MaybeUninit<libc::sigaction>,
-    bus: MaybeUninit<libc::sigaction>,
+/// What greenery needs of an action (`struct sigaction`): the handler (or
+/// `SIG_DFL`, `SIG_IGN`), its flags, and the kernel's 64-bit part of its mask.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Action {
+    handler: usize,
+    flags: libc::c_int,
+    mask: u64,
 }
 
-struct PreviousCell(std::cell::UnsafeCell<PreviousActions>);
+impl Action {
+    fn of(action: &libc::sigaction) -> Action {
+        Action {
+            handler: action.sa_sigaction,
+            flags: action.sa_flags,
+            // SAFETY: the signal set is an array of `unsigned long` (1024
+            // bits on Linux), so its first 64 bits (the kernel's set) may be
+            // read as an aligned `u64`.
+            mask: unsafe { (&raw const action.sa_mask).cast::<u64>().read() },
+        }
+    }
 
-// SAFETY: written once inside `INSTALL.call_once`, before the handler that
-// reads it is installed; read-only afterwards.
-unsafe impl Sync for PreviousCell {}
+    /// The action now in place for `signal`.
+    fn current(signal: libc::c_int) -> Action {
+        // SAFETY: with a null new action, sigaction(2) only writes the
+        // current one to `current` (async-signal-safe).
+        unsafe {
+            let mut current: libc::sigaction = mem::zeroed();
+            libc::sigaction(signal, ptr::null(), &mut current);
+            Action::of(&current)
+        }
+    }
 
-static PREVIOUS: PreviousCell = PreviousCell(std::cell::UnsafeCell::new(PreviousActions {
-    segv: MaybeUninit::zeroed(),
-    bus: MaybeUninit::zeroed(),
-}));
+    fn is_greenerys(&self) -> bool {
+        self.handler == handle_fault as *const () as usize
+    }
+}
+
+/// The action that was in place before greenery's for one signal: the
+/// action greenery's handler passes on what is not its own to.
+///
+/// Written before greenery's handler is installed, and again from the
+/// handler when a handler it passed a sent signal to changed the action (see
+/// [`pass_on`]), so it is a sequence lock of atomics, which a signal handler
+/// can read and write: no lock that a thread interrupted while holding it
+/// could wait for, no allocation.
+struct Previous {
+    /// Even when no write is under way; odd during one.
+    sequence: AtomicUsize,
+    handler: AtomicUsize,
+    flags: AtomicI32,
+    mask: AtomicU64,
+}
+
+impl Previous {
+    const fn new() -> Previous {
+        Previous {
+            sequence: AtomicUsize::new(0),
+            handler: AtomicUsize::new(libc::SIG_DFL),
+            flags: AtomicI32::new(0),
+            mask: AtomicU64::new(0),
+        }
+    }
+
+    fn load(&self) -> Action {
+        loop {
+            let before = self.sequence.load(Ordering::Acquire);
+            if before & 1 == 0 {
+                let action = Action {
+                    handler: self.handler.load(Ordering::Relaxed),
+                    flags: self.flags.load(Ordering::Relaxed),
+                    mask: self.mask.load(Ordering::Relaxed),
+                };
+                fence(Ordering::Acquire);
+                if self.sequence.load(Ordering::Relaxed) == before {
+                    return action;
+                }
+            }
+            // A writer on another thread is between its two increments; it
+            // runs with every signal blocked, so it is not this thread.
+            std::hint::spin_loop();
+        }
+    }
+
+    fn store(&self, action: Action) {
+        // Every signal blocked while the sequence is odd: a handler that ran
+        // on this thread in the middle and read the record would wait for
+        // this thread forever. (The kernel ignores SIGKILL and SIGSTOP in
+        // the set; nothing below can fault.)
+        let all = !0u64;
+        let mut old = 0u64;
+        // SAFETY: rt_sigprocmask reads and writes the two 8-byte sets we
+        // pass (the kernel's sigset_t is 64 bits here), for this thread.
+        unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_BLOCK, &all, &mut old, 8) };
+        let mut sequence = self.sequence.load(Ordering::Relaxed);
+        loop {
+            if sequence & 1 == 0 {
+                match self.sequence.compare_exchange_weak(
+                    sequence,
+                    sequence + 1,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => sequence = now,
+                }
+            } else {
+                std::hint::spin_loop();
+                sequence = self.sequence.load(Ordering::Relaxed);
+            }
+        }
+        fence(Ordering::Release);
+        self.handler.store(action.handler, Ordering::Relaxed);
+        self.flags.store(action.flags, Ordering::Relaxed);
+        self.mask.store(action.mask, Ordering::Relaxed);
+        self.sequence.store(sequence + 2, Ordering::Release);
+        // SAFETY: puts back this thread's mask, saved above.
+        unsafe {
+            libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &old, ptr::null_mut::<u64>(), 8)
+        };
+    }
+}
+
+/// The actions that were in place before greenery's, for SIGSEGV and SIGBUS.
+static PREVIOUS_SEGV: Previous = Previous::new();
+static PREVIOUS_BUS: Previous = Previous::new();
+
+fn previous_of(signal: libc::c_int) -> &'static Previous {
+    if signal == libc::SIGBUS { &PREVIOUS_BUS } else { &PREVIOUS_SEGV }
+}
+
+/// greenery's action for SIGSEGV and SIGBUS. (Async-signal-safe: the
+/// signal-set functions only set bits.)
+fn greenerys_action() -> libc::sigaction {
+    // SAFETY: a zeroed sigaction is a valid one (SIG_DFL, no flags, empty
+    // mask), which the lines below fill in. The signal set is an array of
+    // `unsigned long` (1024 bits on Linux), so its first 64 bits may be
+    // written as an aligned `u64`.
+    unsafe {
+        let mut action: libc::sigaction = mem::zeroed();
+        action.sa_sigaction = handle_fault as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        // Asynchronous signals wait while the handler runs: it may wait
+        // for another thread's stash or restore to end, and a signal
+        // handler that touched the same stack meanwhile would fault
+        // with SIGSEGV blocked, which kills the process.
+        libc::sigfillset(&mut action.sa_mask);
+        for synchronous in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP] {
+            libc::sigdelset(&mut action.sa_mask, synchronous);
+        }
+        // glibc's `sigfillset` leaves out its own signals (32, the
+        // cancellation signal, and 33): an asynchronous cancellation in
+        // the middle of a restore would unwind out of the handler. The
+        // kernel reads the first 64 bits of the set.
+        *(&mut action.sa_mask as *mut libc::sigset_t).cast::<u64>() |= 1 << 31 | 1 << 32;
+        action
+    }
+}
+
+/// Installs greenery's handler for `signal` over `current`, the action in
+/// place, which the caller has recorded in [`previous_of`]: records it before the
+/// handler that reads it can run. If another thread changed the action
+/// between the caller's read and this install, the action replaced is the
+/// one recorded instead.
+fn take_over(signal: libc::c_int, current: Action) {
+    let action = greenerys_action();
+    // SAFETY: installs a valid action; the old one is written to `replaced`
+    // (async-signal-safe).
+    let replaced = unsafe {
+        let mut replaced: libc::sigaction = mem::zeroed();
+        libc::sigaction(signal, &action, &mut replaced);
+        Action::of(&replaced)
+    };
+    if replaced != current && !replaced.is_greenerys() {
+        previous_of(signal).store(replaced);
+    }
+}
 
 static INSTALL: Once = Once::new();
 
 fn install_handler() {
     INSTALL.call_once(|| {
-        // SAFETY: `PREVIOUS` is written only here, inside `call_once`, and
-        // the handler that reads it is installed by the calls below. The
-        // signal set is an array of `unsigned long` (1024 bits on Linux), so
-        // its first 64 bits may be written as an aligned `u64`.
-        unsafe {
-            let previous = &mut *PREVIOUS.0.get();
-            let mut action: libc::sigaction = mem::zeroed();
-            action.sa_sigaction = handle_fault as *const () as usize;
-            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            // Asynchronous signals wait while the handler runs: it may wait
-            // for another thread's stash or restore to end, and a signal
-            // handler that touched the same stack meanwhile would fault
-            // with SIGSEGV blocked, which kills the process.
-            libc::sigfillset(&mut action.sa_mask);
-            for synchronous in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP] {
-                libc::sigdelset(&mut action.sa_mask, synchronous);
-            }
-            // glibc's `sigfillset` leaves out its own signals (32, the
-            // cancellation signal, and 33): an asynchronous cancellation in
-            // the middle of a restore would unwind out of the handler. The
-            // kernel reads the first 64 bits of the set.
-            *(&mut action.sa_mask as *mut libc::sigset_t).cast::<u64>() |= 1 << 31 | 1 << 32;
-            libc::sigaction(libc::SIGSEGV, &action, previous.segv.as_mut_ptr());
-            libc::sigaction(libc::SIGBUS, &action, previous.bus.as_mut_ptr());
+        for signal in [libc::SIGSEGV, libc::SIGBUS] {
+            // Recorded before greenery's handler, which reads it, is
+            // installed (sigaction(2) copies the old action out only after
+            // it has installed the new one).
+            let current = Action::current(signal);
+            previous_of(signal).store(current);
+            take_over(signal, current);
         }
     });
 }
@@ -243,8 +400,8 @@ extern "C" fn handle_fault(signal: libc::c_int, info: *mut libc::siginfo_t, ctx:
             return; // the access is made again, on the restored stack
         }
     }
-    // SAFETY: `PREVIOUS` was written before this handler was installed.
-    unsafe { pass_on(signal, info, ctx) }
+    // SAFETY: the kernel's arguments.
+    unsafe { pass_on(signal, info, ctx, code <= 0) }
 }
 
 /// The calling thread's `errno`, put back when dropped.
@@ -294,57 +451,86 @@ unsafe fn report_overflow(guard_lo: usize, top: usize) -> ! {
     }
 }
 
-/// Hands a fault that is not a coroutine overflow to whoever handled it
-/// before greenery.
+/// Hands a fault that is not a coroutine overflow, or a signal sent with
+/// kill(2), tgkill(2) or sigqueue(3) (`sent`), to whoever handled it before
+/// greenery, as the kernel would have without greenery's handler:
+///
+/// - a fault the kernel raised, with `SIG_DFL` or `SIG_IGN` before: the
+///   default action is restored and the handler returns, so the faulting
+///   instruction runs again and the kernel applies that action (a fault
+///   cannot be ignored);
+/// - a sent signal, with `SIG_IGN` before: nothing (it is ignored);
+/// - a sent signal, with `SIG_DFL` before: the default action, to terminate
+///   with a core: the signal is sent again to this thread, with `SIG_DFL`
+///   installed, and unblocked;
+/// - a handler before: it is called with the mask the kernel would have given
+///   it. For a sent signal, if it changed the action (std's handler installs
+///   `SIG_DFL` for anything that is not a thread's guard page), the new action
+///   becomes the one recorded as previous and greenery's handler goes back in
+///   place: a sent signal does not recur, so the process goes on, and stashed
+///   stacks need the handler. (A fault the kernel raised recurs when the
+///   handler returns: an action the handler installed then applies, which
+///   is how std's reports a thread's overflow and ends the process.)
 ///
 /// # Safety
 ///
 /// Must be called from the signal handler with the kernel's arguments.
-unsafe fn pass_on(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: written once before our handler was installed.
-    let previous = unsafe { &*PREVIOUS.0.get() };
-    let previous = if signal == libc::SIGBUS { &previous.bus } else { &previous.segv };
-    // SAFETY: initialised by the sigaction call in `install_handler`.
-    let previous = unsafe { previous.assume_init_ref() };
-    let handler = previous.sa_sigaction;
-    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
-        // Restore the default action and return: the faulting instruction
-        // runs again and the kernel applies that action.
-        // SAFETY: installing SIG_DFL is always valid.
+unsafe fn pass_on(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, sent: bool) {
+    let previous = previous_of(signal).load();
+    if previous.handler == libc::SIG_IGN && sent {
+        return;
+    }
+    if previous.handler == libc::SIG_DFL || previous.handler == libc::SIG_IGN {
+        // SAFETY: installing SIG_DFL is always valid; sigaction(2),
+        // getpid(2), gettid(2), tgkill(2) and rt_sigprocmask(2) are
+        // async-signal-safe.
         unsafe {
             let mut default: libc::sigaction = mem::zeroed();
             default.sa_sigaction = libc::SIG_DFL;
             libc::sigaction(signal, &default, ptr::null_mut());
+            if sent {
+                // The signal is blocked while its handler runs (unless a
+                // handler chained in front of greenery's asked otherwise):
+                // it waits until it is unblocked, then ends the process.
+                let tid = libc::syscall(libc::SYS_gettid);
+                libc::syscall(libc::SYS_tgkill, libc::getpid() as libc::c_long, tid, signal as libc::c_long);
+                let set = 1u64 << (signal - 1);
+                libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_UNBLOCK, &set, ptr::null_mut::<u64>(), 8);
+            }
         }
-    } else {
-        // The previous handler runs with the mask the kernel would have
-        // given it had it been called directly: the interrupted code's,
-        // plus its own `sa_mask`, plus the signal unless it asked for
-        // `SA_NODEFER`. Not with every asynchronous signal blocked, as this
-        // handler runs: nothing of greenery's is under way on this thread
-        // any more (no stash, no restore), and a handler that leaves by a
-        // `longjmp` (which keeps the mask) would otherwise leave them
-        // blocked.
-        // SAFETY: `ctx` is the kernel's `ucontext_t`, whose signal mask
-        // (the interrupted code's) begins with the kernel's 64-bit set, as
-        // does the previous action's `sa_mask` (an array of `unsigned
-        // long`, so aligned for a `u64`).
-        let mut mask = unsafe {
-            (&raw const (*ctx.cast::<libc::ucontext_t>()).uc_sigmask).cast::<u64>().read()
-                | (&raw const previous.sa_mask).cast::<u64>().read()
-        };
-        if previous.sa_flags & libc::SA_NODEFER == 0 {
-            mask |= 1 << (signal - 1);
+        // Otherwise (a fault) the faulting instruction runs again and the
+        // kernel applies the default action.
+        return;
+    }
+    // The previous handler runs with the mask the kernel would have
+    // given it had it been called directly: the interrupted code's,
+    // plus its own `sa_mask`, plus the signal unless it asked for
+    // `SA_NODEFER`. Not with every asynchronous signal blocked, as this
+    // handler runs: nothing of greenery's is under way on this thread
+    // any more (no stash, no restore), and a handler that leaves by a
+    // `longjmp` (which keeps the mask) would otherwise leave them
+    // blocked.
+    // SAFETY: `ctx` is the kernel's `ucontext_t`, whose signal mask
+    // (the interrupted code's) begins with the kernel's 64-bit set.
+    let mut mask = unsafe { (&raw const (*ctx.cast::<libc::ucontext_t>()).uc_sigmask).cast::<u64>().read() }
+        | previous.mask;
+    if previous.flags & libc::SA_NODEFER == 0 {
+        mask |= 1 << (signal - 1);
+    }
+    // SAFETY: rt_sigprocmask reads the 8-byte set we pass, for this
+    // thread. (The handler's own guard puts the mask it saved back
+    // when the handler returns; sigreturn then restores the
+    // interrupted code's.)
+    unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &mask, ptr::null_mut::<u64>(), 8) };
+    let before = if sent { Some(Action::current(signal)) } else { None };
+    // SAFETY: `previous` is a handler, the arguments the kernel's.
+    unsafe { call_previous(previous, signal, info, ctx) };
+    if let Some(before) = before {
+        let after = Action::current(signal);
+        if after != before && !after.is_greenerys() {
+            previous_of(signal).store(after);
+            take_over(signal, after);
         }
-        // SAFETY: rt_sigprocmask reads the 8-byte set we pass, for this
-        // thread. (The handler's own guard puts the mask it saved back
-        // when the handler returns; sigreturn then restores the
-        // interrupted code's.)
-        unsafe {
-            libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &mask, ptr::null_mut::<u64>(), 8)
-        };
-        // SAFETY: as above.
-        unsafe { call_previous(previous, signal, info, ctx) }
     }
 }
 
@@ -355,13 +541,13 @@ unsafe fn pass_on(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut lib
 /// `previous` is a handler (not `SIG_DFL` or `SIG_IGN`); the arguments are
 /// the kernel's.
 unsafe fn call_previous(
-    previous: &libc::sigaction,
+    previous: Action,
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
     ctx: *mut libc::c_void,
 ) {
-    let handler = previous.sa_sigaction;
-    if previous.sa_flags & libc::SA_SIGINFO != 0 {
+    let handler = previous.handler;
+    if previous.flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was installed with SA_SIGINFO, so it
         // has this signature.
         let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
