@@ -29,19 +29,21 @@ const BLOCK: Duration = Duration::from_secs(1);
 /// `std::thread::sleep` park the green thread) do not see.
 #[inline(never)]
 fn sleep_blocking(duration: Duration) {
-    let time = libc::timespec {
-        tv_sec: duration.as_secs() as libc::time_t,
-        tv_nsec: duration.subsec_nanos().into(),
-    };
-    // SAFETY: nanosleep reads a live timespec; no remainder is asked for (an
-    // interrupted sleep ends early, which these tests tolerate).
-    unsafe {
-        libc::syscall(
-            libc::SYS_nanosleep,
-            &time as *const libc::timespec,
-            std::ptr::null_mut::<libc::timespec>(),
-        )
-    };
+    // The monitor's signal (it takes a backtrace) interrupts the sleep:
+    // sleep again for what is left, so that the hub stays blocked.
+    let end = Instant::now() + duration;
+    while let Some(left) = end.checked_duration_since(Instant::now()).filter(|left| !left.is_zero()) {
+        let time =
+            libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos().into() };
+        // SAFETY: nanosleep reads a live timespec; no remainder is asked for.
+        unsafe {
+            libc::syscall(
+                libc::SYS_nanosleep,
+                &time as *const libc::timespec,
+                std::ptr::null_mut::<libc::timespec>(),
+            )
+        };
+    }
 }
 
 /// What a test's error handler kept of a monitor report.
